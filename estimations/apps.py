@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EstimationsConfig(AppConfig):
+    name = "estimations"
+    verbose_name = "Estimations resource"

@@ -1,0 +1,78 @@
+"""The stored document and what the API shows of it.
+
+Stored: ``_id`` (ObjectId), the input fields, ``estimated_sales``, ``model_version``, ``_created``
+and ``_updated`` (BSON dates, millisecond precision as MongoDB keeps them) and ``_etag``.
+Shown: the same with ``_id`` as a string, dates as RFC 1123 strings (Eve's DATE_FORMAT) and
+Eve's ``_links``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+RESOURCE = "estimations"
+ITEM_TITLE = "estimations"  # the tutorial's item_title
+CONTENT_FIELDS = ("bestseller_rank", "category", "estimated_sales", "model_version")
+META_FIELDS = ("_id", "_created", "_updated", "_etag")
+
+
+def utc_now() -> datetime:
+    """Now, truncated to the millisecond MongoDB stores, so a read-back equals what was written."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def http_date(moment: datetime) -> str:
+    """RFC 1123, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'."""
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
+
+
+def compute_etag(document: dict[str, Any]) -> str:
+    """A hash of the document's content and its update time (as Eve hashes the stored document)."""
+    content = {field: document.get(field) for field in CONTENT_FIELDS}
+    content["_updated"] = document["_updated"].isoformat()
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(payload.encode(), usedforsecurity=False).hexdigest()
+
+
+def stamp(fields: dict[str, Any], *, new: bool = True) -> dict[str, Any]:
+    """The fields with a fresh ``_updated`` and ``_etag``, and ``_created`` if ``new``."""
+    now = utc_now()
+    document = {**fields, "_updated": now}
+    if new:
+        document["_created"] = now
+    document["_etag"] = compute_etag(document)
+    return document
+
+
+def item_href(object_id: Any) -> str:
+    return f"{RESOURCE}/{object_id}"
+
+
+def self_link(object_id: Any) -> dict[str, str]:
+    return {"title": ITEM_TITLE, "href": item_href(object_id)}
+
+
+def item_links(object_id: Any) -> dict[str, dict[str, str]]:
+    return {
+        "self": self_link(object_id),
+        "parent": {"title": "home", "href": "/"},
+        "collection": {"title": RESOURCE, "href": RESOURCE},
+    }
+
+
+def to_resource(document: dict[str, Any], *, links: str = "self") -> dict[str, Any]:
+    """What the API shows. ``links``: 'self' (in lists and write answers) or 'item' (GET one)."""
+    shown: dict[str, Any] = {"_id": str(document["_id"])}
+    for field in CONTENT_FIELDS:
+        if field in document:
+            shown[field] = document[field]
+    shown["_created"] = http_date(document["_created"])
+    shown["_updated"] = http_date(document["_updated"])
+    shown["_etag"] = document["_etag"]
+    shown["_links"] = item_links(document["_id"]) if links == "item" else {"self": self_link(document["_id"])}
+    return shown

@@ -1,0 +1,167 @@
+"""HTTP errors and the one error envelope every error answers in.
+
+Eve's envelope: ``{"_status": "ERR", "_error": {"code": 422, "message": "..."}, "_issues": {...}}``.
+``_issues`` (per field) and ``_items`` (per bulk item) appear where they apply. Every exception the
+API can raise is mapped here, so no client input ends in Django's HTML 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import JsonResponse
+from pymongo import errors as mongo_errors
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+# User-facing messages; tests import them rather than repeat the text.
+MSG_NOT_FOUND = "The requested URL was not found on the server."
+MSG_VALIDATION = "Insertion failure: {count} document(s) contain(s) error(s)"
+MSG_VALIDATION_UPDATE = "Update failure: the document contains error(s)"
+MSG_IF_MATCH_REQUIRED = (
+    "To edit a document its etag must be provided using the If-Match header "
+    "(GET the document first and send its ETag)."
+)
+MSG_IF_MATCH_STALE = (
+    "Client and server etags don't match: the document has changed since you read it. "
+    "GET it again and retry with the new ETag."
+)
+MSG_DATABASE_UNAVAILABLE = (
+    "The database is unreachable right now. The request was not carried out; retry in a few seconds."
+)
+MSG_QUERY_REFUSED = (
+    "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
+)
+MSG_DATABASE_REFUSED = (
+    "The database could not carry out the request right now; nothing was changed. Retry shortly."
+)
+MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
+MSG_BULK_TOO_LARGE = "A bulk insert takes at most {limit} documents; this request had {count}."
+MSG_SERVER_ERROR = "The server hit an unexpected error. It has been logged; please retry later."
+
+
+class PreconditionRequired(exceptions.APIException):
+    status_code = 428
+    default_detail = MSG_IF_MATCH_REQUIRED
+    default_code = "precondition_required"
+
+
+class PreconditionFailed(exceptions.APIException):
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = MSG_IF_MATCH_STALE
+    default_code = "precondition_failed"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class BadQuery(exceptions.APIException):
+    """A malformed or disallowed query parameter (where, sort, projection, page...)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_query"
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(f"Bad '{param}' parameter: {message}")
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = MSG_DATABASE_UNAVAILABLE
+    default_code = "service_unavailable"
+
+
+class ValidationFailed(exceptions.APIException):
+    """422 with Eve's ``_issues`` (one document) or ``_items`` (bulk)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "validation_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        issues: dict[str, str] | None = None,
+        items: list[dict[str, Any]] | None = None,
+    ):
+        super().__init__(message)
+        self.issues = issues
+        self.items = items
+
+
+def envelope(code: int, message: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"_status": "ERR", "_error": {"code": code, "message": message}}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return body
+
+
+def _message(exc: exceptions.APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, list | dict):
+        return str(exc.default_detail)
+    return str(detail)
+
+
+_DATABASE_DOWN = (
+    mongo_errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelectionTimeout
+    mongo_errors.ExecutionTimeout,
+    mongo_errors.WTimeoutError,
+)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error becomes Eve's envelope."""
+    if isinstance(exc, _DATABASE_DOWN):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        exc = ServiceUnavailable()
+    elif isinstance(exc, mongo_errors.OperationFailure):
+        # A refused read query is turned into a 400 where it runs (estimations.store); anything
+        # else the database refuses (write concern not met, a node stepping down) is transient.
+        logger.warning("database refused an operation: code=%s", exc.code)
+        exc = ServiceUnavailable(MSG_DATABASE_REFUSED)
+
+    # Imported here: rest_framework.views loads the parser classes, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled error", exc_info=exc)
+        return Response(envelope(500, MSG_SERVER_ERROR), status=500)
+
+    assert isinstance(exc, exceptions.APIException)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationFailed):
+        extra = {"_issues": exc.issues, "_items": exc.items}
+    elif isinstance(exc, exceptions.ValidationError):
+        extra = {"_issues": _flatten_issues(exc.detail)}
+    response.data = envelope(response.status_code, _message(exc), **extra)
+    return response
+
+
+def _flatten_issues(detail: Any) -> dict[str, str] | None:
+    if isinstance(detail, dict):
+        return {key: " ".join(map(str, v)) if isinstance(v, list) else str(v) for key, v in detail.items()}
+    return None
+
+
+def json_error(code: int, message: str) -> JsonResponse:
+    return JsonResponse(envelope(code, message), status=code)
+
+
+def handler404(request, exception=None):  # noqa: ARG001 - Django's handler signature
+    return json_error(404, MSG_NOT_FOUND)
+
+
+def handler400(request, exception=None):  # noqa: ARG001
+    return json_error(400, "Bad request.")
+
+
+def handler500(request):  # noqa: ARG001
+    return json_error(500, MSG_SERVER_ERROR)

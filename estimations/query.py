@@ -1,0 +1,307 @@
+"""Parsing of the collection's query parameters: where, sort, projection, max_results, page.
+
+Eve passes ``where`` to MongoDB almost as given. Here it is rebuilt from an allow-list: only
+comparison, set and logical operators on known fields, values of each field's type, bounded in
+depth and size. ``$where``, ``$function``, ``$expr``, ``$accumulator``, ``$regex`` and every other
+operator answer 400, so no client can make the database run code or scan without bound.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+from .errors import BadQuery
+
+MAX_PARAM_LENGTH = 4096
+MAX_DEPTH = 6
+MAX_NODES = 200
+MAX_IN_VALUES = 500
+MAX_LOGICAL_CLAUSES = 50
+MAX_SORT_KEYS = 3
+
+COMPARISON_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
+SET_OPERATORS = frozenset({"$in", "$nin"})
+LOGICAL_OPERATORS = frozenset({"$and", "$or", "$nor"})
+FIELD_OPERATORS = COMPARISON_OPERATORS | SET_OPERATORS | {"$exists", "$not"}
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("takes a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("takes a finite number")
+    return value
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("takes a string")
+    if len(value) > 256:
+        raise ValueError("takes a string of at most 256 characters")
+    return value
+
+
+def _object_id(value: Any) -> ObjectId:
+    if isinstance(value, str):
+        try:
+            return ObjectId(value)
+        except InvalidId:
+            pass
+    raise ValueError("takes a 24-hex-digit id")
+
+
+def _datetime(value: Any) -> datetime:
+    """RFC 1123 (as the API shows dates, Eve's format) or ISO 8601."""
+    if isinstance(value, str):
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+        if parsed is not None:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    raise ValueError("takes a date such as 'Thu, 25 Jun 2020 06:42:02 GMT'")
+
+
+# Filterable fields and how a value for each is checked and converted.
+FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
+    "bestseller_rank": _number,
+    "estimated_sales": _number,
+    "category": _string,
+    "model_version": _string,
+    "_id": _object_id,
+    "_created": _datetime,
+    "_updated": _datetime,
+}
+SORTABLE_FIELDS = tuple(FIELD_TYPES)
+PROJECTABLE_FIELDS = ("bestseller_rank", "category", "estimated_sales", "model_version")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filter: dict[str, Any]
+    sort: list[tuple[str, int]]
+    projection: dict[str, int] | None
+    page: int
+    max_results: int
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.max_results
+
+
+def parse_list_query(params: Any, *, default_max: int, limit: int) -> ListQuery:
+    return ListQuery(
+        filter=parse_where(params.get("where")),
+        sort=parse_sort(params.get("sort")),
+        projection=parse_projection(params.get("projection")),
+        page=_positive_int(params.get("page"), "page", default=1),
+        max_results=min(_positive_int(params.get("max_results"), "max_results", default=default_max), limit),
+    )
+
+
+def _positive_int(raw: str | None, param: str, *, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+        raise BadQuery(param, "must be a whole number of at least 1.")
+    return int(raw)
+
+
+def _load_json(raw: str, param: str, example: str) -> Any:
+    if len(raw) > MAX_PARAM_LENGTH:
+        raise BadQuery(param, f"is longer than {MAX_PARAM_LENGTH} characters.")
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise BadQuery(param, "is nested too deeply.") from exc
+    except ValueError as exc:
+        raise BadQuery(param, f"must be a JSON object, e.g. {example} ({exc}).") from exc
+
+
+# --- where ----------------------------------------------------------------------------------
+
+
+def parse_where(raw: str | None) -> dict[str, Any]:
+    if raw is None or raw.strip() == "":
+        return {}
+    document = _load_json(raw, "where", '{"category": "books"}')
+    if not isinstance(document, dict):
+        raise BadQuery("where", 'must be a JSON object, e.g. {"category": "books"}.')
+    budget = [MAX_NODES]
+    try:
+        return _filter(document, depth=0, budget=budget)
+    except ValueError as exc:
+        raise BadQuery("where", str(exc)) from exc
+
+
+def _spend(budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ValueError(f"has more than {MAX_NODES} conditions.")
+
+
+def _filter(document: dict[str, Any], *, depth: int, budget: list[int]) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"is nested more than {MAX_DEPTH} levels deep.")
+    result: dict[str, Any] = {}
+    for key, value in document.items():
+        _spend(budget)
+        if key in LOGICAL_OPERATORS:
+            if not isinstance(value, list) or not 1 <= len(value) <= MAX_LOGICAL_CLAUSES:
+                raise ValueError(f"{key} takes a list of 1 to {MAX_LOGICAL_CLAUSES} conditions.")
+            clauses = []
+            for clause in value:
+                if not isinstance(clause, dict):
+                    raise ValueError(f"each condition in {key} must be an object.")
+                clauses.append(_filter(clause, depth=depth + 1, budget=budget))
+            result[key] = clauses
+        elif key.startswith("$"):
+            raise ValueError(_operator_refused(key))
+        elif key in FIELD_TYPES:
+            result[key] = _condition(key, value, depth=depth + 1, budget=budget)
+        else:
+            raise ValueError(f"unknown field '{key[:64]}'; filterable fields are {', '.join(FIELD_TYPES)}.")
+    return result
+
+
+def _operator_refused(operator: str) -> str:
+    allowed = sorted(LOGICAL_OPERATORS | FIELD_OPERATORS)
+    return f"operator '{operator[:32]}' is not allowed; allowed operators are {', '.join(allowed)}."
+
+
+def _condition(field: str, value: Any, *, depth: int, budget: list[int]) -> Any:
+    convert = FIELD_TYPES[field]
+    if not isinstance(value, dict):
+        return _typed(field, convert, value)
+    if depth > MAX_DEPTH:
+        raise ValueError(f"is nested more than {MAX_DEPTH} levels deep.")
+    if not value:
+        raise ValueError(f"the condition on '{field}' is empty.")
+    condition: dict[str, Any] = {}
+    for operator, operand in value.items():
+        _spend(budget)
+        if operator in COMPARISON_OPERATORS:
+            condition[operator] = _typed(field, convert, operand)
+        elif operator in SET_OPERATORS:
+            if not isinstance(operand, list) or len(operand) > MAX_IN_VALUES:
+                raise ValueError(f"{operator} on '{field}' takes a list of at most {MAX_IN_VALUES} values.")
+            condition[operator] = [_typed(field, convert, item) for item in operand]
+        elif operator == "$exists":
+            if not isinstance(operand, bool):
+                raise ValueError(f"$exists on '{field}' takes true or false.")
+            condition[operator] = operand
+        elif operator == "$not":
+            if not isinstance(operand, dict):
+                raise ValueError(f"$not on '{field}' takes an operator object, e.g. {{\"$gt\": 5}}.")
+            condition[operator] = _condition(field, operand, depth=depth + 1, budget=budget)
+        else:
+            raise ValueError(_operator_refused(operator) if operator.startswith("$") else
+                             f"the condition on '{field}' must use operators such as $gt, not '{operator[:32]}'.")
+    return condition
+
+
+def _typed(field: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    if isinstance(value, dict | list):
+        raise ValueError(f"'{field}' cannot be compared with an object or a list here.")
+    try:
+        return convert(value)
+    except ValueError as exc:
+        raise ValueError(f"'{field}' {exc}.") from exc
+
+
+# --- sort -----------------------------------------------------------------------------------
+
+
+def parse_sort(raw: str | None) -> list[tuple[str, int]]:
+    """Eve's ``[("field", -1)]`` form, or ``-field,other``. A tiebreaker on _id keeps pages stable."""
+    if raw is None or raw.strip() == "":
+        return [("_id", 1)]
+    if len(raw) > 512:
+        raise BadQuery("sort", "is too long.")
+    keys = _sort_literal(raw) if raw.lstrip().startswith("[") else _sort_fields(raw)
+    if not 1 <= len(keys) <= MAX_SORT_KEYS:
+        raise BadQuery("sort", f"takes 1 to {MAX_SORT_KEYS} fields.")
+    seen: set[str] = set()
+    for field, direction in keys:
+        if field not in SORTABLE_FIELDS:
+            raise BadQuery("sort", f"cannot sort on '{field[:64]}'; sortable fields are {', '.join(SORTABLE_FIELDS)}.")
+        if field in seen:
+            raise BadQuery("sort", f"names '{field}' twice.")
+        seen.add(field)
+    if "_id" not in seen:
+        keys.append(("_id", keys[0][1]))
+    return keys
+
+
+def _sort_literal(raw: str) -> list[tuple[str, int]]:
+    example = 'e.g. [("bestseller_rank", -1)]'
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
+        raise BadQuery("sort", f"is not a list of (field, direction) pairs, {example}.") from exc
+    if not isinstance(value, list):
+        raise BadQuery("sort", f"must be a list of (field, direction) pairs, {example}.")
+    keys = []
+    for pair in value:
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not isinstance(pair[0], str)
+            or isinstance(pair[1], bool)
+            or pair[1] not in (1, -1)
+        ):
+            raise BadQuery("sort", f"each entry must be a (field, 1 or -1) pair, {example}.")
+        keys.append((pair[0], int(pair[1])))
+    return keys
+
+
+def _sort_fields(raw: str) -> list[tuple[str, int]]:
+    keys = []
+    for part in raw.split(","):
+        part = part.strip()
+        direction = -1 if part.startswith("-") else 1
+        field = part.lstrip("-")
+        if not field:
+            raise BadQuery("sort", "has an empty field name, e.g. sort=-bestseller_rank,category.")
+        keys.append((field, direction))
+    return keys
+
+
+# --- projection -----------------------------------------------------------------------------
+
+
+def parse_projection(raw: str | None) -> dict[str, int] | None:
+    """``{"field": 1}`` keeps only the named fields, ``{"field": 0}`` drops them. Meta fields stay."""
+    if raw is None or raw.strip() == "":
+        return None
+    document = _load_json(raw, "projection", '{"estimated_sales": 1}')
+    if not isinstance(document, dict) or not document:
+        raise BadQuery("projection", 'must be a non-empty JSON object, e.g. {"estimated_sales": 1}.')
+    projection: dict[str, int] = {}
+    for field, flag in document.items():
+        if field not in PROJECTABLE_FIELDS:
+            raise BadQuery(
+                "projection",
+                f"cannot project '{str(field)[:64]}'; fields are {', '.join(PROJECTABLE_FIELDS)}.",
+            )
+        if isinstance(flag, bool):
+            flag = int(flag)
+        if flag not in (0, 1) or not isinstance(flag, int):
+            raise BadQuery("projection", f"'{field}' takes 1 (include) or 0 (exclude).")
+        projection[field] = flag
+    if len(set(projection.values())) > 1:
+        raise BadQuery("projection", "cannot mix inclusion (1) and exclusion (0).")
+    return projection

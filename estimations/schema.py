@@ -1,0 +1,153 @@
+"""OpenAPI descriptions of the estimations endpoints (drf-spectacular), kept out of the views."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+
+from .serializers import (
+    BulkCreatedSerializer,
+    ErrorSerializer,
+    EstimationInputSerializer,
+    EstimationPageSerializer,
+    EstimationSerializer,
+    EstimationWrittenSerializer,
+    HomeSerializer,
+)
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+ERR_400 = _error("Malformed request: bad JSON, or a bad where/sort/projection/page parameter.")
+ERR_404 = _error("No estimation with this id.")
+ERR_413 = _error("The body, or the bulk list, is larger than the service accepts.")
+ERR_415 = _error("Unsupported Content-Type: send application/json.")
+ERR_422 = _error("The estimation is invalid: see _issues (or _items for a bulk insert).")
+ERR_412 = _error("If-Match does not match the current etag: the estimation changed since it was read.")
+ERR_428 = _error("If-Match is missing: send the estimation's current etag.")
+ERR_503 = _error("The database is unreachable; nothing was changed. Retry shortly.")
+ERR_406 = _error("No representation matches the Accept header.")
+ERR_405 = _error("The URL does not take this method; see the Allow header.")
+
+COMMON = {405: ERR_405, 406: ERR_406, 503: ERR_503}
+
+ETAG_HEADER = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The estimation's current etag (from GET's ETag header or _etag), or *.",
+)
+ITEM_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The estimation's _id (24 hex digits)."
+)
+
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "where",
+        OpenApiTypes.STR,
+        description='A MongoDB-style JSON filter, e.g. {"category": "books", "bestseller_rank": {"$lte": 1000}}. '
+        "Operators: $eq $ne $gt $gte $lt $lte $in $nin $exists $not $and $or $nor. Fields: "
+        "bestseller_rank, estimated_sales, category, model_version, _id, _created, _updated.",
+    ),
+    OpenApiParameter(
+        "sort",
+        OpenApiTypes.STR,
+        description='Eve\'s form [("bestseller_rank", -1)] or -bestseller_rank,category. Default: _id.',
+    ),
+    OpenApiParameter(
+        "projection",
+        OpenApiTypes.STR,
+        description='JSON: {"estimated_sales": 1} keeps only these fields, {"category": 0} drops them.',
+    ),
+    OpenApiParameter("max_results", OpenApiTypes.INT, description="Items per page (default 25, capped)."),
+    OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
+]
+
+CREATE_REQUEST = PolymorphicProxySerializer(
+    component_name="EstimationCreateRequest",
+    serializers=[EstimationInputSerializer, EstimationInputSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+CREATE_RESPONSE = PolymorphicProxySerializer(
+    component_name="EstimationCreateResponse",
+    serializers=[EstimationWrittenSerializer, BulkCreatedSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
+
+home_schema = extend_schema(
+    summary="The API's resources",
+    responses={200: HomeSerializer, **COMMON},
+)
+
+list_schema = extend_schema(
+    summary="List estimations (filter, sort, project, paginate)",
+    parameters=LIST_PARAMETERS,
+    responses={200: EstimationPageSerializer, 400: ERR_400, **COMMON},
+)
+
+create_schema = extend_schema(
+    summary="Estimate and store one estimation, or a list of them (bulk insert)",
+    request=CREATE_REQUEST,
+    responses={
+        201: CREATE_RESPONSE,
+        400: ERR_400,
+        413: ERR_413,
+        415: ERR_415,
+        422: ERR_422,
+        **COMMON,
+    },
+    examples=[
+        OpenApiExample("One estimation", value={"bestseller_rank": 70, "category": "books"}, request_only=True),
+        OpenApiExample(
+            "Bulk insert",
+            value=[{"bestseller_rank": 70, "category": "books"}, {"bestseller_rank": 1500}],
+            request_only=True,
+        ),
+    ],
+)
+
+retrieve_schema = extend_schema(
+    summary="One estimation",
+    parameters=[
+        ITEM_ID,
+        OpenApiParameter("If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, description="304 if it matches."),
+        OpenApiParameter(
+            "If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER, description="304 if unchanged since."
+        ),
+    ],
+    responses={200: EstimationSerializer, 304: OpenApiResponse(description="Not modified."), 404: ERR_404, **COMMON},
+)
+
+_WRITE_ERRORS = {400: ERR_400, 404: ERR_404, 412: ERR_412, 413: ERR_413, 415: ERR_415, 422: ERR_422, 428: ERR_428}
+
+update_schema = extend_schema(
+    summary="Replace an estimation's input; the estimate is made again",
+    parameters=[ITEM_ID, ETAG_HEADER],
+    request=EstimationInputSerializer,
+    responses={200: EstimationWrittenSerializer, **_WRITE_ERRORS, **COMMON},
+)
+
+partial_update_schema = extend_schema(
+    summary="Change some of an estimation's input; the estimate is made again",
+    parameters=[ITEM_ID, ETAG_HEADER],
+    request=EstimationInputSerializer(partial=True),
+    responses={200: EstimationWrittenSerializer, **_WRITE_ERRORS, **COMMON},
+)
+
+destroy_schema = extend_schema(
+    summary="Delete an estimation",
+    parameters=[ITEM_ID, ETAG_HEADER],
+    request=None,
+    responses={204: OpenApiResponse(description="Deleted."), 404: ERR_404, 412: ERR_412, 428: ERR_428, **COMMON},
+)

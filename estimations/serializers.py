@@ -1,0 +1,115 @@
+"""Serializers that describe the resource for OpenAPI and give the browsable API its form.
+
+Input is validated by ``estimations.validation`` (fast enough for 10,000-item bulk inserts); these
+classes state the same schema for clients, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ml.serving import get_estimator
+
+from . import validation
+
+
+class EstimationInputSerializer(serializers.Serializer):
+    bestseller_rank = serializers.IntegerField(
+        min_value=validation.MIN_RANK,
+        max_value=validation.MAX_RANK,
+        help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
+    )
+    category = serializers.ChoiceField(
+        choices=[],
+        required=False,
+        help_text="The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, "
+        "stored so the answer shows what was assumed.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The categories are the current model's, so the form and the schema list what it knows.
+        self.fields["category"].choices = list(get_estimator().categories)
+
+
+class LinkSerializer(serializers.Serializer):
+    title = serializers.CharField()
+    href = serializers.CharField()
+
+
+class ItemLinksSerializer(serializers.Serializer):
+    self = LinkSerializer()
+    parent = LinkSerializer(required=False)
+    collection = LinkSerializer(required=False)
+
+
+class EstimationSerializer(serializers.Serializer):
+    _id = serializers.CharField(help_text="The estimation's id (a 24-hex-digit ObjectId).")
+    bestseller_rank = serializers.IntegerField(required=False)
+    category = serializers.CharField(required=False)
+    estimated_sales = serializers.IntegerField(
+        required=False, help_text="Estimated unit sales per month."
+    )
+    model_version = serializers.CharField(required=False, help_text="The estimator that made the estimate.")
+    _created = serializers.CharField(help_text="RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.")
+    _updated = serializers.CharField(help_text="RFC 1123 date of the last change.")
+    _etag = serializers.CharField(help_text="Send it back in If-Match to change or delete the estimation.")
+    _links = ItemLinksSerializer()
+
+
+class EstimationWrittenSerializer(EstimationSerializer):
+    _status = serializers.ChoiceField(choices=["OK"])
+
+
+class BulkCreatedSerializer(serializers.Serializer):
+    _status = serializers.ChoiceField(choices=["OK"])
+    _items = EstimationWrittenSerializer(many=True)
+
+
+class PageLinksSerializer(serializers.Serializer):
+    self = LinkSerializer()
+    parent = LinkSerializer()
+    next = LinkSerializer(required=False)
+    prev = LinkSerializer(required=False)
+    last = LinkSerializer(required=False)
+
+
+class MetaSerializer(serializers.Serializer):
+    page = serializers.IntegerField()
+    max_results = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class EstimationPageSerializer(serializers.Serializer):
+    _items = EstimationSerializer(many=True)
+    _links = PageLinksSerializer()
+    _meta = MetaSerializer()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.IntegerField(help_text="The HTTP status code.")
+    message = serializers.CharField(help_text="What went wrong and what to do about it.")
+
+
+class ItemStatusSerializer(serializers.Serializer):
+    _status = serializers.ChoiceField(choices=["OK", "ERR"])
+    _issues = serializers.DictField(child=serializers.CharField(), required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Eve's error envelope, used by every error the API answers."""
+
+    _status = serializers.ChoiceField(choices=["ERR"])
+    _error = ErrorDetailSerializer()
+    _issues = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Per field: what is wrong with it."
+    )
+    _items = ItemStatusSerializer(many=True, required=False, help_text="Bulk insert: each item's status.")
+
+
+class HomeLinksSerializer(serializers.Serializer):
+    child = LinkSerializer(many=True)
+
+
+class HomeSerializer(serializers.Serializer):
+    _links = HomeLinksSerializer()

@@ -1,0 +1,151 @@
+"""What the estimations resource does, as named functions: validate, estimate, store.
+
+Views call these and only translate HTTP; these know nothing of requests or responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import NotFound
+
+from estimator_project.mongo import get_database
+from ml.estimators import Estimator
+
+from . import validation
+from .documents import stamp
+from .errors import MSG_BULK_TOO_LARGE, MSG_NOT_FOUND, MSG_VALIDATION, MSG_VALIDATION_UPDATE
+from .errors import PayloadTooLarge, PreconditionFailed, ValidationFailed
+from .query import ListQuery
+from .store import COLLECTION, EstimationStore, Outcome
+
+MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
+
+
+def estimation_store() -> EstimationStore:
+    return EstimationStore(get_database()[COLLECTION])
+
+
+def _rules(estimator: Estimator) -> validation.Rules:
+    return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
+
+
+def _estimated(fields: dict[str, Any], estimator: Estimator) -> dict[str, Any]:
+    return {
+        "bestseller_rank": fields["bestseller_rank"],
+        "category": fields["category"],
+        "estimated_sales": estimator.estimate(fields["bestseller_rank"], fields["category"]),
+        "model_version": estimator.version,
+    }
+
+
+def estimation_create(
+    *, store: EstimationStore, estimator: Estimator, data: Any, from_form: bool = False
+) -> dict[str, Any]:
+    fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
+    if issues:
+        raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
+    return store.insert(stamp(_estimated(fields, estimator)))
+
+
+def estimation_create_many(
+    *, store: EstimationStore, estimator: Estimator, items: list[Any]
+) -> list[dict[str, Any]]:
+    """Eve's bulk insert: every item valid, or nothing stored and each item's issues reported."""
+    if not items:
+        raise ValidationFailed(MSG_EMPTY_BULK)
+    if len(items) > settings.BULK_MAX_ITEMS:
+        raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=len(items)))
+    rules = _rules(estimator)
+    validated = [validation.validate(item, rules) for item in items]
+    failures = sum(1 for _, issues in validated if issues)
+    if failures:
+        report = [{"_status": "ERR", "_issues": issues} if issues else {"_status": "OK"} for _, issues in validated]
+        raise ValidationFailed(MSG_VALIDATION.format(count=failures), items=report)
+
+    ranks = [fields["bestseller_rank"] for fields, _ in validated]
+    categories = [fields["category"] for fields, _ in validated]
+    sales = estimator.estimate_many(ranks, categories)
+    documents = [
+        stamp(
+            {
+                "bestseller_rank": rank,
+                "category": category,
+                "estimated_sales": estimate,
+                "model_version": estimator.version,
+            }
+        )
+        for rank, category, estimate in zip(ranks, categories, sales, strict=True)
+    ]
+    return store.insert_many(documents)
+
+
+def estimation_get(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:
+    document = store.get(estimation_id)
+    if document is None:
+        raise NotFound(MSG_NOT_FOUND)
+    return document
+
+
+def estimation_list(*, store: EstimationStore, query: ListQuery) -> tuple[list[dict[str, Any]], int]:
+    return store.find(query), store.count(query.filter)
+
+
+def estimation_replace(
+    *,
+    store: EstimationStore,
+    estimator: Estimator,
+    estimation_id: str,
+    if_match: list[str] | None,
+    data: Any,
+    from_form: bool = False,
+) -> dict[str, Any]:
+    """PUT: the new input replaces the old, and the estimate is made again."""
+    fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
+    if issues:
+        # A missing document is a 404 whatever the body says.
+        estimation_get(store=store, estimation_id=estimation_id)
+        raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
+    return _conditional_update(store, estimation_id, if_match, _estimated(fields, estimator))
+
+
+def estimation_update(
+    *,
+    store: EstimationStore,
+    estimator: Estimator,
+    estimation_id: str,
+    if_match: list[str] | None,
+    data: Any,
+    from_form: bool = False,
+) -> dict[str, Any]:
+    """PATCH: the given fields change, the rest stay, and the estimate is made again."""
+    current = estimation_get(store=store, estimation_id=estimation_id)
+    if if_match is not None and current["_etag"] not in if_match:
+        raise PreconditionFailed()
+    changes, issues = validation.validate(data, _rules(estimator), partial=True, from_form=from_form)
+    if issues:
+        raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
+    merged = {"bestseller_rank": current["bestseller_rank"], "category": current["category"], **changes}
+    # Conditional on the version just read, so a concurrent write in between makes this one 412.
+    return _conditional_update(store, estimation_id, [current["_etag"]], _estimated(merged, estimator))
+
+
+def _conditional_update(
+    store: EstimationStore, estimation_id: str, if_match: list[str] | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    outcome, document = store.update_if_match(estimation_id, if_match, stamp(fields, new=False))
+    _raise_unless_done(outcome)
+    assert document is not None
+    return document
+
+
+def estimation_delete(*, store: EstimationStore, estimation_id: str, if_match: list[str] | None) -> None:
+    _raise_unless_done(store.delete_if_match(estimation_id, if_match))
+
+
+def _raise_unless_done(outcome: Outcome) -> None:
+    if outcome is Outcome.NOT_FOUND:
+        raise NotFound(MSG_NOT_FOUND)
+    if outcome is Outcome.STALE:
+        raise PreconditionFailed()

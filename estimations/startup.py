@@ -1,0 +1,14 @@
+"""What a server process does once at start (called from wsgi.py / asgi.py, not on import)."""
+
+from __future__ import annotations
+
+from estimator_project import mongo
+
+from .services import estimation_store
+
+
+def on_server_start() -> None:
+    if mongo.is_embedded():
+        mongo.log_embedded_warning()
+        # The embedded store lives in this process, so no other process can have indexed it.
+        estimation_store().ensure_indexes()

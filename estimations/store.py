@@ -1,0 +1,169 @@
+"""The PyMongo store behind the estimations resource.
+
+A small class handed its collection: it knows MongoDB, not HTTP. Conditional writes put the etag in
+the filter, so the check and the write are one atomic operation on the server.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
+
+from .errors import MSG_QUERY_REFUSED, BadQuery
+from .query import ListQuery
+
+logger = logging.getLogger(__name__)
+
+COLLECTION = "estimations"
+
+# One index per sortable field, each ending in _id: the API appends _id to every sort as a
+# tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
+# the same field without an in-memory sort.
+INDEXES = [
+    IndexModel([("bestseller_rank", ASCENDING), ("_id", ASCENDING)], name="rank"),
+    IndexModel([("estimated_sales", ASCENDING), ("_id", ASCENDING)], name="sales"),
+    IndexModel([("category", ASCENDING), ("_id", ASCENDING)], name="category"),
+    IndexModel(
+        [("category", ASCENDING), ("bestseller_rank", ASCENDING), ("_id", ASCENDING)],
+        name="category_rank",
+    ),
+    IndexModel([("model_version", ASCENDING), ("_id", ASCENDING)], name="model_version"),
+    IndexModel([("_created", ASCENDING), ("_id", ASCENDING)], name="created"),
+    IndexModel([("_updated", ASCENDING), ("_id", ASCENDING)], name="updated"),
+]
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    NOT_FOUND = "not_found"
+    STALE = "stale"
+
+
+def parse_id(raw: Any) -> ObjectId | None:
+    """The ObjectId for a URL id, or None for anything malformed (the view answers 404)."""
+    try:
+        return ObjectId(raw) if isinstance(raw, str) else None
+    except (InvalidId, TypeError):
+        return None
+
+
+class EstimationStore:
+    def __init__(self, collection: Collection, *, query_timeout_ms: int = 5000):
+        self.collection = collection
+        # Bounds the server-side time of any one list query: no filter can scan without limit.
+        self.query_timeout_ms = query_timeout_ms
+
+    def ensure_indexes(self) -> list[str]:
+        """Idempotent: creating an index that exists with the same keys is a no-op."""
+        return self.collection.create_indexes(INDEXES)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def get(self, raw_id: Any) -> dict[str, Any] | None:
+        object_id = parse_id(raw_id)
+        if object_id is None:
+            return None
+        return self.collection.find_one({"_id": object_id})
+
+    def find(self, query: ListQuery) -> list[dict[str, Any]]:
+        projection = _with_meta(query.projection)
+        try:
+            cursor = (
+                self.collection.find(query.filter, projection)
+                .sort(query.sort)
+                .skip(query.skip)
+                .limit(query.max_results)
+                .max_time_ms(self.query_timeout_ms)
+            )
+            return list(cursor)
+        except ExecutionTimeout:
+            raise  # the server ran out of time: 503, not the client's fault
+        except OperationFailure as exc:
+            raise _refused(exc) from exc
+
+    def count(self, filter_: dict[str, Any]) -> int:
+        # An unfiltered count comes from collection metadata: counting every document on each list
+        # request would cost time that grows with the collection.
+        try:
+            if not filter_:
+                return self.collection.estimated_document_count()
+            return self.collection.count_documents(filter_, maxTimeMS=self.query_timeout_ms)
+        except ExecutionTimeout:
+            raise  # the server ran out of time: 503, not the client's fault
+        except OperationFailure as exc:
+            raise _refused(exc) from exc
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def insert(self, document: dict[str, Any]) -> dict[str, Any]:
+        self.collection.insert_one(document)  # sets document["_id"]
+        return document
+
+    def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """All or nothing: if the server fails part-way, the part it stored is removed again."""
+        for document in documents:
+            document.setdefault("_id", ObjectId())
+        try:
+            self.collection.insert_many(documents, ordered=True)
+        except PyMongoError:
+            self._remove_partial([document["_id"] for document in documents])
+            raise
+        return documents
+
+    def _remove_partial(self, ids: list[ObjectId]) -> None:
+        try:
+            self.collection.delete_many({"_id": {"$in": ids}})
+        except PyMongoError:
+            logger.error("bulk insert failed and its partial insert could not be removed (%d ids)", len(ids))
+
+    def update_if_match(
+        self, raw_id: Any, etags: list[str] | None, changes: dict[str, Any]
+    ) -> tuple[Outcome, dict[str, Any] | None]:
+        """Apply ``changes`` if the document's etag is one of ``etags`` (None: any version)."""
+        object_id = parse_id(raw_id)
+        if object_id is None:
+            return Outcome.NOT_FOUND, None
+        updated = self.collection.find_one_and_update(
+            self._conditional(object_id, etags), {"$set": changes}, return_document=ReturnDocument.AFTER
+        )
+        if updated is not None:
+            return Outcome.DONE, updated
+        return self._why_not(object_id), None
+
+    def delete_if_match(self, raw_id: Any, etags: list[str] | None) -> Outcome:
+        object_id = parse_id(raw_id)
+        if object_id is None:
+            return Outcome.NOT_FOUND
+        if self.collection.delete_one(self._conditional(object_id, etags)).deleted_count:
+            return Outcome.DONE
+        return self._why_not(object_id)
+
+    @staticmethod
+    def _conditional(object_id: ObjectId, etags: list[str] | None) -> dict[str, Any]:
+        if etags is None:
+            return {"_id": object_id}
+        return {"_id": object_id, "_etag": etags[0] if len(etags) == 1 else {"$in": etags}}
+
+    def _why_not(self, object_id: ObjectId) -> Outcome:
+        exists = self.collection.count_documents({"_id": object_id}, limit=1)
+        return Outcome.STALE if exists else Outcome.NOT_FOUND
+
+
+def _with_meta(projection: dict[str, int] | None) -> dict[str, int] | None:
+    if projection is None:
+        return None
+    if 1 in projection.values():
+        return {**projection, "_created": 1, "_updated": 1, "_etag": 1}
+    return projection
+
+
+def _refused(exc: OperationFailure) -> BadQuery:
+    logger.info("query refused by the database: code=%s", exc.code)
+    return BadQuery("where", MSG_QUERY_REFUSED)

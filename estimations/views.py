@@ -1,0 +1,165 @@
+"""HTTP for the estimations resource: parse the request, call a service, shape Eve's answer."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import QueryDict
+from django.utils.http import http_date as unix_http_date
+from rest_framework import status, viewsets
+from rest_framework.exceptions import ParseError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ml.serving import get_estimator
+
+from . import schema, services
+from .conditional import not_modified, quote_etag, required_if_match
+from .documents import RESOURCE, http_date, item_href, to_resource
+from .query import ListQuery, parse_list_query
+from .serializers import EstimationInputSerializer
+
+MSG_BODY_SHAPE = (
+    "The request body must be a JSON object (one estimation) or a list of objects (a bulk insert), "
+    'e.g. {"bestseller_rank": 70, "category": "books"}.'
+)
+
+
+class CacheHeadersMixin:
+    """Eve's CACHE_CONTROL / CACHE_EXPIRES on every successful GET."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method in ("GET", "HEAD") and response.status_code < 400:
+            response.setdefault("Cache-Control", settings.CACHE_CONTROL)
+            response.setdefault("Expires", unix_http_date(time.time() + settings.CACHE_EXPIRES))
+        return response
+
+
+class HomeView(CacheHeadersMixin, APIView):
+    """The API's home: links to its resources (Eve's home endpoint)."""
+
+    @schema.home_schema
+    def get(self, request: Request) -> Response:
+        return Response({"_links": {"child": [{"title": RESOURCE, "href": RESOURCE}]}})
+
+
+def _payload(request: Request) -> tuple[Any, bool]:
+    """The body and whether it came from an HTML form (whose numbers arrive as strings)."""
+    data = request.data
+    if isinstance(data, QueryDict):
+        return data.dict(), True
+    return data, False
+
+
+def _written(document: dict[str, Any]) -> dict[str, Any]:
+    return {**to_resource(document), "_status": "OK"}
+
+
+def _item_headers(document: dict[str, Any]) -> dict[str, str]:
+    return {"ETag": quote_etag(document["_etag"]), "Last-Modified": http_date(document["_updated"])}
+
+
+class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
+    """Estimations of monthly unit sales from a Best Seller Rank and a category."""
+
+    serializer_class = EstimationInputSerializer
+    filter_backends: list = []
+    lookup_field = "id"
+    lookup_value_regex = "[^/]+"
+
+    # --- collection ---------------------------------------------------------------------------
+
+    @schema.list_schema
+    def list(self, request: Request) -> Response:
+        query = parse_list_query(
+            request.query_params, default_max=settings.PAGINATION_DEFAULT, limit=settings.PAGINATION_LIMIT
+        )
+        documents, total = services.estimation_list(store=services.estimation_store(), query=query)
+        body = {
+            "_items": [to_resource(document) for document in documents],
+            "_links": _page_links(request, query, total),
+            "_meta": {"page": query.page, "max_results": query.max_results, "total": total},
+        }
+        return Response(body, headers={"X-Total-Count": str(total)})
+
+    @schema.create_schema
+    def create(self, request: Request) -> Response:
+        data, from_form = _payload(request)
+        store, estimator = services.estimation_store(), get_estimator()
+        if isinstance(data, list):
+            documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
+            body = {"_status": "OK", "_items": [_written(document) for document in documents]}
+            return Response(body, status=status.HTTP_201_CREATED)
+        if not isinstance(data, dict):
+            raise ParseError(MSG_BODY_SHAPE)
+        document = services.estimation_create(store=store, estimator=estimator, data=data, from_form=from_form)
+        headers = {"Location": request.build_absolute_uri("/" + item_href(document["_id"])), **_item_headers(document)}
+        return Response(_written(document), status=status.HTTP_201_CREATED, headers=headers)
+
+    # --- item ---------------------------------------------------------------------------------
+
+    @schema.retrieve_schema
+    def retrieve(self, request: Request, id: str) -> Response:
+        document = services.estimation_get(store=services.estimation_store(), estimation_id=id)
+        headers = _item_headers(document)
+        if not_modified(
+            etag=document["_etag"],
+            updated=document["_updated"],
+            if_none_match=request.headers.get("If-None-Match"),
+            if_modified_since=request.headers.get("If-Modified-Since"),
+        ):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(to_resource(document, links="item"), headers=headers)
+
+    @schema.update_schema
+    def update(self, request: Request, id: str) -> Response:
+        return self._write(request, id, services.estimation_replace)
+
+    @schema.partial_update_schema
+    def partial_update(self, request: Request, id: str) -> Response:
+        return self._write(request, id, services.estimation_update)
+
+    def _write(self, request: Request, id: str, service) -> Response:
+        if_match = required_if_match(request.headers.get("If-Match"))
+        data, from_form = _payload(request)
+        document = service(
+            store=services.estimation_store(),
+            estimator=get_estimator(),
+            estimation_id=id,
+            if_match=if_match,
+            data=data,
+            from_form=from_form,
+        )
+        return Response(_written(document), headers=_item_headers(document))
+
+    @schema.destroy_schema
+    def destroy(self, request: Request, id: str) -> Response:
+        if_match = required_if_match(request.headers.get("If-Match"))
+        services.estimation_delete(store=services.estimation_store(), estimation_id=id, if_match=if_match)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _page_links(request: Request, query: ListQuery, total: int) -> dict[str, dict[str, str]]:
+    """Eve's pagination links; each keeps the request's other query parameters."""
+    params = {key: value for key, value in request.query_params.items() if key != "page"}
+    last_page = max(1, -(-total // query.max_results))
+
+    def href(page: int) -> str:
+        encoded = urlencode({**params, "page": page} if page > 1 else params)
+        return f"{RESOURCE}?{encoded}" if encoded else RESOURCE
+
+    links = {
+        "self": {"title": RESOURCE, "href": href(query.page)},
+        "parent": {"title": "home", "href": "/"},
+    }
+    if query.page < last_page:
+        links["next"] = {"title": "next page", "href": href(query.page + 1)}
+        links["last"] = {"title": "last page", "href": href(last_page)}
+    if query.page > 1:
+        links["prev"] = {"title": "previous page", "href": href(min(query.page - 1, last_page))}
+    return links

@@ -1,0 +1,102 @@
+"""One MongoDB client per process, created on first use.
+
+The client is created lazily with ``connect=False`` so that nothing opens a socket at import time and
+a gunicorn worker forked from a master never inherits a connected client (PyMongo's fork-safety FAQ).
+An ``os.register_at_fork`` hook drops any client a child would inherit.
+
+With ``MONGO_URI`` unset the service runs on an embedded in-memory store (mongomock): everything
+works, nothing is kept when the process ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from django.conf import settings
+from pymongo import MongoClient
+from pymongo.database import Database
+from pymongo.uri_parser import parse_uri
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_STORE_WARNING = (
+    "MONGO_URI is not set: using the embedded in-memory store. Data is kept in memory only and is "
+    "lost when the process stops. Set MONGO_URI=mongodb://HOST/DB to use MongoDB."
+)
+
+_lock = threading.Lock()
+_client: Any = None
+_client_uri: str | None = None
+
+
+def is_embedded() -> bool:
+    return not settings.MONGO_URI
+
+
+def _new_client(uri: str) -> Any:
+    if not uri:
+        import mongomock  # only needed for the embedded store
+
+        return mongomock.MongoClient(tz_aware=True)
+    return MongoClient(
+        uri,
+        connect=False,
+        tz_aware=True,
+        appname="sales-estimator",
+        serverSelectionTimeoutMS=settings.MONGO_SERVER_SELECTION_TIMEOUT_MS,
+    )
+
+
+def get_client() -> Any:
+    """The process's client for settings.MONGO_URI (re-created if the setting changed)."""
+    global _client, _client_uri
+    uri = settings.MONGO_URI
+    client = _client
+    if client is not None and _client_uri == uri:
+        return client
+    with _lock:
+        if _client is None or _client_uri != uri:
+            if _client is not None:
+                _client.close()
+            _client = _new_client(uri)
+            _client_uri = uri
+        return _client
+
+
+def database_name() -> str:
+    if settings.MONGO_DB_NAME:
+        return settings.MONGO_DB_NAME
+    if settings.MONGO_URI:
+        name = parse_uri(settings.MONGO_URI).get("database")
+        if name:
+            return name
+    return settings.MONGO_DEFAULT_DB_NAME
+
+
+def get_database() -> Database:
+    return get_client()[database_name()]
+
+
+def reset() -> None:
+    """Forget the process's client (tests, and a forked child)."""
+    global _client, _client_uri
+    _client = None
+    _client_uri = None
+
+
+def _after_fork_in_child() -> None:
+    # The parent's client (if any) must not be used in the child: its sockets are shared.
+    # mongomock has no sockets, so the embedded store is kept: it is the child's only copy of data.
+    if _client is not None and _client_uri:
+        reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def log_embedded_warning() -> None:
+    if is_embedded():
+        logger.warning(EMBEDDED_STORE_WARNING)

@@ -1,0 +1,159 @@
+"""Settings for the sales estimator.
+
+Every setting is read from the environment here and nowhere else; `.env.example` lists them all
+with their defaults. A `.env` file beside manage.py is read when present.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# Production fails fast: without DEBUG there is no fallback key.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable to a long random "
+            "string (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "or set DEBUG=true for local development."
+        )
+    SECRET_KEY = "insecure-development-only-key"  # only reachable with DEBUG on
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "estimations",
+    "ml",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "estimator_project.urls"
+WSGI_APPLICATION = "estimator_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+# The domain data lives in MongoDB through estimations.store; Django's ORM is not used.
+DATABASES: dict = {}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Without collectstatic (tests, a first `runserver`) WhiteNoise serves straight from the apps.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+APPEND_SLASH = False
+
+# --- MongoDB --------------------------------------------------------------------------------
+# Unset: an embedded in-memory store (mongomock), for trying the service with nothing installed.
+MONGO_URI = env.str("MONGO_URI", default="")
+# The database name: MONGO_DB_NAME, else the URI's path (mongodb://host/estimations), else this.
+MONGO_DB_NAME = env.str("MONGO_DB_NAME", default="")
+MONGO_DEFAULT_DB_NAME = "estimator"
+MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000)
+
+# --- The estimations resource (Eve's names where Eve had the setting) -----------------------
+CACHE_CONTROL = env.str("CACHE_CONTROL", default="max-age=20")
+CACHE_EXPIRES = env.int("CACHE_EXPIRES", default=20)
+PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
+PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
+BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
+
+# --- CORS (Eve's X_DOMAINS / X_HEADERS / X_EXPOSE_HEADERS) ----------------------------------
+X_DOMAINS = env.list("X_DOMAINS", default=["*"])
+CORS_ALLOW_ALL_ORIGINS = X_DOMAINS == ["*"]
+CORS_ALLOWED_ORIGINS = [] if CORS_ALLOW_ALL_ORIGINS else X_DOMAINS
+CORS_ALLOW_HEADERS = [
+    *env.list("X_HEADERS", default=["Content-Type", "Authorization"]),
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+]
+CORS_EXPOSE_HEADERS = ["ETag", "Location", "Last-Modified", "X-Total-Count"]
+CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600)
+
+# --- Django REST framework ------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "estimations.parsers.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Placeholder until API keys arrive (issue 4): reads and writes are open.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "estimations.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": None,
+    "URL_FORMAT_OVERRIDE": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Amazon sales estimator",
+    "DESCRIPTION": (
+        "Estimates an Amazon product's monthly unit sales from its Best Seller Rank (BSR) and "
+        "category, and keeps every estimate as a resource. Eve-compatible envelopes, links, "
+        "etags, filtering, sorting and pagination."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StatusOkEnum": ["OK"],
+        "StatusErrEnum": ["ERR"],
+        "ItemStatusEnum": ["OK", "ERR"],
+    },
+}
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

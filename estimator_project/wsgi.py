@@ -1,0 +1,14 @@
+"""WSGI entry point (gunicorn estimator_project.wsgi)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "estimator_project.settings")
+
+application = get_wsgi_application()
+
+# Runs once per server process, after Django is set up: warns about an in-memory store.
+from estimations.startup import on_server_start  # noqa: E402
+
+on_server_start()

@@ -1,0 +1,160 @@
+"""Fixtures: a store per test (mongomock, or a real MongoDB wire connection), and an API client.
+
+Integration tests speak the MongoDB wire protocol. With TEST_MONGO_URI set they use that server (a
+real MongoDB 7); otherwise a session fixture starts ``nx-27017`` (a wire-protocol server on SQLite)
+on a free port with a temporary data directory. The code under test has no branch for either.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymongo
+import pytest
+from pymongo.errors import PyMongoError
+from rest_framework.test import APIClient
+
+from estimator_project import mongo
+from estimations.services import estimation_store
+from estimations.store import INDEXES, EstimationStore
+
+STORES = ["mongomock", pytest.param("wire", marks=pytest.mark.integration)]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _nx_executable() -> str:
+    beside_python = Path(sys.executable).parent / "nx-27017"
+    found = str(beside_python) if beside_python.exists() else shutil.which("nx-27017")
+    if not found:
+        pytest.fail("nx-27017 is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+def _wait_for(uri: str, process: subprocess.Popen | None, log: Path | None) -> None:
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=500)
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                client.admin.command("ping")
+                return
+            except PyMongoError:
+                if process is not None and process.poll() is not None:
+                    pytest.fail(f"nx-27017 exited with {process.returncode}: {log.read_text() if log else ''}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no MongoDB wire-protocol server answered at {uri}")
+                time.sleep(0.1)
+    finally:
+        client.close()
+
+
+class WireServer:
+    """A wire-protocol server the tests can stop and start again (fault tests)."""
+
+    def __init__(self, uri: str, data_dir: Path | None, port: int | None):
+        self.uri = uri
+        self.data_dir = data_dir
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.data_dir is not None
+
+    def start(self) -> None:
+        assert self.data_dir is not None and self.port is not None
+        log = self.data_dir / "server.log"
+        self.process = subprocess.Popen(
+            [
+                _nx_executable(),
+                "--data-dir", str(self.data_dir / "data"),
+                "--host", "127.0.0.1",
+                "-p", str(self.port),
+                "--log-file", str(log),
+                "--pid-file", str(self.data_dir / "server.pid"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for(self.uri, self.process, log)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def wire_server(tmp_path_factory) -> Iterator[WireServer]:
+    uri = os.environ.get("TEST_MONGO_URI")
+    if uri:
+        _wait_for(uri, None, None)
+        yield WireServer(uri, None, None)
+        return
+    data_dir = tmp_path_factory.mktemp("nx27017")
+    (data_dir / "data").mkdir()
+    port = _free_port()
+    server = WireServer(f"mongodb://127.0.0.1:{port}/", data_dir, port)
+    server.start()
+    yield server
+    server.stop()
+
+
+def ensure_test_indexes(store: EstimationStore, *, on_nx_27017: bool) -> None:
+    """The store's own ensure_indexes, adapted where the test server departs from MongoDB.
+
+    nx-27017 cannot index ``_id`` inside a compound index (MongoDB can, and the store's sort
+    indexes end in ``_id``): it accepts createIndexes and then fails every insert. On that server
+    only, the same indexes are built without ``_id``; on mongomock and on a real MongoDB
+    (TEST_MONGO_URI) the store's indexes are created exactly as in production.
+    """
+    if not on_nx_27017:
+        store.ensure_indexes()
+        return
+    for index in INDEXES:
+        keys = [(field, direction) for field, direction in index.document["key"].items() if field != "_id"]
+        store.collection.create_index(keys, name=index.document["name"])
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def mongo_db(store_kind, settings, request):
+    """A fresh, indexed database on the chosen store, dropped afterwards."""
+    server = request.getfixturevalue("wire_server") if store_kind == "wire" else None
+    settings.MONGO_URI = server.uri if server else ""
+    settings.MONGO_DB_NAME = f"test_{uuid.uuid4().hex[:12]}"
+    mongo.reset()
+    ensure_test_indexes(estimation_store(), on_nx_27017=bool(server and server.managed))
+    database = mongo.get_database()
+    yield database
+    try:
+        mongo.get_client().drop_database(settings.MONGO_DB_NAME)
+    except PyMongoError:
+        pass  # a fault test may have stopped the server
+    mongo.reset()
+
+
+@pytest.fixture
+def api(mongo_db) -> APIClient:
+    return APIClient()

@@ -1,0 +1,210 @@
+"""POST /estimations: one document, bulk insert, validation and the error envelope."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+import pytest
+from django.test import override_settings
+
+from estimations import validation
+from estimations.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
+from estimations.services import MSG_EMPTY_BULK
+from ml.serving import get_estimator
+
+URL = "/estimations"
+
+
+def post_json(api, body, **extra):
+    return api.post(URL, data=json.dumps(body), content_type="application/json", **extra)
+
+
+def stored_count(mongo_db) -> int:
+    return mongo_db["estimations"].count_documents({})
+
+
+def assert_error_envelope(response, code: int) -> dict:
+    assert response.status_code == code, response.content
+    body = response.json()
+    assert body["_status"] == "ERR", body
+    assert body["_error"]["code"] == code, body
+    assert body["_error"]["message"], body
+    return body
+
+
+class TestCreateOne:
+    def test_created_with_eve_meta_fields_location_and_estimate(self, api, mongo_db):
+        response = post_json(api, {"bestseller_rank": 70, "category": "books"})
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        body = response.json()
+        assert body["_status"] == "OK"
+        assert len(body["_id"]) == 24
+        assert body["_links"] == {"self": {"title": "estimations", "href": f"estimations/{body['_id']}"}}
+        assert body["_created"].endswith(" GMT") and body["_created"] == body["_updated"]
+        assert len(body["_etag"]) == 40
+        assert body["bestseller_rank"] == 70 and body["category"] == "books"
+        assert body["estimated_sales"] == get_estimator().estimate(70, "books")
+        assert body["model_version"] == get_estimator().version
+        assert response["Location"] == f"http://testserver/estimations/{body['_id']}"
+        assert response["ETag"] == f'"{body["_etag"]}"'
+
+    def test_the_tutorials_body_without_category_stores_the_default(self, api, mongo_db, settings):
+        settings.DEFAULT_CATEGORY = "toys_games"
+
+        response = post_json(api, {"bestseller_rank": 70})
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        assert response.json()["category"] == "toys_games"
+        stored = mongo_db["estimations"].find_one()
+        assert stored["category"] == "toys_games"
+        assert stored["estimated_sales"] == get_estimator().estimate(70, "toys_games")
+
+    def test_what_is_stored_is_what_get_returns(self, api, mongo_db):
+        created = post_json(api, {"bestseller_rank": 1234, "category": "electronics"}).json()
+
+        fetched = api.get(f"{URL}/{created['_id']}").json()
+
+        for field in ("_id", "bestseller_rank", "category", "estimated_sales", "_etag", "_created", "_updated"):
+            assert fetched[field] == created[field], field
+
+    def test_html_form_post_from_the_browsable_api(self, api, mongo_db):
+        response = api.post(
+            URL, data={"bestseller_rank": "500", "category": "beauty", "csrfmiddlewaretoken": "x"}, format="multipart"
+        )
+
+        assert response.status_code == HTTPStatus.CREATED, response.content
+        assert response.json()["bestseller_rank"] == 500
+        assert response.json()["category"] == "beauty"
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("body", "field", "issue"),
+        [
+            ({}, "bestseller_rank", validation.ISSUE_REQUIRED),
+            ({"bestseller_rank": "70"}, "bestseller_rank", validation.ISSUE_INTEGER),
+            ({"bestseller_rank": 70.0}, "bestseller_rank", validation.ISSUE_INTEGER),
+            ({"bestseller_rank": True}, "bestseller_rank", validation.ISSUE_INTEGER),
+            ({"bestseller_rank": None}, "bestseller_rank", validation.ISSUE_INTEGER),
+            ({"bestseller_rank": 0}, "bestseller_rank", validation.ISSUE_MIN),
+            ({"bestseller_rank": -5}, "bestseller_rank", validation.ISSUE_MIN),
+            ({"bestseller_rank": 10**30}, "bestseller_rank", validation.ISSUE_MAX),
+            ({"bestseller_rank": 5, "category": 7}, "category", validation.ISSUE_STRING),
+            ({"bestseller_rank": 5, "category": None}, "category", validation.ISSUE_STRING),
+            ({"bestseller_rank": 5, "category": ""}, "category", validation.ISSUE_EMPTY),
+            ({"bestseller_rank": 5, "category": "x" * 100}, "category", validation.ISSUE_CATEGORY_LENGTH),
+            ({"bestseller_rank": 5, "colour": "red"}, "colour", validation.ISSUE_UNKNOWN),
+            ({"bestseller_rank": 5, "estimated_sales": 9}, "estimated_sales", validation.ISSUE_READ_ONLY),
+            ({"bestseller_rank": 5, "_id": "6b0aa8a7e49da0a6640161ec"}, "_id", validation.ISSUE_READ_ONLY),
+            ({"bestseller_rank": 5, "category": {"$ne": None}}, "category", validation.ISSUE_STRING),
+        ],
+    )
+    def test_invalid_input_answers_422_with_eve_issues_and_stores_nothing(self, api, mongo_db, body, field, issue):
+        response = post_json(api, body)
+
+        envelope = assert_error_envelope(response, 422)
+        assert envelope["_issues"][field] == issue
+        assert envelope["_error"]["message"] == MSG_VALIDATION.format(count=1)
+        assert stored_count(mongo_db) == 0
+
+    def test_unknown_category_lists_the_known_ones(self, api, mongo_db):
+        response = post_json(api, {"bestseller_rank": 5, "category": "garden_tools"})
+
+        issue = assert_error_envelope(response, 422)["_issues"]["category"]
+        assert "garden_tools" in issue
+        for known in get_estimator().categories:
+            assert known in issue
+
+    def test_control_characters_in_category_are_shown_escaped(self, api, mongo_db):
+        response = post_json(api, {"bestseller_rank": 5, "category": "bo\x00oks\n"})
+
+        issue = assert_error_envelope(response, 422)["_issues"]["category"]
+        assert "\\x00" in issue and "\x00" not in issue
+
+
+class TestMalformedRequests:
+    def test_malformed_json_is_400(self, api, mongo_db):
+        response = api.post(URL, data='{"bestseller_rank": 70', content_type="application/json")
+
+        assert "not valid JSON" in assert_error_envelope(response, 400)["_error"]["message"]
+
+    def test_nesting_bomb_is_400_not_500(self, api, mongo_db):
+        response = api.post(URL, data="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+        assert_error_envelope(response, 400)
+
+    @pytest.mark.parametrize("body", ["70", '"books"', "null", "true"])
+    def test_a_body_that_is_not_an_object_or_list_is_400(self, api, mongo_db, body):
+        response = api.post(URL, data=body, content_type="application/json")
+
+        assert "JSON object" in assert_error_envelope(response, 400)["_error"]["message"]
+
+    def test_nan_is_not_json(self, api, mongo_db):
+        response = api.post(URL, data='{"bestseller_rank": NaN}', content_type="application/json")
+
+        assert_error_envelope(response, 400)
+
+    def test_wrong_content_type_is_415(self, api, mongo_db):
+        response = api.post(URL, data="bestseller_rank=70", content_type="text/plain")
+
+        assert "text/plain" in assert_error_envelope(response, 415)["_error"]["message"]
+
+    def test_body_over_the_limit_is_413(self, api, mongo_db, settings):
+        settings.MAX_BODY_BYTES = 1000
+
+        response = api.post(URL, data=json.dumps({"bestseller_rank": 1, "pad": "x" * 2000}), content_type="application/json")
+
+        assert "1000 bytes" in assert_error_envelope(response, 413)["_error"]["message"]
+        assert stored_count(mongo_db) == 0
+
+    def test_empty_body_reports_the_required_field(self, api, mongo_db):
+        response = api.post(URL, data="", content_type="application/json")
+
+        assert assert_error_envelope(response, 422)["_issues"] == {"bestseller_rank": validation.ISSUE_REQUIRED}
+
+
+class TestBulkInsert:
+    def test_a_list_inserts_every_document(self, api, mongo_db):
+        items = [{"bestseller_rank": rank, "category": "books"} for rank in (1, 10, 100)] + [{"bestseller_rank": 5}]
+
+        response = post_json(api, items)
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        body = response.json()
+        assert body["_status"] == "OK"
+        assert [item["_status"] for item in body["_items"]] == ["OK"] * 4
+        assert [item["bestseller_rank"] for item in body["_items"]] == [1, 10, 100, 5]
+        assert body["_items"][0]["estimated_sales"] == get_estimator().estimate(1, "books")
+        assert stored_count(mongo_db) == 4
+        for item in body["_items"]:
+            assert api.get(f"{URL}/{item['_id']}").json()["_etag"] == item["_etag"]
+
+    def test_one_invalid_item_stores_nothing_and_reports_each_item(self, api, mongo_db):
+        items = [{"bestseller_rank": 1}, {"bestseller_rank": "x"}, {"bestseller_rank": 3}, "oops"]
+
+        response = post_json(api, items)
+
+        envelope = assert_error_envelope(response, 422)
+        assert envelope["_error"]["message"] == MSG_VALIDATION.format(count=2)
+        assert envelope["_items"] == [
+            {"_status": "OK"},
+            {"_status": "ERR", "_issues": {"bestseller_rank": validation.ISSUE_INTEGER}},
+            {"_status": "OK"},
+            {"_status": "ERR", "_issues": {validation.ISSUE_DOCUMENT: validation.ISSUE_NOT_OBJECT}},
+        ]
+        assert stored_count(mongo_db) == 0
+
+    def test_empty_list_is_422(self, api, mongo_db):
+        response = post_json(api, [])
+
+        assert assert_error_envelope(response, 422)["_error"]["message"] == MSG_EMPTY_BULK
+
+    def test_more_than_the_configured_maximum_is_413(self, api, mongo_db):
+        with override_settings(BULK_MAX_ITEMS=3):
+            response = post_json(api, [{"bestseller_rank": 1}] * 4)
+
+        message = assert_error_envelope(response, 413)["_error"]["message"]
+        assert message == MSG_BULK_TOO_LARGE.format(limit=3, count=4)
+        assert stored_count(mongo_db) == 0
