@@ -22,8 +22,7 @@ MSG_NOT_FOUND = "The requested URL was not found on the server."
 MSG_VALIDATION = "Insertion failure: {count} document(s) contain(s) error(s)"
 MSG_VALIDATION_UPDATE = "Update failure: the document contains error(s)"
 MSG_IF_MATCH_REQUIRED = (
-    "To edit a document its etag must be provided using the If-Match header "
-    "(GET the document first and send its ETag)."
+    "To edit a document its etag must be provided using the If-Match header (GET the document first and send its ETag)."
 )
 MSG_IF_MATCH_STALE = (
     "Client and server etags don't match: the document has changed since you read it. "
@@ -32,12 +31,8 @@ MSG_IF_MATCH_STALE = (
 MSG_DATABASE_UNAVAILABLE = (
     "The database is unreachable right now. The request was not carried out; retry in a few seconds."
 )
-MSG_QUERY_REFUSED = (
-    "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
-)
-MSG_DATABASE_REFUSED = (
-    "The database could not carry out the request right now; nothing was changed. Retry shortly."
-)
+MSG_QUERY_REFUSED = "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
+MSG_DATABASE_REFUSED = "The database could not carry out the request right now; nothing was changed. Retry shortly."
 MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
 MSG_BULK_TOO_LARGE = "A bulk insert takes at most {limit} documents; this request had {count}."
 MSG_SERVER_ERROR = "The server hit an unexpected error. It has been logged; please retry later."

@@ -208,8 +208,11 @@ def _condition(field: str, value: Any, *, depth: int, budget: list[int]) -> Any:
                 raise ValueError(f"$not on '{field}' takes an operator object, e.g. {{\"$gt\": 5}}.")
             condition[operator] = _condition(field, operand, depth=depth + 1, budget=budget)
         else:
-            raise ValueError(_operator_refused(operator) if operator.startswith("$") else
-                             f"the condition on '{field}' must use operators such as $gt, not '{operator[:32]}'.")
+            raise ValueError(
+                _operator_refused(operator)
+                if operator.startswith("$")
+                else f"the condition on '{field}' must use operators such as $gt, not '{operator[:32]}'."
+            )
     return condition
 
 
@@ -235,7 +238,7 @@ def parse_sort(raw: str | None) -> list[tuple[str, int]]:
     if not 1 <= len(keys) <= MAX_SORT_KEYS:
         raise BadQuery("sort", f"takes 1 to {MAX_SORT_KEYS} fields.")
     seen: set[str] = set()
-    for field, direction in keys:
+    for field, _direction in keys:
         if field not in SORTABLE_FIELDS:
             raise BadQuery("sort", f"cannot sort on '{field[:64]}'; sortable fields are {', '.join(SORTABLE_FIELDS)}.")
         if field in seen:

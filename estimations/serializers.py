@@ -47,9 +47,7 @@ class EstimationSerializer(serializers.Serializer):
     _id = serializers.CharField(help_text="The estimation's id (a 24-hex-digit ObjectId).")
     bestseller_rank = serializers.IntegerField(required=False)
     category = serializers.CharField(required=False)
-    estimated_sales = serializers.IntegerField(
-        required=False, help_text="Estimated unit sales per month."
-    )
+    estimated_sales = serializers.IntegerField(required=False, help_text="Estimated unit sales per month.")
     model_version = serializers.CharField(required=False, help_text="The estimator that made the estimate.")
     _created = serializers.CharField(help_text="RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.")
     _updated = serializers.CharField(help_text="RFC 1123 date of the last change.")

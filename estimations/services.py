@@ -15,8 +15,15 @@ from ml.estimators import Estimator
 
 from . import validation
 from .documents import stamp
-from .errors import MSG_BULK_TOO_LARGE, MSG_NOT_FOUND, MSG_VALIDATION, MSG_VALIDATION_UPDATE
-from .errors import PayloadTooLarge, PreconditionFailed, ValidationFailed
+from .errors import (
+    MSG_BULK_TOO_LARGE,
+    MSG_NOT_FOUND,
+    MSG_VALIDATION,
+    MSG_VALIDATION_UPDATE,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from .query import ListQuery
 from .store import COLLECTION, EstimationStore, Outcome
 
@@ -49,9 +56,7 @@ def estimation_create(
     return store.insert(stamp(_estimated(fields, estimator)))
 
 
-def estimation_create_many(
-    *, store: EstimationStore, estimator: Estimator, items: list[Any]
-) -> list[dict[str, Any]]:
+def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:
     """Eve's bulk insert: every item valid, or nothing stored and each item's issues reported."""
     if not items:
         raise ValidationFailed(MSG_EMPTY_BULK)
@@ -102,12 +107,7 @@ def estimation_replace(
     from_form: bool = False,
 ) -> dict[str, Any]:
     """PUT: the new input replaces the old, and the estimate is made again."""
-    fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
-    if issues:
-        # A missing document is a 404 whatever the body says.
-        estimation_get(store=store, estimation_id=estimation_id)
-        raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
-    return _conditional_update(store, estimation_id, if_match, _estimated(fields, estimator))
+    return _rewrite(store, estimator, estimation_id, if_match, data, from_form, partial=False)
 
 
 def estimation_update(
@@ -120,23 +120,34 @@ def estimation_update(
     from_form: bool = False,
 ) -> dict[str, Any]:
     """PATCH: the given fields change, the rest stay, and the estimate is made again."""
+    return _rewrite(store, estimator, estimation_id, if_match, data, from_form, partial=True)
+
+
+def _rewrite(
+    store: EstimationStore,
+    estimator: Estimator,
+    estimation_id: str,
+    if_match: list[str] | None,
+    data: Any,
+    from_form: bool,
+    *,
+    partial: bool,
+) -> dict[str, Any]:
     current = estimation_get(store=store, estimation_id=estimation_id)
     if if_match is not None and current["_etag"] not in if_match:
         raise PreconditionFailed()
-    changes, issues = validation.validate(data, _rules(estimator), partial=True, from_form=from_form)
+    fields, issues = validation.validate(data, _rules(estimator), partial=partial, from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
-    merged = {"bestseller_rank": current["bestseller_rank"], "category": current["category"], **changes}
-    # Conditional on the version just read, so a concurrent write in between makes this one 412.
-    return _conditional_update(store, estimation_id, [current["_etag"]], _estimated(merged, estimator))
-
-
-def _conditional_update(
-    store: EstimationStore, estimation_id: str, if_match: list[str] | None, fields: dict[str, Any]
-) -> dict[str, Any]:
-    outcome, document = store.update_if_match(estimation_id, if_match, stamp(fields, new=False))
-    _raise_unless_done(outcome)
-    assert document is not None
+    if partial:
+        fields = {"bestseller_rank": current["bestseller_rank"], "category": current["category"], **fields}
+    document = {
+        "_id": current["_id"],
+        "_created": current["_created"],
+        **stamp(_estimated(fields, estimator), new=False),
+    }
+    # Conditional on the version just read: a write that landed in between makes this one 412.
+    _raise_unless_done(store.replace_if_match(document, [current["_etag"]]))
     return document
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
 
@@ -123,19 +123,16 @@ class EstimationStore:
         except PyMongoError:
             logger.error("bulk insert failed and its partial insert could not be removed (%d ids)", len(ids))
 
-    def update_if_match(
-        self, raw_id: Any, etags: list[str] | None, changes: dict[str, Any]
-    ) -> tuple[Outcome, dict[str, Any] | None]:
-        """Apply ``changes`` if the document's etag is one of ``etags`` (None: any version)."""
-        object_id = parse_id(raw_id)
-        if object_id is None:
-            return Outcome.NOT_FOUND, None
-        updated = self.collection.find_one_and_update(
-            self._conditional(object_id, etags), {"$set": changes}, return_document=ReturnDocument.AFTER
+    def replace_if_match(self, document: dict[str, Any], etags: list[str] | None) -> Outcome:
+        """Replace the stored version of ``document`` (same ``_id``) if its etag is one of ``etags``.
+
+        The whole document is written, ``_id`` and ``_created`` included, so every field keeps its
+        BSON type; None for ``etags`` replaces any version.
+        """
+        replaced = self.collection.find_one_and_replace(
+            self._conditional(document["_id"], etags), document, projection={"_id": 1}
         )
-        if updated is not None:
-            return Outcome.DONE, updated
-        return self._why_not(object_id), None
+        return Outcome.DONE if replaced is not None else self._why_not(document["_id"])
 
     def delete_if_match(self, raw_id: Any, etags: list[str] | None) -> Outcome:
         object_id = parse_id(raw_id)
@@ -152,7 +149,7 @@ class EstimationStore:
         return {"_id": object_id, "_etag": etags[0] if len(etags) == 1 else {"$in": etags}}
 
     def _why_not(self, object_id: ObjectId) -> Outcome:
-        exists = self.collection.count_documents({"_id": object_id}, limit=1)
+        exists = self.collection.find_one({"_id": object_id}, {"_id": 1}) is not None
         return Outcome.STALE if exists else Outcome.NOT_FOUND
 
 

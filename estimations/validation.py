@@ -62,7 +62,7 @@ def validate(
 
     clean: dict[str, Any] = {}
     issues: dict[str, str] = {}
-    for key, value in payload.items():
+    for key in payload:
         if key in INPUT_FIELDS:
             continue
         if from_form and key in FORM_CONTROL_FIELDS:

@@ -154,7 +154,9 @@ class TestMalformedRequests:
     def test_body_over_the_limit_is_413(self, api, mongo_db, settings):
         settings.MAX_BODY_BYTES = 1000
 
-        response = api.post(URL, data=json.dumps({"bestseller_rank": 1, "pad": "x" * 2000}), content_type="application/json")
+        response = api.post(
+            URL, data=json.dumps({"bestseller_rank": 1, "pad": "x" * 2000}), content_type="application/json"
+        )
 
         assert "1000 bytes" in assert_error_envelope(response, 413)["_error"]["message"]
         assert stored_count(mongo_db) == 0

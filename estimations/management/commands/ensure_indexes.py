@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 
-from estimator_project import mongo
 from estimations.services import estimation_store
+from estimator_project import mongo
 
 
 class Command(BaseCommand):
