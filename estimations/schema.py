@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -20,6 +21,19 @@ from .serializers import (
     EstimationWrittenSerializer,
     HomeSerializer,
 )
+
+
+class EnvelopeAutoSchema(AutoSchema):
+    """The list action answers Eve's envelope object (_items, _links, _meta), not a bare array."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+    def get_operation_id(self) -> str:
+        # Named after the viewset action (estimations_list, estimations_retrieve, ...), since the
+        # list action no longer looks like a list to drf-spectacular.
+        action = getattr(self.view, "action", None)
+        return f"{self.view.basename}_{action}" if action else super().get_operation_id()
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -73,13 +87,13 @@ LIST_PARAMETERS = [
 ]
 
 CREATE_REQUEST = PolymorphicProxySerializer(
-    component_name="EstimationCreateRequest",
+    component_name="EstimationCreate",
     serializers=[EstimationInputSerializer, EstimationInputSerializer(many=True)],
     resource_type_field_name=None,
     many=False,
 )
 CREATE_RESPONSE = PolymorphicProxySerializer(
-    component_name="EstimationCreateResponse",
+    component_name="EstimationCreated",
     serializers=[EstimationWrittenSerializer, BulkCreatedSerializer],
     resource_type_field_name=None,
     many=False,
@@ -87,20 +101,28 @@ CREATE_RESPONSE = PolymorphicProxySerializer(
 
 home_schema = extend_schema(
     summary="The API's resources",
-    responses={200: HomeSerializer, **COMMON},
+    responses={200: OpenApiResponse(HomeSerializer, description="Links to the resources."), **COMMON},
 )
 
 list_schema = extend_schema(
     summary="List estimations (filter, sort, project, paginate)",
     parameters=LIST_PARAMETERS,
-    responses={200: EstimationPageSerializer, 400: ERR_400, **COMMON},
+    responses={
+        200: OpenApiResponse(EstimationPageSerializer, description="One page, with links and the total."),
+        400: ERR_400,
+        **COMMON,
+    },
 )
 
 create_schema = extend_schema(
     summary="Estimate and store one estimation, or a list of them (bulk insert)",
     request=CREATE_REQUEST,
     responses={
-        201: CREATE_RESPONSE,
+        201: OpenApiResponse(
+            CREATE_RESPONSE,
+            description="Created. One estimation: the stored document, with a Location header. "
+            "A list: every document, in order, under _items.",
+        ),
         400: ERR_400,
         413: ERR_413,
         415: ERR_415,
@@ -126,23 +148,29 @@ retrieve_schema = extend_schema(
             "If-Modified-Since", OpenApiTypes.STR, OpenApiParameter.HEADER, description="304 if unchanged since."
         ),
     ],
-    responses={200: EstimationSerializer, 304: OpenApiResponse(description="Not modified."), 404: ERR_404, **COMMON},
+    responses={
+        200: OpenApiResponse(EstimationSerializer, description="The estimation, with ETag and Last-Modified."),
+        304: OpenApiResponse(description="Not modified since the etag or date the client holds."),
+        404: ERR_404,
+        **COMMON,
+    },
 )
 
+WRITTEN = OpenApiResponse(EstimationWrittenSerializer, description="Changed and estimated again; a new etag.")
 _WRITE_ERRORS = {400: ERR_400, 404: ERR_404, 412: ERR_412, 413: ERR_413, 415: ERR_415, 422: ERR_422, 428: ERR_428}
 
 update_schema = extend_schema(
     summary="Replace an estimation's input; the estimate is made again",
     parameters=[ITEM_ID, ETAG_HEADER],
     request=EstimationInputSerializer,
-    responses={200: EstimationWrittenSerializer, **_WRITE_ERRORS, **COMMON},
+    responses={200: WRITTEN, **_WRITE_ERRORS, **COMMON},
 )
 
 partial_update_schema = extend_schema(
     summary="Change some of an estimation's input; the estimate is made again",
     parameters=[ITEM_ID, ETAG_HEADER],
     request=EstimationInputSerializer(partial=True),
-    responses={200: EstimationWrittenSerializer, **_WRITE_ERRORS, **COMMON},
+    responses={200: WRITTEN, **_WRITE_ERRORS, **COMMON},
 )
 
 destroy_schema = extend_schema(
@@ -151,3 +179,14 @@ destroy_schema = extend_schema(
     request=None,
     responses={204: OpenApiResponse(description="Deleted."), 404: ERR_404, 412: ERR_412, 428: ERR_428, **COMMON},
 )
+
+
+def canonical_paths(result, generator, request, public):
+    """drf-spectacular postprocessing hook: publish Eve's paths (/estimations/{id}), no trailing slash.
+
+    The router accepts both forms; the schema names the canonical one.
+    """
+    result["paths"] = {
+        (path.rstrip("/") if path != "/" else path): operations for path, operations in result["paths"].items()
+    }
+    return result

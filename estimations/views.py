@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 
 from ml.serving import get_estimator
 
-from . import schema, services
+from . import schema as docs
+from . import services
 from .conditional import not_modified, quote_etag, required_if_match
 from .documents import RESOURCE, http_date, item_href, to_resource
 from .query import ListQuery, parse_list_query
@@ -43,7 +44,7 @@ class CacheHeadersMixin:
 class HomeView(CacheHeadersMixin, APIView):
     """The API's home: links to its resources (Eve's home endpoint)."""
 
-    @schema.home_schema
+    @docs.home_schema
     def get(self, request: Request) -> Response:
         return Response({"_links": {"child": [{"title": RESOURCE, "href": RESOURCE}]}})
 
@@ -68,13 +69,14 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     """Estimations of monthly unit sales from a Best Seller Rank and a category."""
 
     serializer_class = EstimationInputSerializer
+    schema = docs.EnvelopeAutoSchema()
     filter_backends: list = []
     lookup_field = "id"
     lookup_value_regex = "[^/]+"
 
     # --- collection ---------------------------------------------------------------------------
 
-    @schema.list_schema
+    @docs.list_schema
     def list(self, request: Request) -> Response:
         query = parse_list_query(
             request.query_params, default_max=settings.PAGINATION_DEFAULT, limit=settings.PAGINATION_LIMIT
@@ -87,7 +89,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         }
         return Response(body, headers={"X-Total-Count": str(total)})
 
-    @schema.create_schema
+    @docs.create_schema
     def create(self, request: Request) -> Response:
         data, from_form = _payload(request)
         store, estimator = services.estimation_store(), get_estimator()
@@ -103,7 +105,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     # --- item ---------------------------------------------------------------------------------
 
-    @schema.retrieve_schema
+    @docs.retrieve_schema
     def retrieve(self, request: Request, id: str) -> Response:
         document = services.estimation_get(store=services.estimation_store(), estimation_id=id)
         headers = _item_headers(document)
@@ -116,11 +118,11 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(to_resource(document, links="item"), headers=headers)
 
-    @schema.update_schema
+    @docs.update_schema
     def update(self, request: Request, id: str) -> Response:
         return self._write(request, id, services.estimation_replace)
 
-    @schema.partial_update_schema
+    @docs.partial_update_schema
     def partial_update(self, request: Request, id: str) -> Response:
         return self._write(request, id, services.estimation_update)
 
@@ -137,7 +139,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         )
         return Response(_written(document), headers=_item_headers(document))
 
-    @schema.destroy_schema
+    @docs.destroy_schema
     def destroy(self, request: Request, id: str) -> Response:
         if_match = required_if_match(request.headers.get("If-Match"))
         services.estimation_delete(store=services.estimation_store(), estimation_id=id, if_match=if_match)

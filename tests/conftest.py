@@ -7,7 +7,9 @@ on a free port with a temporary data directory. The code under test has no branc
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pymongo
 import pytest
+from openapi_schema_validator import OAS30Validator
 from pymongo.errors import PyMongoError
 from rest_framework.test import APIClient
 
@@ -171,6 +174,62 @@ def known_departure(on_nx: bool, what: str) -> None:
         pytest.xfail(f"nx-27017 departs from MongoDB: {what}")
 
 
+@pytest.fixture(scope="session")
+def openapi_spec(django_db_blocker) -> dict:
+    """The schema the service publishes at /api/schema/."""
+    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200, response.content
+    return json.loads(response.content)
+
+
+class SchemaCheckingClient(APIClient):
+    """An API client that checks every answer against the published OpenAPI schema.
+
+    A status code the schema does not list for the operation, or a JSON body that does not match
+    the documented schema, fails the test that made the request: what the tests exercise is what a
+    client generated from the schema will meet.
+    """
+
+    def __init__(self, spec: dict, **defaults):
+        super().__init__(**defaults)
+        self.spec = spec
+        self.routes = [
+            (re.compile("^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(path)) + "/?$"), path) for path in spec["paths"]
+        ]
+        self.checked = 0
+
+    def request(self, **kwargs):
+        response = super().request(**kwargs)
+        self._check(kwargs["REQUEST_METHOD"].lower(), kwargs["PATH_INFO"], response)
+        return response
+
+    def _validate(self, schema: dict, body, where: str) -> None:
+        validator = OAS30Validator({**schema, "components": self.spec["components"]})
+        errors = sorted(validator.iter_errors(body), key=str)
+        assert not errors, f"{where}: body does not match the schema: {errors[0].message}\n{body}"
+        self.checked += 1
+
+    def _check(self, method: str, path: str, response) -> None:
+        if method in ("options", "head"):
+            return
+        is_json = response.get("Content-Type", "").startswith("application/json")
+        operation = next(
+            (self.spec["paths"][template].get(method) for pattern, template in self.routes if pattern.match(path)),
+            None,
+        )
+        if operation is None:
+            if response.status_code >= 400 and is_json:
+                self._validate({"$ref": "#/components/schemas/Error"}, response.json(), f"{method} {path}")
+            return
+        where = f"{method.upper()} {path} -> {response.status_code}"
+        documented = operation["responses"].get(str(response.status_code))
+        assert documented is not None, f"{where}: status not in the schema ({sorted(operation['responses'])})"
+        if is_json and response.content:
+            schema = documented.get("content", {}).get("application/json", {}).get("schema")
+            assert schema is not None, f"{where}: the schema documents no JSON body"
+            self._validate(schema, response.json(), where)
+
+
 @pytest.fixture
-def api(mongo_db) -> APIClient:
-    return APIClient()
+def api(mongo_db, openapi_spec) -> SchemaCheckingClient:
+    return SchemaCheckingClient(openapi_spec)

@@ -1,0 +1,25 @@
+# The API image: gunicorn serving Django, static files by WhiteNoise, running as a non-root user.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PORT=8000
+
+WORKDIR /app
+
+# Requirements first: the layer is rebuilt only when they change, not on every source edit.
+COPY requirements.txt .
+RUN pip install --upgrade pip && pip install -r requirements.txt
+
+COPY . .
+
+# Static files (browsable API, Swagger UI, Redoc) are collected at build time; the key is only for this step.
+RUN SECRET_KEY=build-time-collectstatic-only python manage.py collectstatic --noinput --verbosity 0
+
+RUN useradd --create-home --uid 10001 app && chown -R app:app /app
+USER app
+
+EXPOSE 8000
+
+CMD ["sh", "-c", "python manage.py ensure_indexes && exec gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi"]

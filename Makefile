@@ -1,0 +1,51 @@
+# Every target sets up what it needs: `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.DEFAULT_GOAL := help
+
+.PHONY: help run serve test lint format clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+.env: .env.example
+	@# A fresh random SECRET_KEY for this machine; the file is git-ignored.
+	@test -f .env || sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
+	@echo "Wrote .env (edit it to change settings)."
+
+run: $(VENV)/.runtime-installed .env ## Install, prepare the store and serve on $PORT (embedded store when MONGO_URI is unset)
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_indexes
+	$(BIN)/gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi
+
+test: $(VENV)/.dev-installed ## Lint and run the whole test suite (unit on mongomock, integration over the wire)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev-installed ## Lint only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the virtual environment and generated files
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

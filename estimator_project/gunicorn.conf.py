@@ -1,0 +1,27 @@
+"""gunicorn settings, read from the environment (see .env.example)."""
+
+import os
+from pathlib import Path
+
+import environ
+
+# The same .env as the Django settings, so MONGO_URI set there also decides the worker count.
+environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+if os.environ.get("MONGO_URI"):
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+else:
+    # The embedded store lives inside one process: more workers would each have their own data.
+    workers = 1
+    threads = 1
+
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# Workers must not share the master's MongoDB sockets: no app loaded before the fork.
+preload_app = False
