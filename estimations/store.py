@@ -14,7 +14,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
-from pymongo.errors import ExecutionTimeout, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure, PyMongoError
 
 from .errors import MSG_QUERY_REFUSED, BadQuery
 from .query import ListQuery
@@ -107,17 +107,27 @@ class EstimationStore:
         return document
 
     def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """All or nothing: if the server fails part-way, the part it stored is removed again."""
+        """All or nothing: if the server fails part-way, the part this call stored is removed again."""
+        generated = []
         for document in documents:
-            document.setdefault("_id", ObjectId())
+            if "_id" not in document:
+                document["_id"] = ObjectId()
+                generated.append(document["_id"])
         try:
             self.collection.insert_many(documents, ordered=True)
+        except BulkWriteError as exc:
+            # Ordered: exactly the documents before the first refused one were stored.
+            self._remove_partial([document["_id"] for document in documents[: exc.details.get("nInserted", 0)]])
+            raise
         except PyMongoError:
-            self._remove_partial([document["_id"] for document in documents])
+            # Unknown how far the server got: remove what may be ours, never an id the caller chose.
+            self._remove_partial(generated)
             raise
         return documents
 
     def _remove_partial(self, ids: list[ObjectId]) -> None:
+        if not ids:
+            return
         try:
             self.collection.delete_many({"_id": {"$in": ids}})
         except PyMongoError:

@@ -6,7 +6,9 @@ from pathlib import Path
 import environ
 
 # The same .env as the Django settings, so MONGO_URI set there also decides the worker count.
-environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
+environ.Env.read_env(
+    os.environ.get("DJANGO_ENV_FILE", Path(__file__).resolve().parent.parent / ".env"), overwrite=False
+)
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 

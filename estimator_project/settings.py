@@ -4,6 +4,7 @@ Every setting is read from the environment here and nowhere else; `.env.example`
 with their defaults. A `.env` file beside manage.py is read when present.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -12,7 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# DJANGO_ENV_FILE can only come from the environment: which file to read (tests read none).
+environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 

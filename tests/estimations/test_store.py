@@ -1,0 +1,160 @@
+"""The PyMongo store: indexes, all-or-nothing bulk insert, atomic conditional writes."""
+
+from __future__ import annotations
+
+import mongomock
+import pytest
+from bson import ObjectId
+from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure
+
+from estimations.documents import stamp
+from estimations.errors import BadQuery
+from estimations.query import ListQuery
+from estimations.services import estimation_store
+from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
+
+
+def new_document(rank: int = 10) -> dict:
+    return stamp({"bestseller_rank": rank, "category": "books", "estimated_sales": 1, "model_version": "t"})
+
+
+@pytest.fixture
+def store(mongo_db) -> EstimationStore:
+    return estimation_store()
+
+
+def test_ensure_indexes_creates_every_index_and_is_idempotent():
+    collection = mongomock.MongoClient().db.estimations
+    store = EstimationStore(collection)
+
+    store.ensure_indexes()
+    store.ensure_indexes()
+
+    keys = {name: info["key"] for name, info in collection.index_information().items()}
+    for index in INDEXES:
+        assert list(keys[index.document["name"]]) == list(index.document["key"].items())
+    assert len(keys) == len(INDEXES) + 1  # and _id's own
+
+
+def test_every_sortable_field_has_an_index_ending_in_id():
+    from estimations.query import SORTABLE_FIELDS
+
+    led_by = {next(iter(index.document["key"])) for index in INDEXES if list(index.document["key"])[-1] == "_id"}
+
+    assert set(SORTABLE_FIELDS) - {"_id"} <= led_by
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "abc", None, 12, "6b0aa8a7e49da0a6640161e", "g" * 24, ["6b0aa8a7e49da0a6640161ec"]]
+)
+def test_parse_id_rejects_anything_malformed(raw):
+    assert parse_id(raw) is None
+
+
+def test_get_of_a_malformed_id_is_none_without_a_query(store):
+    assert store.get("not-an-id") is None
+
+
+class TestInsertMany:
+    def test_inserts_all_in_order(self, store):
+        documents = store.insert_many([new_document(rank) for rank in (3, 1, 2)])
+
+        assert [document["bestseller_rank"] for document in documents] == [3, 1, 2]
+        assert store.collection.count_documents({}) == 3
+
+    def test_a_failure_part_way_leaves_nothing_behind(self, store):
+        # Given a batch whose third document collides with one already stored
+        existing = store.insert(new_document(99))
+        batch = [new_document(1), new_document(2), {**new_document(3), "_id": existing["_id"]}, new_document(4)]
+
+        # When the server stores the first two and refuses the third
+        with pytest.raises(BulkWriteError):
+            store.insert_many(batch)
+
+        # Then the two it stored are removed again, and what was there before stays
+        assert sorted(d["bestseller_rank"] for d in store.collection.find()) == [99]
+
+
+class TestConditionalWrites:
+    def test_replace_with_the_current_etag(self, store):
+        document = store.insert(new_document())
+        replacement = {**stamp({"bestseller_rank": 5, "category": "books"}, new=False), "_id": document["_id"]}
+
+        assert store.replace_if_match(replacement, [document["_etag"]]) is Outcome.DONE
+        assert store.get(str(document["_id"]))["bestseller_rank"] == 5
+
+    def test_replace_with_a_stale_etag_or_a_missing_id(self, store):
+        document = store.insert(new_document())
+        replacement = {**stamp({"bestseller_rank": 5}, new=False), "_id": document["_id"]}
+
+        assert store.replace_if_match(replacement, ["stale"]) is Outcome.STALE
+        assert store.replace_if_match({**replacement, "_id": ObjectId()}, None) is Outcome.NOT_FOUND
+        assert store.get(str(document["_id"]))["bestseller_rank"] == 10
+
+    def test_delete_outcomes(self, store):
+        document = store.insert(new_document())
+        object_id = str(document["_id"])
+
+        assert store.delete_if_match(object_id, ["stale"]) is Outcome.STALE
+        assert store.delete_if_match("junk", None) is Outcome.NOT_FOUND
+        assert store.delete_if_match(object_id, ["other", document["_etag"]]) is Outcome.DONE
+        assert store.delete_if_match(object_id, None) is Outcome.NOT_FOUND
+
+
+class TestReads:
+    def query(self, **overrides) -> ListQuery:
+        return ListQuery(
+            **{"filter": {}, "sort": [("_id", 1)], "projection": None, "page": 1, "max_results": 10, **overrides}
+        )
+
+    def test_refused_query_is_a_bad_query(self, store, monkeypatch):
+        def refuse(*args, **kwargs):
+            raise OperationFailure("unknown operator", code=2)
+
+        monkeypatch.setattr(store.collection, "find", refuse)
+
+        with pytest.raises(BadQuery):
+            store.find(self.query())
+
+    def test_server_timeout_is_not_the_clients_fault(self, store, monkeypatch):
+        def too_slow(*args, **kwargs):
+            raise ExecutionTimeout("operation exceeded time limit", code=50)
+
+        monkeypatch.setattr(store.collection, "count_documents", too_slow)
+
+        with pytest.raises(ExecutionTimeout):
+            store.count({"category": "books"})
+
+    def test_unfiltered_count_comes_from_metadata(self, store, monkeypatch):
+        store.insert_many([new_document(rank) for rank in range(1, 6)])
+        calls = []
+        real = store.collection.estimated_document_count
+
+        def spy(*args, **kwargs):
+            calls.append(args)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(store.collection, "estimated_document_count", spy)
+
+        assert store.count({}) == 5
+        assert len(calls) == 1
+        assert store.count({"bestseller_rank": {"$gt": 2}}) == 3
+        assert len(calls) == 1
+
+
+def test_a_lost_connection_removes_only_the_ids_the_store_generated(store, monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    existing = store.insert(new_document(99))
+    real_insert_many = store.collection.insert_many
+
+    def store_some_then_drop(documents, ordered=True):
+        real_insert_many(documents[:2], ordered=ordered)
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(store.collection, "insert_many", store_some_then_drop)
+
+    with pytest.raises(AutoReconnect):
+        store.insert_many([new_document(1), new_document(2), {**new_document(3), "_id": existing["_id"]}])
+
+    assert [d["bestseller_rank"] for d in store.collection.find()] == [99]

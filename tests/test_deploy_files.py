@@ -1,0 +1,101 @@
+"""What can be checked of the container files without a Docker engine, and the set-up commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def env_example_names() -> set[str]:
+    return set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+
+class TestDockerfile:
+    def test_slim_python_311_base(self):
+        assert dockerfile_instructions()[0] == ("FROM", "python:3.11-slim")
+
+    def test_requirements_installed_before_the_source_is_copied(self):
+        steps = dockerfile_instructions()
+        copy_requirements = steps.index(("COPY", "requirements.txt ."))
+        install = next(i for i, (op, arg) in enumerate(steps) if op == "RUN" and "-r requirements.txt" in arg)
+        copy_source = steps.index(("COPY", ". ."))
+
+        assert copy_requirements < install < copy_source
+
+    def test_runs_as_a_non_root_user(self):
+        users = [arg for op, arg in dockerfile_instructions() if op == "USER"]
+
+        assert users and users[-1] not in ("root", "0")
+
+    def test_starts_gunicorn_after_the_index_command_which_exists(self):
+        command = [arg for op, arg in dockerfile_instructions() if op == "CMD"][-1]
+
+        assert "manage.py ensure_indexes" in command and "exec gunicorn" in command
+        assert (ROOT / "estimations/management/commands/ensure_indexes.py").exists()
+        config = re.search(r"--config (\S+)", command).group(1)
+        assert (ROOT / config).exists()
+        assert "estimator_project.wsgi" in command and (ROOT / "estimator_project/wsgi.py").exists()
+
+    def test_dockerignore_keeps_secrets_and_the_venv_out(self):
+        ignored = (ROOT / ".dockerignore").read_text().split()
+
+        assert {".env", ".venv", ".git"} <= set(ignored)
+
+
+class TestCompose:
+    def compose(self) -> dict:
+        return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+    def test_api_waits_for_a_healthy_mongo_7(self):
+        services = self.compose()["services"]
+
+        assert services["db"]["image"] == "mongo:7"
+        assert "mongosh" in " ".join(services["db"]["healthcheck"]["test"])
+        assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
+
+    def test_data_is_on_a_named_volume(self):
+        compose = self.compose()
+        volume = compose["services"]["db"]["volumes"][0].split(":")[0]
+
+        assert volume in compose["volumes"]
+
+    def test_api_serves_port_8000_against_the_db_service(self):
+        api = self.compose()["services"]["api"]
+
+        assert "8000:8000" in api["ports"]
+        assert api["environment"]["MONGO_URI"].startswith("mongodb://db:27017/")
+        assert api["build"] == "."
+
+    def test_every_environment_name_is_a_setting_the_service_reads(self):
+        names = set(self.compose()["services"]["api"]["environment"])
+
+        assert names <= env_example_names(), names - env_example_names()
+
+    def test_secret_key_is_required_not_defaulted(self):
+        assert self.compose()["services"]["api"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+class TestSetUpCommands:
+    def test_makefile_has_run_and_test_and_ci_calls_make_test(self):
+        makefile = (ROOT / "Makefile").read_text()
+
+        assert re.search(r"^run:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
+        assert "make test" in (ROOT / ".ci/run").read_text()
+
+    def test_readme_shows_both_commands(self):
+        readme = (ROOT / "README.md").read_text()
+
+        assert "make run" in readme and "make test" in readme

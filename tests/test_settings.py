@@ -1,0 +1,112 @@
+"""Settings come from the environment; production refuses to start without a SECRET_KEY."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from estimations.startup import on_server_start
+from estimator_project import mongo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_django(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "MONGO_URI")}
+    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": os.devnull})
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_secret_key_with_debug_off_stops_start_up_with_a_clear_message(tmp_path):
+    result = run_django({"DEBUG": "false"})
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert "started" not in result.stdout
+
+
+def test_debug_on_starts_without_a_key():
+    result = run_django({"DEBUG": "true"})
+
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+
+
+def test_a_key_from_the_environment_starts_with_debug_off():
+    result = run_django({"SECRET_KEY": "x" * 50})
+
+    assert result.returncode == 0, result.stderr
+
+
+ONLY_FROM_THE_ENVIRONMENT = {"DJANGO_ENV_FILE"}  # says which file to read, so it cannot be in one
+
+
+def test_env_example_lists_every_variable_the_service_reads():
+    read = set()
+    for source in ("estimator_project/settings.py", "estimator_project/gunicorn.conf.py"):
+        text = (ROOT / source).read_text()
+        read |= set(re.findall(r"env\.\w+\(\s*\"([A-Z_]+)\"", text))
+        read |= set(re.findall(r"os\.environ\.get\(\s*[\"']([A-Z_]+)[\"']", text))
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    assert read, "found no settings: the pattern above is stale"
+    for name in ONLY_FROM_THE_ENVIRONMENT:
+        assert name in (ROOT / ".env.example").read_text()
+    read -= ONLY_FROM_THE_ENVIRONMENT
+    assert read == listed, f"read but not listed: {read - listed}; listed but not read: {listed - read}"
+
+
+def test_env_example_has_no_secret():
+    assert re.search(r"^SECRET_KEY=$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+
+class TestEmbeddedStoreWarning:
+    def test_server_start_warns_once_that_data_is_in_memory(self, settings, caplog):
+        settings.MONGO_URI = ""
+        mongo.reset()
+
+        with caplog.at_level(logging.WARNING):
+            on_server_start()
+
+        warnings = [record for record in caplog.records if record.getMessage() == mongo.EMBEDDED_STORE_WARNING]
+        assert len(warnings) == 1
+        mongo.reset()
+
+    def test_no_warning_with_a_mongo_uri(self, settings, caplog):
+        settings.MONGO_URI = "mongodb://127.0.0.1:1/never-contacted"
+        mongo.reset()
+
+        with caplog.at_level(logging.WARNING):
+            on_server_start()
+
+        assert mongo.EMBEDDED_STORE_WARNING not in caplog.text
+        mongo.reset()
+
+
+@pytest.mark.parametrize(
+    ("uri", "name", "expected"),
+    [
+        ("", "", "estimator"),
+        ("mongodb://db:27017/estimations", "", "estimations"),
+        ("mongodb://db:27017/estimations", "other", "other"),
+        ("mongodb://db:27017/", "", "estimator"),
+    ],
+)
+def test_database_name(settings, uri, name, expected):
+    settings.MONGO_URI, settings.MONGO_DB_NAME = uri, name
+
+    assert mongo.database_name() == expected
