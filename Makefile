@@ -34,14 +34,13 @@ run: $(VENV)/.runtime-installed .env ## Install, prepare the store and serve on 
 	$(BIN)/python manage.py ensure_indexes
 	$(BIN)/gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi
 
-test: $(VENV)/.dev-installed ## Lint and run the whole test suite (unit on mongomock, integration over the wire)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire)
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.dev-installed ## Lint only
+lint: $(VENV)/.dev-installed ## Lint and type-check only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy estimator_project estimations ml
 
 format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .

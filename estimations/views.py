@@ -30,7 +30,7 @@ MSG_BODY_SHAPE = (
 )
 
 
-class CacheHeadersMixin:
+class CacheHeadersMixin(APIView):
     """Eve's CACHE_CONTROL / CACHE_EXPIRES on every successful GET."""
 
     def finalize_response(self, request, response, *args, **kwargs):

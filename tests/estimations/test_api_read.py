@@ -174,3 +174,14 @@ class TestMethodNotAllowed:
 
         assert_error_envelope(response, 405)
         assert {item.strip() for item in response["Allow"].split(",")} == allowed
+
+
+def test_an_origin_outside_a_configured_list_gets_no_cors_grant(api, settings):
+    settings.CORS_ALLOW_ALL_ORIGINS = False
+    settings.CORS_ALLOWED_ORIGINS = ["https://shop.example"]
+
+    allowed = api.get("/estimations", HTTP_ORIGIN="https://shop.example")
+    other = api.get("/estimations", HTTP_ORIGIN="https://evil.example")
+
+    assert allowed["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Access-Control-Allow-Origin" not in other

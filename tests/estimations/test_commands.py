@@ -1,0 +1,56 @@
+"""manage.py ensure_indexes: idempotent on a real connection, clear when it cannot work."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pymongo
+import pytest
+from django.core.management import CommandError, call_command
+
+from estimations.store import INDEXES
+from estimator_project import mongo
+
+
+def run(*args) -> str:
+    out = io.StringIO()
+    call_command("ensure_indexes", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.integration
+def test_creates_the_indexes_over_the_wire_and_again_is_a_no_op(wire_server, settings):
+    settings.MONGO_URI = wire_server.uri
+    settings.MONGO_DB_NAME = f"test_cmd_{uuid.uuid4().hex[:8]}"
+    mongo.reset()
+    try:
+        first, second = run(), run()
+
+        for index in INDEXES:
+            assert index.document["name"] in first
+        assert first == second
+        client = pymongo.MongoClient(wire_server.uri)
+        assert len(client[settings.MONGO_DB_NAME]["estimations"].index_information()) == len(INDEXES) + 1
+        client.close()
+    finally:
+        mongo.get_client().drop_database(settings.MONGO_DB_NAME)
+        mongo.reset()
+
+
+def test_with_the_embedded_store_says_the_server_indexes_it(settings):
+    settings.MONGO_URI = ""
+
+    assert "embedded in-memory store" in run()
+
+
+def test_unreachable_database_is_a_command_error_without_the_uri(settings):
+    settings.MONGO_URI = "mongodb://user:s3cret@127.0.0.1:9/x"
+    settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200
+    mongo.reset()
+    try:
+        with pytest.raises(CommandError, match="Is MongoDB reachable") as caught:
+            run()
+        assert "s3cret" not in str(caught.value)
+    finally:
+        mongo.reset()
