@@ -38,13 +38,13 @@ def _rules(estimator: Estimator) -> validation.Rules:
     return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
 
 
+def _content(rank: int, category: str, sales: int, estimator: Estimator) -> dict[str, Any]:
+    return {"bestseller_rank": rank, "category": category, "estimated_sales": sales, "model_version": estimator.version}
+
+
 def _estimated(fields: dict[str, Any], estimator: Estimator) -> dict[str, Any]:
-    return {
-        "bestseller_rank": fields["bestseller_rank"],
-        "category": fields["category"],
-        "estimated_sales": estimator.estimate(fields["bestseller_rank"], fields["category"]),
-        "model_version": estimator.version,
-    }
+    rank, category = fields["bestseller_rank"], fields["category"]
+    return _content(rank, category, estimator.estimate(rank, category), estimator)
 
 
 def estimation_create(
@@ -73,14 +73,7 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
     categories = [fields["category"] for fields, _ in validated]
     sales = estimator.estimate_many(ranks, categories)
     documents = [
-        stamp(
-            {
-                "bestseller_rank": rank,
-                "category": category,
-                "estimated_sales": estimate,
-                "model_version": estimator.version,
-            }
-        )
+        stamp(_content(rank, category, estimate, estimator))
         for rank, category, estimate in zip(ranks, categories, sales, strict=True)
     ]
     return store.insert_many(documents)
@@ -97,19 +90,6 @@ def estimation_list(*, store: EstimationStore, query: ListQuery) -> tuple[list[d
     return store.find(query), store.count(query.filter)
 
 
-def estimation_replace(
-    *,
-    store: EstimationStore,
-    estimator: Estimator,
-    estimation_id: str,
-    if_match: list[str] | None,
-    data: Any,
-    from_form: bool = False,
-) -> dict[str, Any]:
-    """PUT: the new input replaces the old, and the estimate is made again."""
-    return _rewrite(store, estimator, estimation_id, if_match, data, from_form, partial=False)
-
-
 def estimation_update(
     *,
     store: EstimationStore,
@@ -117,22 +97,12 @@ def estimation_update(
     estimation_id: str,
     if_match: list[str] | None,
     data: Any,
+    partial: bool,
     from_form: bool = False,
 ) -> dict[str, Any]:
-    """PATCH: the given fields change, the rest stay, and the estimate is made again."""
-    return _rewrite(store, estimator, estimation_id, if_match, data, from_form, partial=True)
-
-
-def _rewrite(
-    store: EstimationStore,
-    estimator: Estimator,
-    estimation_id: str,
-    if_match: list[str] | None,
-    data: Any,
-    from_form: bool,
-    *,
-    partial: bool,
-) -> dict[str, Any]:
+    """PUT (``partial=False``): the new input replaces the old. PATCH (``partial=True``): the given
+    fields change and the rest stay. Either way the estimate is made again with the current model.
+    """
     current = estimation_get(store=store, estimation_id=estimation_id)
     if if_match is not None and current["_etag"] not in if_match:
         raise PreconditionFailed()

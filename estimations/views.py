@@ -120,21 +120,22 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     @docs.update_schema
     def update(self, request: Request, id: str) -> Response:
-        return self._write(request, id, services.estimation_replace)
+        return self._write(request, id, partial=False)
 
     @docs.partial_update_schema
     def partial_update(self, request: Request, id: str) -> Response:
-        return self._write(request, id, services.estimation_update)
+        return self._write(request, id, partial=True)
 
-    def _write(self, request: Request, id: str, service) -> Response:
+    def _write(self, request: Request, id: str, *, partial: bool) -> Response:
         if_match = required_if_match(request.headers.get("If-Match"))
         data, from_form = _payload(request)
-        document = service(
+        document = services.estimation_update(
             store=services.estimation_store(),
             estimator=get_estimator(),
             estimation_id=id,
             if_match=if_match,
             data=data,
+            partial=partial,
             from_form=from_form,
         )
         return Response(_written(document), headers=_item_headers(document))
