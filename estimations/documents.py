@@ -16,7 +16,14 @@ from typing import Any
 
 RESOURCE = "estimations"
 ITEM_TITLE = "estimations"  # the tutorial's item_title
-CONTENT_FIELDS = ("bestseller_rank", "category", "estimated_sales", "model_version")
+CONTENT_FIELDS = (
+    "bestseller_rank",
+    "category",
+    "estimated_sales",
+    "estimated_sales_low",
+    "estimated_sales_high",
+    "model_version",
+)
 META_FIELDS = ("_id", "_created", "_updated", "_etag")
 
 

@@ -80,13 +80,20 @@ FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
     "bestseller_rank": _number,
     "estimated_sales": _number,
     "category": _string,
-    "model_version": _string,
+    "model_version": _number,
     "_id": _object_id,
     "_created": _datetime,
     "_updated": _datetime,
 }
 SORTABLE_FIELDS = tuple(FIELD_TYPES)
-PROJECTABLE_FIELDS = ("bestseller_rank", "category", "estimated_sales", "model_version")
+PROJECTABLE_FIELDS = (
+    "bestseller_rank",
+    "category",
+    "estimated_sales",
+    "estimated_sales_low",
+    "estimated_sales_high",
+    "model_version",
+)
 
 
 @dataclass(frozen=True)

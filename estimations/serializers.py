@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from ml.serving import get_estimator
+from ml.serving import known_categories
 
 from . import validation
+
+
+CATEGORY_HELP = (
+    "The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, stored so the answer "
+    "shows what was assumed."
+)
 
 
 class EstimationInputSerializer(serializers.Serializer):
@@ -19,17 +25,17 @@ class EstimationInputSerializer(serializers.Serializer):
         max_value=validation.MAX_RANK,
         help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
     )
-    category = serializers.ChoiceField(
-        choices=[],
-        required=False,
-        help_text="The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, "
-        "stored so the answer shows what was assumed.",
-    )
+    category = serializers.CharField(required=False, max_length=validation.MAX_CATEGORY_LENGTH, help_text=CATEGORY_HELP)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The categories are the current model's, so the form and the schema list what it knows.
-        self.fields["category"].choices = list(get_estimator().categories)
+        # The active model's categories, so the form and the schema list what it knows (without an
+        # active model there is nothing to list, and the field stays a plain string).
+        categories = list(known_categories())
+        if categories:
+            self.fields["category"] = serializers.ChoiceField(
+                choices=categories, required=False, help_text=CATEGORY_HELP
+            )
 
 
 class LinkSerializer(serializers.Serializer):
@@ -48,7 +54,13 @@ class EstimationSerializer(serializers.Serializer):
     bestseller_rank = serializers.IntegerField(required=False)
     category = serializers.CharField(required=False)
     estimated_sales = serializers.IntegerField(required=False, help_text="Estimated unit sales per month.")
-    model_version = serializers.CharField(required=False, help_text="The estimator that made the estimate.")
+    estimated_sales_low = serializers.IntegerField(
+        required=False, help_text="Low end of the 80% interval (10th percentile of the model's holdout errors)."
+    )
+    estimated_sales_high = serializers.IntegerField(
+        required=False, help_text="High end of the 80% interval (90th percentile of the model's holdout errors)."
+    )
+    model_version = serializers.IntegerField(required=False, help_text="The model version that made the estimate.")
     _created = serializers.CharField(help_text="RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.")
     _updated = serializers.CharField(help_text="RFC 1123 date of the last change.")
     _etag = serializers.CharField(help_text="Send it back in If-Match to change or delete the estimation.")

@@ -12,6 +12,7 @@ from rest_framework.exceptions import NotFound
 
 from estimator_project.mongo import get_database
 from ml.estimators import Estimator
+from ml.fast import Estimate
 
 from . import validation
 from .documents import stamp
@@ -38,8 +39,15 @@ def _rules(estimator: Estimator) -> validation.Rules:
     return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
 
 
-def _content(rank: int, category: str, sales: int, estimator: Estimator) -> dict[str, Any]:
-    return {"bestseller_rank": rank, "category": category, "estimated_sales": sales, "model_version": estimator.version}
+def _content(rank: int, category: str, estimate: Estimate, estimator: Estimator) -> dict[str, Any]:
+    return {
+        "bestseller_rank": rank,
+        "category": category,
+        "estimated_sales": estimate.sales,
+        "estimated_sales_low": estimate.low,
+        "estimated_sales_high": estimate.high,
+        "model_version": estimator.version,
+    }
 
 
 def _estimated(fields: dict[str, Any], estimator: Estimator) -> dict[str, Any]:
@@ -71,10 +79,10 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
 
     ranks = [fields["bestseller_rank"] for fields, _ in validated]
     categories = [fields["category"] for fields, _ in validated]
-    sales = estimator.estimate_many(ranks, categories)
+    estimates = estimator.estimate_many(ranks, categories)
     documents = [
         stamp(_content(rank, category, estimate, estimator))
-        for rank, category, estimate in zip(ranks, categories, sales, strict=True)
+        for rank, category, estimate in zip(ranks, categories, estimates, strict=True)
     ]
     return store.insert_many(documents)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from estimator_project import mongo
+from ml.services import ensure_default_model
 
 from .services import estimation_store
 
@@ -10,5 +11,7 @@ from .services import estimation_store
 def on_server_start() -> None:
     if mongo.is_embedded():
         mongo.log_embedded_warning()
-        # The embedded store lives in this process, so no other process can have indexed it.
+        # The embedded store lives in this process, so no other process can have indexed it or
+        # trained a model into it: both happen here.
         estimation_store().ensure_indexes()
+        ensure_default_model()

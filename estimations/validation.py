@@ -18,7 +18,18 @@ MAX_CATEGORY_LENGTH = 64
 
 INPUT_FIELDS = ("bestseller_rank", "category")
 READ_ONLY_FIELDS = frozenset(
-    {"estimated_sales", "model_version", "_id", "_created", "_updated", "_etag", "_links", "_status"}
+    {
+        "estimated_sales",
+        "estimated_sales_low",
+        "estimated_sales_high",
+        "model_version",
+        "_id",
+        "_created",
+        "_updated",
+        "_etag",
+        "_links",
+        "_status",
+    }
 )
 # Fields an HTML form adds that are not part of the document.
 FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken"})

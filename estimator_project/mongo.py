@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -39,8 +40,13 @@ def is_embedded() -> bool:
 def _new_client(uri: str) -> Any:
     if not uri:
         import mongomock  # only needed for the embedded store
+        from mongomock.gridfs import enable_gridfs_integration
 
-        return mongomock.MongoClient(tz_aware=True)
+        enable_gridfs_integration()
+        client = mongomock.MongoClient(tz_aware=True)
+        # PyMongo's GridFS reads client.options.timeout, which mongomock does not provide.
+        client.options = SimpleNamespace(timeout=None)
+        return client
     return MongoClient(
         uri,
         connect=False,

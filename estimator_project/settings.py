@@ -96,6 +96,15 @@ BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
 
+# --- The sales model ------------------------------------------------------------------------
+# Signs model artifacts (HMAC-SHA256); unset: derived from SECRET_KEY. Changing it makes every stored
+# version refuse to load until retrained.
+MODEL_SIGNING_KEY = env.str("MODEL_SIGNING_KEY", default="")
+# How often each API process checks for a newly activated model version.
+MODEL_REFRESH_SECONDS = env.float("MODEL_REFRESH_SECONDS", default=2.0)
+# What `make run` (and the embedded store at start) trains when no version is active.
+DEFAULT_TRAINING_CSV = env.str("DEFAULT_TRAINING_CSV", default="") or str(BASE_DIR / "data" / "sample_sales.csv")
+
 # --- CORS (Eve's X_DOMAINS / X_HEADERS / X_EXPOSE_HEADERS) ----------------------------------
 X_DOMAINS = env.list("X_DOMAINS", default=["*"])
 CORS_ALLOW_ALL_ORIGINS = X_DOMAINS == ["*"]

@@ -1,15 +1,116 @@
-"""Which estimator answers requests.
+"""Which model answers requests, and how a newly activated one is picked up without a restart.
 
-PLACEHOLDER (replaced by issue 3): always the literature-curve estimator. Issue 3 puts the model
-registry behind ``get_estimator`` without changing its callers.
+Each process keeps the model it serves in memory as a ``FastModel``. At most every
+MODEL_REFRESH_SECONDS, one request thread (never more than one at a time; the others go on with the
+current model) reads the active version from MongoDB; if it changed, the new version is fetched,
+verified, loaded and swapped in. A version that fails verification is refused with a logged error and
+the process keeps serving what it had.
 """
 
 from __future__ import annotations
 
-from .estimators import Estimator, LiteratureCurveEstimator
+import hashlib
+import hmac
+import logging
+import threading
+import time
 
-_placeholder = LiteratureCurveEstimator()
+from django.conf import settings
+from pymongo.errors import PyMongoError
+from rest_framework.exceptions import APIException
+
+from estimator_project.mongo import get_database
+
+from .fast import FastModel
+from .registry import ArtifactRefused, ModelRegistry, UnknownVersion
+
+logger = logging.getLogger(__name__)
+
+MSG_NO_MODEL = (
+    "No sales model is active yet, so nothing can be estimated. Train one with "
+    "`python manage.py train_model --csv data/sample_sales.csv` (`make run` does this), "
+    "or activate a trained version with `python manage.py activate_model VERSION`."
+)
 
 
-def get_estimator() -> Estimator:
-    return _placeholder
+class NoActiveModel(APIException):
+    status_code = 503
+    default_detail = MSG_NO_MODEL
+    default_code = "no_active_model"
+
+
+def signing_key() -> bytes:
+    """MODEL_SIGNING_KEY, or a key derived from SECRET_KEY when it is not set."""
+    if settings.MODEL_SIGNING_KEY:
+        return settings.MODEL_SIGNING_KEY.encode()
+    return hmac.new(settings.SECRET_KEY.encode(), b"model-signing", hashlib.sha256).digest()
+
+
+def model_registry() -> ModelRegistry:
+    return ModelRegistry(get_database(), signing_key())
+
+
+class ModelHolder:
+    def __init__(self) -> None:
+        self.model: FastModel | None = None
+        self.checked_at = float("-inf")
+        self.refused: set[int] = set()
+        self._lock = threading.Lock()
+
+    def get(self) -> FastModel:
+        if self.model is None or time.monotonic() - self.checked_at >= settings.MODEL_REFRESH_SECONDS:
+            # Without a model every thread must wait for one; with one, only one thread refreshes.
+            if self._lock.acquire(blocking=self.model is None):
+                try:
+                    if self.model is None or time.monotonic() - self.checked_at >= settings.MODEL_REFRESH_SECONDS:
+                        self.refresh()
+                finally:
+                    self._lock.release()
+        if self.model is None:
+            raise NoActiveModel()
+        return self.model
+
+    def refresh(self) -> None:
+        self.checked_at = time.monotonic()
+        try:
+            version = model_registry().active_version()
+        except PyMongoError:
+            if self.model is None:
+                raise  # nothing to serve: the request answers 503 (database unavailable)
+            logger.warning("could not read the active model version; still serving version %s", self.model.version)
+            return
+        if version is None or (self.model is not None and version == self.model.version) or version in self.refused:
+            return
+        try:
+            loaded = model_registry().load(version)
+        except (ArtifactRefused, UnknownVersion) as exc:
+            self.refused.add(version)
+            kept = self.model.version if self.model else "none"
+            logger.error("refused to load model version %s: %s (still serving: %s)", version, exc, kept)
+            return
+        self.model = FastModel(
+            loaded.pipeline, version=version, residual_quantiles=loaded.metadata["residual_quantiles"]
+        )
+        logger.info("now serving model version %s", version)
+
+
+_holder = ModelHolder()
+
+
+def get_estimator() -> FastModel:
+    """The active model, as this process serves it. Raises NoActiveModel (503) when there is none."""
+    return _holder.get()
+
+
+def known_categories() -> tuple[str, ...]:
+    """The active model's categories, or none (for forms and the schema, which must render anyway)."""
+    try:
+        return get_estimator().categories
+    except (NoActiveModel, PyMongoError):
+        return ()
+
+
+def reset() -> None:
+    """Forget the served model (tests, which switch databases)."""
+    global _holder
+    _holder = ModelHolder()

@@ -28,6 +28,11 @@ from rest_framework.test import APIClient
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore
 from estimator_project import mongo
+from ml import serving
+from ml.data import read_training_csv
+from ml.train import TrainedModel, train
+
+SAMPLE_CSV = Path(__file__).resolve().parent.parent / "data" / "sample_sales.csv"
 
 STORES = ["mongomock", pytest.param("wire", marks=pytest.mark.integration)]
 
@@ -153,6 +158,7 @@ def mongo_db(store_kind, settings, request):
     settings.MONGO_URI = server.uri if server else ""
     settings.MONGO_DB_NAME = f"test_{uuid.uuid4().hex[:12]}"
     mongo.reset()
+    serving.reset()
     ensure_test_indexes(estimation_store(), on_nx_27017=bool(server and server.managed))
     database = mongo.get_database()
     yield database
@@ -161,6 +167,23 @@ def mongo_db(store_kind, settings, request):
     except PyMongoError:
         pass  # a fault test may have stopped the server
     mongo.reset()
+    serving.reset()
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> TrainedModel:
+    """One model trained on the shipped sample data, shared by the session (training takes ~0.1 s)."""
+    return train(read_training_csv(SAMPLE_CSV, progress=False))
+
+
+@pytest.fixture
+def active_model(mongo_db, trained_model) -> dict:
+    """The session's model stored and activated in this test's database; its metadata."""
+    registry = serving.model_registry()
+    registry.ensure_indexes()
+    metadata = registry.save(trained_model)
+    registry.activate(metadata["version"])
+    return metadata
 
 
 @pytest.fixture
@@ -175,11 +198,20 @@ def known_departure(on_nx: bool, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def openapi_spec(django_db_blocker) -> dict:
-    """The schema the service publishes at /api/schema/."""
-    response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    assert response.status_code == 200, response.content
-    return json.loads(response.content)
+def openapi_spec(trained_model) -> dict:
+    """The schema the service publishes at /api/schema/ while the session's model is active."""
+    mongo.reset()
+    serving.reset()
+    registry = serving.model_registry()  # the embedded store, default database: tests/settings.py
+    registry.activate(registry.save(trained_model)["version"])
+    try:
+        response = APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        assert response.status_code == 200, response.content
+        return json.loads(response.content)
+    finally:
+        mongo.get_client().drop_database(mongo.database_name())
+        mongo.reset()
+        serving.reset()
 
 
 class SchemaCheckingClient(APIClient):
@@ -231,5 +263,11 @@ class SchemaCheckingClient(APIClient):
 
 
 @pytest.fixture
-def api(mongo_db, openapi_spec) -> SchemaCheckingClient:
+def api(mongo_db, active_model, openapi_spec) -> SchemaCheckingClient:
+    """An API client on a fresh database with an active model, checking answers against the schema."""
+    return SchemaCheckingClient(openapi_spec)
+
+
+@pytest.fixture
+def api_without_model(mongo_db, openapi_spec) -> SchemaCheckingClient:
     return SchemaCheckingClient(openapi_spec)

@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand, CommandError
+from pymongo.errors import PyMongoError
+
+from ml.registry import RegistryError
+from ml.services import model_activate
+
+
+class Command(BaseCommand):
+    help = "Make a stored model version the active one (promote, or roll back). It is verified first."
+
+    def add_arguments(self, parser):
+        parser.add_argument("version", type=int, help="the version number (see list_models)")
+
+    def handle(self, *args, version: int, **options):
+        try:
+            model_activate(version=version)
+        except RegistryError as exc:
+            raise CommandError(f"Version {version} was not activated: {exc}.") from exc
+        except PyMongoError as exc:
+            raise CommandError(
+                f"Could not reach the model registry ({type(exc).__name__}). Is MongoDB running?"
+            ) from exc
+        self.stdout.write(
+            self.style.SUCCESS(f"Model version {version} is active; API processes switch within seconds.")
+        )

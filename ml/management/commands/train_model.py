@@ -1,0 +1,69 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from pymongo.errors import PyMongoError
+
+from estimator_project import mongo
+from ml.data import DataError
+from ml.registry import RegistryError
+from ml.report import metrics_table
+from ml.services import model_train
+from ml.serving import model_registry
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a new model version from a CSV (header: category,bestseller_rank,monthly_sales), store it "
+        "in the registry and activate it. Running API processes pick it up within seconds."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--csv", type=Path, required=True, help="the training data")
+        parser.add_argument(
+            "--activate",
+            action="store_true",
+            default=True,
+            help="activate the new version (the default)",
+        )
+        parser.add_argument("--no-activate", dest="activate", action="store_false", help="store it, do not activate")
+        parser.add_argument(
+            "--skip-bad-rows",
+            action="store_true",
+            help="skip and count rows that fail validation (default: any bad row fails the run)",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
+        parser.add_argument(
+            "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
+        )
+
+    def handle(self, *args, csv: Path, activate: bool, skip_bad_rows: bool, seed: int, if_no_active: bool, **options):
+        try:
+            if if_no_active and mongo.is_embedded():
+                self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
+                return
+            if if_no_active and model_registry().active_version() is not None:
+                self.stdout.write(f"Model version {model_registry().active_version()} is active; nothing to train.")
+                return
+            if mongo.is_embedded():
+                self.stderr.write(
+                    "Warning: MONGO_URI is not set, so this trains into an in-memory store that ends with this "
+                    "command. Set MONGO_URI to keep the model."
+                )
+            metadata = model_train(csv_path=csv, activate=activate, skip_bad_rows=skip_bad_rows, seed=seed)
+        except DataError as exc:
+            raise CommandError(str(exc)) from exc
+        except RegistryError as exc:
+            raise CommandError(f"The model was trained but not stored: {exc}") from exc
+        except PyMongoError as exc:
+            raise CommandError(
+                f"Could not reach the model registry ({type(exc).__name__}). Is MongoDB running?"
+            ) from exc
+
+        data = metadata["training_data"]
+        self.stdout.write(
+            f"Trained on {data['rows']:,} rows of {data['source']} (sha256 {data['sha256'][:12]}…), "
+            f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
+        )
+        self.stdout.write(metrics_table(metadata))
+        state = "active" if metadata["active"] else "stored, not active"
+        self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))

@@ -1,0 +1,160 @@
+"""The model registry in MongoDB: artifact bytes in GridFS, metadata in ``models``, the active version
+in ``model_state``. Every API replica reads the same registry, so none needs a shared disk.
+
+joblib artifacts run code when they are loaded. Each one is signed with an HMAC-SHA256 (key:
+MODEL_SIGNING_KEY) over its bytes and the metadata that serving relies on, and nothing is passed to
+``joblib.load`` before that signature, the bytes' sha256 and the scikit-learn version all check out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import gridfs
+import joblib
+import sklearn
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from .train import TrainedModel
+
+logger = logging.getLogger(__name__)
+
+MODELS = "models"
+STATE = "model_state"
+BUCKET = "model_artifacts"
+ACTIVE = "active"
+READY, UPLOADING = "ready", "uploading"
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done; the message says why."""
+
+
+class UnknownVersion(RegistryError):
+    pass
+
+
+class ArtifactRefused(RegistryError):
+    """The artifact failed verification and was not loaded."""
+
+
+@dataclass
+class LoadedModel:
+    version: int
+    pipeline: Any
+    metadata: dict[str, Any]
+
+
+def _signed_payload(artifact_sha256: str, metadata: dict[str, Any]) -> bytes:
+    """What the signature covers besides the bytes: every field serving trusts."""
+    fields = {
+        "version": metadata["version"],
+        "sklearn_version": metadata["sklearn_version"],
+        "artifact_sha256": artifact_sha256,
+        "categories": metadata["categories"],
+        "residual_quantiles": metadata["residual_quantiles"],
+        "rank_range": metadata["rank_range"],
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign(key: bytes, artifact_sha256: str, metadata: dict[str, Any]) -> str:
+    return hmac.new(key, _signed_payload(artifact_sha256, metadata), hashlib.sha256).hexdigest()
+
+
+class ModelRegistry:
+    def __init__(self, database: Database, signing_key: bytes):
+        self.database = database
+        self.models = database[MODELS]
+        self.state = database[STATE]
+        self.bucket = gridfs.GridFSBucket(database, bucket_name=BUCKET)
+        self._key = signing_key
+
+    def ensure_indexes(self) -> list[str]:
+        return self.models.create_indexes([IndexModel([("version", ASCENDING)], name="version", unique=True)])
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def save(self, trained: TrainedModel) -> dict[str, Any]:
+        """Store a new version (the next number) and return its metadata. Not activated here."""
+        artifact = trained.artifact()
+        version = self._claim_version()
+        try:
+            file_id = self.bucket.upload_from_stream(
+                f"model-v{version}.joblib", artifact, metadata={"version": version}
+            )
+            digest = hashlib.sha256(artifact).hexdigest()
+            document = {**trained.metadata, "version": version, "status": READY}
+            document["artifact"] = {"file_id": file_id, "sha256": digest, "bytes": len(artifact)}
+            document["signature"] = sign(self._key, digest, document)
+            # A whole-document replace: every field keeps its BSON type.
+            self.models.replace_one({"version": version}, document)
+        except Exception:
+            self.models.delete_one({"version": version, "status": UPLOADING})
+            raise
+        return document
+
+    def _claim_version(self) -> int:
+        for _ in range(20):
+            latest = self.models.find_one({}, {"version": 1}, sort=[("version", DESCENDING)])
+            version = (latest["version"] if latest else 0) + 1
+            try:
+                self.models.insert_one({"version": version, "status": UPLOADING, "created": datetime.now(UTC)})
+                return version
+            except DuplicateKeyError:
+                continue  # another training run took this number: take the next
+        raise RegistryError("could not claim a model version number; too many concurrent saves")
+
+    def activate(self, version: int) -> dict[str, Any]:
+        """Make ``version`` the active one, after checking that it loads. Returns its metadata."""
+        self.load(version)  # refuse to activate what serving would refuse to load
+        now = datetime.now(UTC)
+        self.state.replace_one({"_id": ACTIVE}, {"_id": ACTIVE, "version": version, "activated": now}, upsert=True)
+        return self.get(version) or {}
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.models.find({"status": READY}, {"_id": 0}).sort("version", DESCENDING))
+
+    def get(self, version: int) -> dict[str, Any] | None:
+        return self.models.find_one({"version": version, "status": READY}, {"_id": 0})
+
+    def active_version(self) -> int | None:
+        state = self.state.find_one({"_id": ACTIVE})
+        return state["version"] if state else None
+
+    def load(self, version: int) -> LoadedModel:
+        """Fetch and verify version ``version``; only then unpickle it."""
+        metadata = self.get(version)
+        if metadata is None:
+            raise UnknownVersion(f"there is no model version {version}")
+        if metadata.get("sklearn_version") != sklearn.__version__:
+            raise ArtifactRefused(
+                f"model version {version} was made by scikit-learn {metadata.get('sklearn_version')} and this "
+                f"service runs scikit-learn {sklearn.__version__}; retrain it with this version"
+            )
+        try:
+            artifact = self.bucket.open_download_stream(metadata["artifact"]["file_id"]).read()
+        except gridfs.errors.NoFile as exc:
+            raise ArtifactRefused(f"model version {version} has no artifact in the registry") from exc
+        digest = hashlib.sha256(artifact).hexdigest()
+        if not hmac.compare_digest(digest, metadata["artifact"]["sha256"]):
+            raise ArtifactRefused(f"model version {version}: the artifact's bytes do not match its checksum")
+        expected = sign(self._key, digest, metadata)
+        if not hmac.compare_digest(expected, str(metadata.get("signature", ""))):
+            raise ArtifactRefused(
+                f"model version {version}: the signature does not verify (tampered, or signed with another "
+                "MODEL_SIGNING_KEY)"
+            )
+        pipeline = joblib.load(io.BytesIO(artifact))
+        return LoadedModel(version=version, pipeline=pipeline, metadata=metadata)
