@@ -12,7 +12,6 @@ from ml.serving import known_categories
 
 from . import validation
 
-
 CATEGORY_HELP = (
     "The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, stored so the answer "
     "shows what was assumed."
