@@ -43,7 +43,7 @@ def _new_client(uri: str) -> Any:
         from mongomock.gridfs import enable_gridfs_integration
 
         enable_gridfs_integration()
-        client = mongomock.MongoClient(tz_aware=True)
+        client: Any = mongomock.MongoClient(tz_aware=True)
         # PyMongo's GridFS reads client.options.timeout, which mongomock does not provide.
         client.options = SimpleNamespace(timeout=None)
         return client

@@ -29,7 +29,7 @@ class TrainedModel:
         return buffer.getvalue()
 
 
-def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
     """RMSE of log1p(sales); median absolute % error (months with sales > 0); share within 2x.
 
     "Within 2x" compares (estimate + 1) with (actual + 1), so a zero-sale month counts as met by an
