@@ -46,7 +46,8 @@ class HomeView(CacheHeadersMixin, APIView):
 
     @docs.home_schema
     def get(self, request: Request) -> Response:
-        return Response({"_links": {"child": [{"title": RESOURCE, "href": RESOURCE}]}})
+        children = [{"title": RESOURCE, "href": RESOURCE}, {"title": "models", "href": "models"}]
+        return Response({"_links": {"child": children}})
 
 
 def _payload(request: Request) -> tuple[Any, bool]:

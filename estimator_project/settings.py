@@ -129,8 +129,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # Placeholder until API keys arrive (issue 4): reads and writes are open.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    # API keys (manage.py create_api_key). Estimations are open to all for now; model management
+    # needs an admin key (ml.views).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["estimator_project.api_keys.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "estimations.errors.exception_handler",

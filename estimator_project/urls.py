@@ -6,6 +6,7 @@ from estimations.views import HomeView
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("", include("estimations.urls")),
+    path("", include("ml.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

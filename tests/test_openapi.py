@@ -39,7 +39,14 @@ def test_operation_ids_are_unique_and_named_after_actions(openapi_spec):
 
 
 def test_schema_names_eves_paths_and_every_operation(openapi_spec):
-    assert set(openapi_spec["paths"]) == {"/", "/estimations", "/estimations/{id}"}
+    assert set(openapi_spec["paths"]) == {
+        "/",
+        "/estimations",
+        "/estimations/{id}",
+        "/models",
+        "/models/{version}",
+        "/models/{version}/activate",
+    }
     assert set(openapi_spec["paths"]["/estimations"]) >= {"get", "post"}
     assert set(openapi_spec["paths"]["/estimations/{id}"]) >= {"get", "put", "patch", "delete"}
 

@@ -210,3 +210,26 @@ class TestBulkInsert:
         message = assert_error_envelope(response, 413)["_error"]["message"]
         assert message == MSG_BULK_TOO_LARGE.format(limit=3, count=4)
         assert stored_count(mongo_db) == 0
+
+
+class TestModel:
+    def test_every_estimate_records_its_interval_and_model_version(self, api, active_model):
+        body = post_json(api, {"bestseller_rank": 1000, "category": "books"}).json()
+
+        expected = get_estimator().estimate(1000, "books")
+        assert (body["estimated_sales"], body["estimated_sales_low"], body["estimated_sales_high"]) == tuple(expected)
+        assert body["estimated_sales_low"] < body["estimated_sales"] < body["estimated_sales_high"]
+        assert body["model_version"] == active_model["version"]
+
+    def test_without_an_active_model_writes_answer_503_saying_how_to_train(self, api_without_model, mongo_db):
+        from ml.serving import MSG_NO_MODEL
+
+        response = post_json(api_without_model, {"bestseller_rank": 5})
+
+        assert assert_error_envelope(response, 503)["_error"]["message"] == MSG_NO_MODEL
+        assert "train_model" in MSG_NO_MODEL
+        assert stored_count(mongo_db) == 0
+
+    def test_without_an_active_model_reads_still_work(self, api_without_model):
+        assert api_without_model.get("/estimations").status_code == HTTPStatus.OK
+        assert api_without_model.get("/estimations", HTTP_ACCEPT="text/html").status_code == HTTPStatus.OK

@@ -26,7 +26,11 @@ class TestHome:
         response = api.get("/")
 
         assert response.status_code == HTTPStatus.OK
-        assert response.json() == {"_links": {"child": [{"title": "estimations", "href": "estimations"}]}}
+        assert response.json() == {
+            "_links": {
+                "child": [{"title": "estimations", "href": "estimations"}, {"title": "models", "href": "models"}]
+            }
+        }
 
 
 class TestGetOne:

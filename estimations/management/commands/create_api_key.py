@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand, CommandError
+from pymongo.errors import PyMongoError
+
+from estimator_project import mongo
+from estimator_project.api_keys import SCOPES, api_key_store
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print it once; only its hash is stored."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True, help="who or what uses the key (shown in logs and audits)")
+        parser.add_argument("--scope", required=True, choices=SCOPES, help="write: create estimations; admin: all")
+
+    def handle(self, *args, name: str, scope: str, **options):
+        if mongo.is_embedded():
+            self.stderr.write("Warning: MONGO_URI is not set; this key lives in an in-memory store that ends now.")
+        try:
+            store = api_key_store()
+            store.ensure_indexes()
+            key = store.create(name=name, scope=scope)
+        except PyMongoError as exc:
+            raise CommandError(f"Could not store the key ({type(exc).__name__}). Is MongoDB reachable?") from exc
+        self.stdout.write(f"API key for '{name}' (scope {scope}). It is shown only now; store it safely:")
+        self.stdout.write(key)

@@ -1,0 +1,122 @@
+"""API keys: created by ``manage.py create_api_key``, shown once, stored only as a SHA-256 hash.
+
+A key is 256 random bits, so a fast hash is enough to make the stored value useless to a reader of
+the database. Clients send ``Authorization: Api-Key <key>`` (or ``Bearer <key>``). Scopes: ``write``
+and ``admin`` (admin can do everything write can).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from pymongo import ASCENDING, IndexModel
+from pymongo.collection import Collection
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from .mongo import get_database
+
+COLLECTION = "api_keys"
+SCOPES = ("write", "admin")
+KEY_PREFIX = "sek_"
+SCHEMES = ("api-key", "bearer")
+MSG_BAD_KEY = "The API key is not valid: it is unknown or was revoked. Send Authorization: Api-Key <key>."
+MSG_NEEDS_KEY = "This needs an API key with the '{scope}' scope: send Authorization: Api-Key <key>."
+MSG_WRONG_SCOPE = "This needs an API key with the '{scope}' scope; the key '{name}' has '{has}'."
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """Who a valid key belongs to (DRF's request.user)."""
+
+    name: str
+    scope: str
+    is_authenticated: bool = True
+
+    def has_scope(self, scope: str) -> bool:
+        return self.scope == scope or self.scope == "admin"
+
+
+class ApiKeyStore:
+    def __init__(self, collection: Collection):
+        self.collection = collection
+
+    def ensure_indexes(self) -> list[str]:
+        return self.collection.create_indexes([IndexModel([("key_hash", ASCENDING)], name="key_hash", unique=True)])
+
+    def create(self, *, name: str, scope: str) -> str:
+        """Store a new key and return it: the only time it exists outside the client's hands."""
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        self.collection.insert_one(
+            {"name": name, "scope": scope, "key_hash": _hash(key), "created": datetime.now(UTC), "revoked": False}
+        )
+        return key
+
+    def find(self, key: str) -> dict[str, Any] | None:
+        return self.collection.find_one({"key_hash": _hash(key), "revoked": False})
+
+
+def api_key_store() -> ApiKeyStore:
+    return ApiKeyStore(get_database()[COLLECTION])
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() not in SCHEMES:
+            return None  # no key (or another scheme): anonymous
+        record = api_key_store().find(key.strip()) if key.strip() else None
+        if record is None:
+            raise exceptions.AuthenticationFailed(MSG_BAD_KEY)
+        return ApiClient(name=record["name"], scope=record["scope"]), record
+
+    def authenticate_header(self, request) -> str:
+        return 'Api-Key realm="sales-estimator"'  # makes a missing key a 401, not a 403
+
+
+class HasScope(BasePermission):
+    """``HasScope.of("admin")``: only keys with that scope (or admin) pass."""
+
+    scope = "admin"
+
+    @classmethod
+    def of(cls, scope: str) -> type[HasScope]:
+        return type(f"Has{scope.title()}Scope", (cls,), {"scope": scope})
+
+    def has_permission(self, request, view) -> bool:
+        client = request.user
+        if not isinstance(client, ApiClient):
+            raise exceptions.NotAuthenticated(MSG_NEEDS_KEY.format(scope=self.scope))
+        if not client.has_scope(self.scope):
+            raise exceptions.PermissionDenied(
+                MSG_WRONG_SCOPE.format(scope=self.scope, name=client.name, has=client.scope)
+            )
+        return True
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema describes the key (drf-spectacular finds this by the target class)."""
+
+    target_class = "estimator_project.api_keys.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>` or `Bearer <key>`; keys come from `manage.py create_api_key`.",
+        }

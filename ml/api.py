@@ -1,0 +1,117 @@
+"""HTTP for the model registry: GET /models, GET /models/{version}, POST /models/{version}/activate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from estimations.documents import http_date
+from estimations.schema import ERR_503, EnvelopeAutoSchema, _error
+from estimator_project.api_keys import HasScope
+
+from .registry import ArtifactRefused, UnknownVersion
+from .services import model_activate
+from .serving import model_registry
+
+MSG_UNKNOWN_VERSION = "There is no model version {version}; GET /models lists them."
+
+
+class ModelRefused(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "model_refused"
+
+
+def model_resource(metadata: dict[str, Any], active: int | None) -> dict[str, Any]:
+    """What the API shows of a version: no storage ids, no signature."""
+    shown = {key: value for key, value in metadata.items() if key not in ("_id", "artifact", "signature", "status")}
+    shown["created"] = http_date(metadata["created"])
+    shown["active"] = metadata["version"] == active
+    shown["artifact"] = {"sha256": metadata["artifact"]["sha256"], "bytes": metadata["artifact"]["bytes"]}
+    shown["_links"] = {"self": {"title": "models", "href": f"models/{metadata['version']}"}}
+    return shown
+
+
+class ModelSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    active = serializers.BooleanField()
+    created = serializers.CharField(help_text="RFC 1123 date the version was trained.")
+    sklearn_version = serializers.CharField()
+    training_data = serializers.DictField(help_text="source file name, sha256, rows, bad rows skipped, split, seed")
+    categories = serializers.ListField(child=serializers.CharField())
+    metrics = serializers.DictField(help_text="holdout metrics: overall and per_category")
+    interval = serializers.ListField(child=serializers.FloatField(), help_text="the quantiles of the stored interval")
+    residual_quantiles = serializers.DictField()
+    rank_range = serializers.DictField(help_text="per category: the lowest and highest rank trained on")
+    artifact = serializers.DictField()
+    _links = serializers.DictField()
+
+
+class ModelListSerializer(serializers.Serializer):
+    _items = ModelSerializer(many=True)
+    active_version = serializers.IntegerField(allow_null=True)
+
+
+VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="The model version number.")
+ERR_404 = _error("No model version with this number.")
+
+
+class ModelListView(APIView):
+    schema = EnvelopeAutoSchema()
+
+    @extend_schema(
+        operation_id="models_list",
+        summary="Model versions with their holdout metrics",
+        responses={200: ModelListSerializer, 503: ERR_503},
+    )
+    def get(self, request: Request) -> Response:
+        registry = model_registry()
+        active = registry.active_version()
+        return Response({"_items": [model_resource(m, active) for m in registry.list()], "active_version": active})
+
+
+class ModelDetailView(APIView):
+    @extend_schema(
+        operation_id="models_retrieve",
+        summary="One model version",
+        parameters=[VERSION],
+        responses={200: ModelSerializer, 404: ERR_404, 503: ERR_503},
+    )
+    def get(self, request: Request, version: int) -> Response:
+        registry = model_registry()
+        metadata = registry.get(version)
+        if metadata is None:
+            raise NotFound(MSG_UNKNOWN_VERSION.format(version=version))
+        return Response(model_resource(metadata, registry.active_version()))
+
+
+class ModelActivateView(APIView):
+    permission_classes = [HasScope.of("admin")]
+
+    @extend_schema(
+        operation_id="models_activate",
+        summary="Activate a version (promote or roll back); needs an admin API key",
+        parameters=[VERSION],
+        request=None,
+        responses={
+            200: ModelSerializer,
+            401: _error("No API key, or an unknown one."),
+            403: _error("The key lacks the admin scope."),
+            404: ERR_404,
+            409: _error("The version failed verification and was not activated."),
+            503: ERR_503,
+        },
+    )
+    def post(self, request: Request, version: int) -> Response:
+        try:
+            metadata = model_activate(version=version)
+        except UnknownVersion as exc:
+            raise NotFound(MSG_UNKNOWN_VERSION.format(version=version)) from exc
+        except ArtifactRefused as exc:
+            raise ModelRefused(f"Version {version} was not activated: {exc}.") from exc
+        return Response(model_resource(metadata, version))
