@@ -22,4 +22,5 @@ USER app
 
 EXPOSE 8000
 
-CMD ["sh", "-c", "python manage.py ensure_indexes && exec gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi"]
+# Indexes (idempotent), the default model when no version is active, then the server.
+CMD ["sh", "-c", "python manage.py ensure_indexes && python manage.py train_model --if-no-active && exec gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi"]

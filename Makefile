@@ -7,7 +7,7 @@ export PORT
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run serve test lint format clean
+.PHONY: help run test lint format bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,9 +29,10 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	@test -f .env || sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
 	@echo "Wrote .env (edit it to change settings)."
 
-run: $(VENV)/.runtime-installed .env ## Install, prepare the store and serve on $PORT (embedded store when MONGO_URI is unset)
+run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on $PORT
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_indexes
+	$(BIN)/python manage.py train_model --if-no-active
 	$(BIN)/gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi
 
 test: lint ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire)
@@ -45,6 +46,9 @@ lint: $(VENV)/.dev-installed ## Lint and type-check only
 format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.dev-installed ## Benchmarks (fail when a target is missed); results in bench/results/
+	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.estimator
 
 clean: ## Remove the virtual environment and generated files
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -44,6 +44,9 @@ class TestDockerfile:
         command = [arg for op, arg in dockerfile_instructions() if op == "CMD"][-1]
 
         assert "manage.py ensure_indexes" in command and "exec gunicorn" in command
+        assert "manage.py train_model --if-no-active" in command
+        assert (ROOT / "ml/management/commands/train_model.py").exists()
+        assert not any(line.startswith("data/") for line in (ROOT / ".dockerignore").read_text().split())
         assert (ROOT / "estimations/management/commands/ensure_indexes.py").exists()
         config = re.search(r"--config (\S+)", command).group(1)
         assert (ROOT / config).exists()

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from pymongo.errors import PyMongoError
 
@@ -18,7 +19,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--csv", type=Path, required=True, help="the training data")
+        parser.add_argument(
+            "--csv", type=Path, default=None, help="the training data (default: DEFAULT_TRAINING_CSV, the sample data)"
+        )
         parser.add_argument(
             "--activate",
             action="store_true",
@@ -36,7 +39,10 @@ class Command(BaseCommand):
             "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
         )
 
-    def handle(self, *args, csv: Path, activate: bool, skip_bad_rows: bool, seed: int, if_no_active: bool, **options):
+    def handle(
+        self, *args, csv: Path | None, activate: bool, skip_bad_rows: bool, seed: int, if_no_active: bool, **options
+    ):
+        csv = csv or Path(settings.DEFAULT_TRAINING_CSV)
         try:
             if if_no_active and mongo.is_embedded():
                 self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
