@@ -24,10 +24,10 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-.env: .env.example
-	@# A fresh random SECRET_KEY for this machine; the file is git-ignored.
-	@test -f .env || sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
-	@echo "Wrote .env (edit it to change settings)."
+.env:
+	@# Made once, from .env.example with a fresh random SECRET_KEY; git-ignored. Edit it to change settings.
+	sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
+	@echo "Wrote .env from .env.example, with a new SECRET_KEY."
 
 run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on $PORT
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
