@@ -6,6 +6,8 @@ from pymongo.errors import PyMongoError
 
 from estimator_project import mongo
 from ml.data import DataError
+from ml.fast import FastModel
+from ml.plot import curves_svg
 from ml.registry import RegistryError
 from ml.report import metrics_table
 from ml.services import model_train
@@ -35,12 +37,21 @@ class Command(BaseCommand):
             help="skip and count rows that fail validation (default: any bad row fails the run)",
         )
         parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
+        parser.add_argument("--plot", type=Path, help="also draw the model's curves into this SVG file")
         parser.add_argument(
             "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
         )
 
     def handle(
-        self, *args, csv: Path | None, activate: bool, skip_bad_rows: bool, seed: int, if_no_active: bool, **options
+        self,
+        *args,
+        csv: Path | None,
+        activate: bool,
+        skip_bad_rows: bool,
+        seed: int,
+        if_no_active: bool,
+        plot: Path | None,
+        **options,
     ):
         csv = csv or Path(settings.DEFAULT_TRAINING_CSV)
         try:
@@ -71,5 +82,16 @@ class Command(BaseCommand):
             f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
         )
         self.stdout.write(metrics_table(metadata))
+        if plot:
+            self._draw(plot, metadata)
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
+
+    def _draw(self, path: Path, metadata: dict) -> None:
+        loaded = model_registry().load(metadata["version"])
+        model = FastModel(loaded.pipeline, version=loaded.version, residual_quantiles=metadata["residual_quantiles"])
+        try:
+            path.write_text(curves_svg(model))
+        except OSError as exc:
+            raise CommandError(f"The model was stored, but the chart could not be written to {path}: {exc}") from exc
+        self.stdout.write(f"Drew the curves to {path}.")
