@@ -110,3 +110,12 @@ def test_database_name(settings, uri, name, expected):
     settings.MONGO_URI, settings.MONGO_DB_NAME = uri, name
 
     assert mongo.database_name() == expected
+
+
+def test_readme_documents_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    listed = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
+
+    missing = {name for name in listed | ONLY_FROM_THE_ENVIRONMENT if f"| `{name}` |" not in readme}
+
+    assert not missing, f"README's settings table lacks {missing}"
