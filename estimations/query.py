@@ -20,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from .documents import CONTENT_FIELDS
 from .errors import BadQuery
 
 MAX_PARAM_LENGTH = 4096
@@ -86,14 +87,7 @@ FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
     "_updated": _datetime,
 }
 SORTABLE_FIELDS = tuple(FIELD_TYPES)
-PROJECTABLE_FIELDS = (
-    "bestseller_rank",
-    "category",
-    "estimated_sales",
-    "estimated_sales_low",
-    "estimated_sales_high",
-    "model_version",
-)
+PROJECTABLE_FIELDS = CONTENT_FIELDS
 
 
 @dataclass(frozen=True)

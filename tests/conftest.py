@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -32,15 +31,11 @@ from ml import serving
 from ml.data import read_training_csv
 from ml.train import TrainedModel, train
 
+from .live import free_port, stop_process
+
 SAMPLE_CSV = Path(__file__).resolve().parent.parent / "data" / "sample_sales.csv"
 
 STORES = ["mongomock", pytest.param("wire", marks=pytest.mark.integration)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _nx_executable() -> str:
@@ -105,13 +100,7 @@ class WireServer:
         _wait_for(self.uri, self.process, log)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +112,7 @@ def wire_server(tmp_path_factory) -> Iterator[WireServer]:
         return
     data_dir = tmp_path_factory.mktemp("nx27017")
     (data_dir / "data").mkdir()
-    port = _free_port()
+    port = free_port()
     server = WireServer(f"mongodb://127.0.0.1:{port}/", data_dir, port)
     server.start()
     yield server

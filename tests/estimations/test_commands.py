@@ -49,7 +49,7 @@ def test_unreachable_database_is_a_command_error_without_the_uri(settings):
     settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200
     mongo.reset()
     try:
-        with pytest.raises(CommandError, match="Is MongoDB reachable") as caught:
+        with pytest.raises(CommandError, match="Is it running, and is MONGO_URI right") as caught:
             run()
         assert "s3cret" not in str(caught.value)
     finally:

@@ -1,8 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-from pymongo.errors import PyMongoError
+from django.core.management.base import BaseCommand
 
 from estimator_project import mongo
 from estimator_project.api_keys import SCOPES, api_key_store
+from estimator_project.commands import database_errors_as_command_errors
 
 
 class Command(BaseCommand):
@@ -15,11 +15,9 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, scope: str, **options):
         if mongo.is_embedded():
             self.stderr.write("Warning: MONGO_URI is not set; this key lives in an in-memory store that ends now.")
-        try:
+        with database_errors_as_command_errors("Storing the key"):
             store = api_key_store()
             store.ensure_indexes()
             key = store.create(name=name, scope=scope)
-        except PyMongoError as exc:
-            raise CommandError(f"Could not store the key ({type(exc).__name__}). Is MongoDB reachable?") from exc
         self.stdout.write(f"API key for '{name}' (scope {scope}). It is shown only now; store it safely:")
         self.stdout.write(key)

@@ -1,8 +1,8 @@
-from django.core.management.base import BaseCommand, CommandError
-from pymongo.errors import PyMongoError
+from django.core.management.base import BaseCommand
 
 from estimations.services import estimation_store
 from estimator_project import mongo
+from estimator_project.commands import database_errors_as_command_errors
 
 
 class Command(BaseCommand):
@@ -15,8 +15,6 @@ class Command(BaseCommand):
                 "itself when it starts. Nothing to do here."
             )
             return
-        try:
+        with database_errors_as_command_errors("Creating indexes"):
             names = estimation_store().ensure_indexes()
-        except PyMongoError as exc:
-            raise CommandError(f"Could not create indexes: {type(exc).__name__}. Is MongoDB reachable?") from exc
         self.stdout.write(self.style.SUCCESS(f"Indexes in place on '{mongo.database_name()}': {', '.join(names)}"))

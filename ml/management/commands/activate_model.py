@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
-from pymongo.errors import PyMongoError
 
+from estimator_project.commands import database_errors_as_command_errors
 from ml.registry import RegistryError
 from ml.services import model_activate
 
@@ -13,13 +13,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, version: int, **options):
         try:
-            model_activate(version=version)
+            with database_errors_as_command_errors("Activating"):
+                model_activate(version=version)
         except RegistryError as exc:
             raise CommandError(f"Version {version} was not activated: {exc}.") from exc
-        except PyMongoError as exc:
-            raise CommandError(
-                f"Could not reach the model registry ({type(exc).__name__}). Is MongoDB running?"
-            ) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Model version {version} is active; API processes switch within seconds.")
         )

@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
-from pymongo.errors import PyMongoError
+from django.core.management.base import BaseCommand
 
+from estimator_project.commands import database_errors_as_command_errors
 from ml.report import versions_table
 from ml.serving import model_registry
 
@@ -9,13 +9,9 @@ class Command(BaseCommand):
     help = "List the stored model versions with their holdout metrics; * marks the active one."
 
     def handle(self, *args, **options):
-        try:
+        with database_errors_as_command_errors("Listing the models"):
             registry = model_registry()
             versions, active = registry.list(), registry.active_version()
-        except PyMongoError as exc:
-            raise CommandError(
-                f"Could not reach the model registry ({type(exc).__name__}). Is MongoDB running?"
-            ) from exc
         if not versions:
             self.stdout.write(
                 "No model versions yet. Train one: python manage.py train_model --csv data/sample_sales.csv"

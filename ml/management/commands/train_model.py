@@ -1,10 +1,11 @@
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from pymongo.errors import PyMongoError
 
 from estimator_project import mongo
+from estimator_project.commands import database_errors_as_command_errors
 from ml.data import DataError
 from ml.fast import FastModel
 from ml.plot import curves_svg
@@ -24,12 +25,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--csv", type=Path, default=None, help="the training data (default: DEFAULT_TRAINING_CSV, the sample data)"
         )
-        parser.add_argument(
-            "--activate",
-            action="store_true",
-            default=True,
-            help="activate the new version (the default)",
-        )
+        parser.add_argument("--activate", action="store_true", default=True, help="activate the new version (default)")
         parser.add_argument("--no-activate", dest="activate", action="store_false", help="store it, do not activate")
         parser.add_argument(
             "--skip-bad-rows",
@@ -42,52 +38,52 @@ class Command(BaseCommand):
             "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
         )
 
-    def handle(
-        self,
-        *args,
-        csv: Path | None,
-        activate: bool,
-        skip_bad_rows: bool,
-        seed: int,
-        if_no_active: bool,
-        plot: Path | None,
-        **options,
-    ):
-        csv = csv or Path(settings.DEFAULT_TRAINING_CSV)
+    def handle(self, *args, **options):
+        csv = options["csv"] or Path(settings.DEFAULT_TRAINING_CSV)
         try:
-            if if_no_active and mongo.is_embedded():
-                self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
-                return
-            if if_no_active and model_registry().active_version() is not None:
-                self.stdout.write(f"Model version {model_registry().active_version()} is active; nothing to train.")
-                return
-            if mongo.is_embedded():
-                self.stderr.write(
-                    "Warning: MONGO_URI is not set, so this trains into an in-memory store that ends with this "
-                    "command. Set MONGO_URI to keep the model."
+            with database_errors_as_command_errors("Training"):
+                if options["if_no_active"] and self._nothing_to_do():
+                    return
+                if mongo.is_embedded():
+                    self.stderr.write(
+                        "Warning: MONGO_URI is not set, so this trains into an in-memory store that ends with this "
+                        "command. Set MONGO_URI to keep the model."
+                    )
+                metadata = model_train(
+                    csv_path=csv,
+                    activate=options["activate"],
+                    skip_bad_rows=options["skip_bad_rows"],
+                    seed=options["seed"],
                 )
-            metadata = model_train(csv_path=csv, activate=activate, skip_bad_rows=skip_bad_rows, seed=seed)
+                if options["plot"]:
+                    self._draw(options["plot"], metadata)
         except DataError as exc:
             raise CommandError(str(exc)) from exc
         except RegistryError as exc:
             raise CommandError(f"The model was trained but not stored: {exc}") from exc
-        except PyMongoError as exc:
-            raise CommandError(
-                f"Could not reach the model registry ({type(exc).__name__}). Is MongoDB running?"
-            ) from exc
+        self._report(metadata)
 
+    def _nothing_to_do(self) -> bool:
+        if mongo.is_embedded():
+            self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
+            return True
+        active = model_registry().active_version()
+        if active is not None:
+            self.stdout.write(f"Model version {active} is active; nothing to train.")
+            return True
+        return False
+
+    def _report(self, metadata: dict[str, Any]) -> None:
         data = metadata["training_data"]
         self.stdout.write(
             f"Trained on {data['rows']:,} rows of {data['source']} (sha256 {data['sha256'][:12]}…), "
             f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
         )
         self.stdout.write(metrics_table(metadata))
-        if plot:
-            self._draw(plot, metadata)
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
 
-    def _draw(self, path: Path, metadata: dict) -> None:
+    def _draw(self, path: Path, metadata: dict[str, Any]) -> None:
         loaded = model_registry().load(metadata["version"])
         model = FastModel(loaded.pipeline, version=loaded.version, residual_quantiles=metadata["residual_quantiles"])
         try:
