@@ -51,7 +51,11 @@ ERR_503 = _error("The database is unreachable; nothing was changed. Retry shortl
 ERR_406 = _error("No representation matches the Accept header.")
 ERR_405 = _error("The URL does not take this method; see the Allow header.")
 
-COMMON = {405: ERR_405, 406: ERR_406, 503: ERR_503}
+ERR_401 = _error("An API key is needed (Authorization: Api-Key <key>), or the one sent is unknown or revoked.")
+ERR_403 = _error("The API key lacks the scope this needs.")
+ERR_429 = _error("Too many requests from this client; see Retry-After.")
+
+COMMON = {401: ERR_401, 405: ERR_405, 406: ERR_406, 429: ERR_429, 503: ERR_503}
 
 ETAG_HEADER = OpenApiParameter(
     "If-Match",
@@ -124,6 +128,7 @@ create_schema = extend_schema(
             "A list: every document, in order, under _items.",
         ),
         400: ERR_400,
+        403: ERR_403,
         413: ERR_413,
         415: ERR_415,
         422: ERR_422,
@@ -157,7 +162,16 @@ retrieve_schema = extend_schema(
 )
 
 WRITTEN = OpenApiResponse(EstimationWrittenSerializer, description="Changed and estimated again; a new etag.")
-_WRITE_ERRORS = {400: ERR_400, 404: ERR_404, 412: ERR_412, 413: ERR_413, 415: ERR_415, 422: ERR_422, 428: ERR_428}
+_WRITE_ERRORS = {
+    403: ERR_403,
+    400: ERR_400,
+    404: ERR_404,
+    412: ERR_412,
+    413: ERR_413,
+    415: ERR_415,
+    422: ERR_422,
+    428: ERR_428,
+}
 
 update_schema = extend_schema(
     summary="Replace an estimation's input; the estimate is made again",
@@ -177,7 +191,14 @@ destroy_schema = extend_schema(
     summary="Delete an estimation",
     parameters=[ITEM_ID, ETAG_HEADER],
     request=None,
-    responses={204: OpenApiResponse(description="Deleted."), 404: ERR_404, 412: ERR_412, 428: ERR_428, **COMMON},
+    responses={
+        204: OpenApiResponse(description="Deleted."),
+        403: ERR_403,
+        404: ERR_404,
+        412: ERR_412,
+        428: ERR_428,
+        **COMMON,
+    },
 )
 
 

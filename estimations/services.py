@@ -11,6 +11,7 @@ from django.conf import settings
 from rest_framework.exceptions import NotFound
 
 from estimator_project.mongo import get_database
+from estimator_project.observability import ESTIMATIONS
 from ml.estimators import Estimator
 from ml.fast import Estimate
 
@@ -61,7 +62,9 @@ def estimation_create(
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
-    return store.insert(stamp(_estimated(fields, estimator)))
+    document = store.insert(stamp(_estimated(fields, estimator)))
+    ESTIMATIONS.labels(str(estimator.version)).inc()
+    return document
 
 
 def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:
@@ -84,7 +87,9 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
         stamp(_content(rank, category, estimate, estimator))
         for rank, category, estimate in zip(ranks, categories, estimates, strict=True)
     ]
-    return store.insert_many(documents)
+    stored = store.insert_many(documents)
+    ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
+    return stored
 
 
 def estimation_get(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:

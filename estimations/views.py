@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from estimator_project.api_keys import CanWrite
 from ml.serving import get_estimator
 
 from . import schema as docs
@@ -70,6 +71,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     """Estimations of monthly unit sales from a Best Seller Rank and a category."""
 
     serializer_class = EstimationInputSerializer
+    permission_classes = [CanWrite]
     schema = docs.EnvelopeAutoSchema()
     filter_backends: list = []
     lookup_field = "id"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
@@ -85,6 +86,15 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Api-Key realm="sales-estimator"'  # makes a missing key a 401, not a 403
+
+
+class CanWrite(BasePermission):
+    """Writes need a 'write' (or admin) key, unless ALLOW_ANONYMOUS_WRITES; reads are open."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS") or settings.ALLOW_ANONYMOUS_WRITES:
+            return True
+        return HasScope.of("write")().has_permission(request, view)
 
 
 class HasScope(BasePermission):

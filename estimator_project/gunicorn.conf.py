@@ -23,7 +23,24 @@ else:
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-accesslog = "-"
 errorlog = "-"
 # Workers must not share the master's MongoDB sockets: no app loaded before the fork.
 preload_app = False
+# One log line per request comes from the app (with its request id); gunicorn's would repeat it.
+accesslog = None
+
+
+def on_starting(server):
+    # Metrics of workers from an earlier run must not be added to this run's.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

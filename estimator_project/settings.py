@@ -32,6 +32,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
@@ -42,10 +43,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "estimator_project.observability.RequestMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "estimator_project.urls"
@@ -79,6 +84,32 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 APPEND_SLASH = False
 
+# --- Production hardening -------------------------------------------------------------------
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# HTTPS=true: the site is served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto).
+HTTPS = env.bool("HTTPS", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The inspection page's login lives in a signed cookie: no database table is needed.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 8 * 3600
+
+# Throttling shares its counters through this cache: set REDIS_URL so that replicas share one.
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- MongoDB --------------------------------------------------------------------------------
 # Unset: an embedded in-memory store (mongomock), for trying the service with nothing installed.
 MONGO_URI = env.str("MONGO_URI", default="")
@@ -94,6 +125,14 @@ PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
 PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+# Writing estimations without an API key ('write' scope). On for `make run`, off in docker compose.
+ALLOW_ANONYMOUS_WRITES = env.bool("ALLOW_ANONYMOUS_WRITES", default=False)
+# Requests per client: per API key when one is sent, else per address ("" turns a limit off).
+THROTTLE_ANON_RATE = env.str("THROTTLE_ANON_RATE", default="600/min")
+THROTTLE_KEY_RATE = env.str("THROTTLE_KEY_RATE", default="6000/min")
+# Proxies in front of the service, so the client address is read from X-Forwarded-For.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
 
 # --- The sales model ------------------------------------------------------------------------
@@ -129,10 +168,12 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # API keys (manage.py create_api_key). Estimations are open to all for now; model management
-    # needs an admin key (ml.views).
+    # API keys (manage.py create_api_key): reads are open, writes need a 'write' key unless
+    # ALLOW_ANONYMOUS_WRITES, model management an 'admin' key.
     "DEFAULT_AUTHENTICATION_CLASSES": ["estimator_project.api_keys.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_THROTTLE_CLASSES": ["estimator_project.throttling.ClientRateThrottle"],
+    "NUM_PROXIES": NUM_PROXIES,
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "estimations.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -165,10 +206,28 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# plain or json (one JSON object per line, for log collectors)
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "estimator_project.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "asctime": "time"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # One line per request comes from estimator_project.observability; Django's own would repeat it.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

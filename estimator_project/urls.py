@@ -3,10 +3,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from estimations.views import HomeView
 
+from . import health
+from .observability import metrics_view
+
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("", include("estimations.urls")),
     path("", include("ml.urls")),
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from estimations.documents import http_date
-from estimations.schema import ERR_503, EnvelopeAutoSchema, _error
+from estimations.schema import COMMON, EnvelopeAutoSchema, _error
 from estimator_project.api_keys import HasScope
 
 from .registry import ArtifactRefused, UnknownVersion
@@ -67,7 +67,7 @@ class ModelListView(APIView):
     @extend_schema(
         operation_id="models_list",
         summary="Model versions with their holdout metrics",
-        responses={200: ModelListSerializer, 503: ERR_503},
+        responses={200: ModelListSerializer, **COMMON},
     )
     def get(self, request: Request) -> Response:
         registry = model_registry()
@@ -80,7 +80,7 @@ class ModelDetailView(APIView):
         operation_id="models_retrieve",
         summary="One model version",
         parameters=[VERSION],
-        responses={200: ModelSerializer, 404: ERR_404, 503: ERR_503},
+        responses={200: ModelSerializer, 404: ERR_404, **COMMON},
     )
     def get(self, request: Request, version: int) -> Response:
         registry = model_registry()
@@ -100,11 +100,10 @@ class ModelActivateView(APIView):
         request=None,
         responses={
             200: ModelSerializer,
-            401: _error("No API key, or an unknown one."),
             403: _error("The key lacks the admin scope."),
             404: ERR_404,
             409: _error("The version failed verification and was not activated."),
-            503: ERR_503,
+            **COMMON,
         },
     )
     def post(self, request: Request, version: int) -> Response:

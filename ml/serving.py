@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from rest_framework.exceptions import APIException
 
 from estimator_project.mongo import get_database
+from estimator_project.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES
 
 from .fast import FastModel
 from .registry import ArtifactRefused, ModelRegistry, UnknownVersion
@@ -85,12 +86,14 @@ class ModelHolder:
             loaded = model_registry().load(version)
         except (ArtifactRefused, UnknownVersion) as exc:
             self.refused.add(version)
+            MODEL_LOAD_FAILURES.inc()
             kept = self.model.version if self.model else "none"
             logger.error("refused to load model version %s: %s (still serving: %s)", version, exc, kept)
             return
         self.model = FastModel(
             loaded.pipeline, version=version, residual_quantiles=loaded.metadata["residual_quantiles"]
         )
+        ACTIVE_MODEL.set(version)
         logger.info("now serving model version %s", version)
 
 

@@ -47,6 +47,9 @@ class LiveServer:
             "SECRET_KEY": "live-test-only-key-" + "x" * 30,
             "PORT": str(self.port),
             "LOG_LEVEL": "INFO",
+            # As `make run`: anonymous writes, and no throttling to slow a test's request loop.
+            "ALLOW_ANONYMOUS_WRITES": "true",
+            "THROTTLE_ANON_RATE": "",
             **env,
         }
         self.log = log

@@ -57,7 +57,11 @@ ONLY_FROM_THE_ENVIRONMENT = {"DJANGO_ENV_FILE"}  # says which file to read, so i
 
 def test_env_example_lists_every_variable_the_service_reads():
     read = set()
-    for source in ("estimator_project/settings.py", "estimator_project/gunicorn.conf.py"):
+    for source in (
+        "estimator_project/settings.py",
+        "estimator_project/gunicorn.conf.py",
+        "estimator_project/observability.py",
+    ):
         text = (ROOT / source).read_text()
         read |= set(re.findall(r"env\.\w+\(\s*\"([A-Z_]+)\"", text))
         read |= set(re.findall(r"os\.environ\.get\(\s*[\"']([A-Z_]+)[\"']", text))
