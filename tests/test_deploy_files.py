@@ -24,6 +24,11 @@ def env_example_names() -> set[str]:
 
 
 class TestDockerfile:
+    def test_metrics_are_shared_between_workers(self):
+        env = " ".join(arg for op, arg in dockerfile_instructions() if op == "ENV")
+
+        assert "PROMETHEUS_MULTIPROC_DIR=" in env
+
     def test_slim_python_311_base(self):
         assert dockerfile_instructions()[0] == ("FROM", "python:3.11-slim")
 
@@ -75,12 +80,34 @@ class TestCompose:
 
         assert volume in compose["volumes"]
 
-    def test_api_serves_port_8000_against_the_db_service(self):
+    def test_the_proxy_serves_port_8000_and_waits_for_a_ready_api(self):
+        services = self.compose()["services"]
+
+        assert "8000:8000" in services["proxy"]["ports"]
+        assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
+        mount = services["proxy"]["volumes"][0].split(":")
+        assert (ROOT / mount[0]).exists() and mount[1].startswith("/etc/nginx/")
+
+    def test_api_replicas_publish_no_host_port_so_they_can_scale(self):
         api = self.compose()["services"]["api"]
 
-        assert "8000:8000" in api["ports"]
-        assert api["environment"]["MONGO_URI"].startswith("mongodb://db:27017/")
+        assert "ports" not in api and api["expose"] == ["8000"]
         assert api["build"] == "."
+
+    def test_api_healthcheck_asks_the_ready_endpoint_which_exists(self):
+        from django.urls import resolve
+
+        test = " ".join(self.compose()["services"]["api"]["healthcheck"]["test"])
+        path = re.search(r"127\.0\.0\.1:8000(/[^'\"]+)", test).group(1)
+
+        assert path == "/health/ready" and resolve(path).url_name == "health-ready"
+
+    def test_api_uses_the_db_service_with_keys_required_behind_one_proxy(self):
+        environment = self.compose()["services"]["api"]["environment"]
+
+        assert environment["MONGO_URI"].startswith("mongodb://db:27017/")
+        assert environment["ALLOW_ANONYMOUS_WRITES"] == "false"
+        assert environment["NUM_PROXIES"] == "1"
 
     def test_every_environment_name_is_a_setting_the_service_reads(self):
         names = set(self.compose()["services"]["api"]["environment"])
@@ -89,6 +116,19 @@ class TestCompose:
 
     def test_secret_key_is_required_not_defaulted(self):
         assert self.compose()["services"]["api"]["environment"]["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+    def test_shows_how_to_use_a_replica_set(self):
+        assert "replicaSet=" in (ROOT / "docker-compose.yml").read_text()
+
+
+class TestProxyConfig:
+    def test_forwards_to_every_api_replica_with_the_client_address(self):
+        conf = (ROOT / "deploy/nginx.conf").read_text()
+
+        assert "listen 8000;" in conf
+        assert "set $api http://api:8000;" in conf and "proxy_pass $api;" in conf
+        assert "resolver 127.0.0.11" in conf  # re-resolves api as replicas change
+        assert "X-Forwarded-For" in conf and "X-Request-ID" in conf
 
 
 class TestSetUpCommands:
