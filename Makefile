@@ -7,7 +7,7 @@ export PORT
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench clean
+.PHONY: help run test lint format bench browser clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,12 @@ run: $(VENV)/.runtime-installed .env ## Install, index, train the default model 
 	$(BIN)/python manage.py train_model --if-no-active
 	$(BIN)/gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi
 
-test: lint ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire)
+browser: ## Debian's chromium for the browser tests: installed when missing (as root), else they are skipped
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)"; fi; }
+
+test: lint browser ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed ## Lint and type-check only

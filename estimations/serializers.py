@@ -6,6 +6,7 @@ classes state the same schema for clients, and a test checks that the two agree.
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from ml.serving import known_categories
@@ -32,6 +33,8 @@ class EstimationInputSerializer(serializers.Serializer):
         # active model there is nothing to list, and the field stays a plain string).
         categories = list(known_categories())
         if categories:
+            # DEFAULT_CATEGORY first: it is what an untouched form sends, as a POST without one stores.
+            categories.sort(key=lambda name: name != settings.DEFAULT_CATEGORY)
             self.fields["category"] = serializers.ChoiceField(
                 choices=categories, required=False, help_text=CATEGORY_HELP
             )

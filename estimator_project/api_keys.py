@@ -66,7 +66,14 @@ class ApiKeyStore:
         return key
 
     def find(self, key: str) -> dict[str, Any] | None:
-        return self.collection.find_one({"key_hash": _hash(key), "revoked": False})
+        return self.find_by_hash(_hash(key))
+
+    def find_by_hash(self, key_hash: str) -> dict[str, Any] | None:
+        return self.collection.find_one({"key_hash": key_hash, "revoked": False})
+
+    @staticmethod
+    def hash(key: str) -> str:
+        return _hash(key)
 
 
 def api_key_store() -> ApiKeyStore:

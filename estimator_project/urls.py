@@ -3,7 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from estimations.views import HomeView
 
-from . import health
+from . import health, inspection
 from .observability import metrics_view
 
 urlpatterns = [
@@ -13,6 +13,9 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics_view, name="metrics"),
+    path("inspect/", inspection.page, name="inspect"),
+    path("inspect/login", inspection.login, name="inspect-login"),
+    path("inspect/logout", inspection.logout, name="inspect-logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -167,3 +167,12 @@ class TestBrowsableApi:
 
     def test_home_page_renders(self, api):
         assert api.get("/", HTTP_ACCEPT="text/html").status_code == HTTPStatus.OK
+
+
+def test_the_forms_first_category_is_the_default(api, settings):
+    settings.DEFAULT_CATEGORY = "toys_games"
+
+    html = api.get("/estimations", HTTP_ACCEPT="text/html").content.decode()
+
+    options = re.findall(r'<option value="([a-z_]+)"', html.split('name="category"', 1)[1])
+    assert options[0] == "toys_games"

@@ -1,0 +1,125 @@
+"""/inspect/: admin keys only; the model card, versions, recent estimations with filters, the chart."""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+
+from estimator_project.api_keys import api_key_store
+
+from .estimations.test_api_create import post_json
+
+
+@pytest.fixture
+def keys(mongo_db) -> dict[str, str]:
+    store = api_key_store()
+    store.ensure_indexes()
+    return {scope: store.create(name=f"{scope}-person", scope=scope) for scope in ("write", "admin")}
+
+
+@pytest.fixture
+def signed_in(client, keys) -> Client:
+    response = client.post("/inspect/login", {"key": keys["admin"]})
+    assert response.status_code == HTTPStatus.FOUND and response["Location"] == "/inspect/"
+    return client
+
+
+@pytest.fixture
+def estimations(api):
+    items = [
+        {"bestseller_rank": rank, "category": category}
+        for rank, category in [(10, "books"), (500, "books"), (5000, "electronics"), (90000, "books")]
+    ]
+    assert post_json(api, items).status_code == HTTPStatus.CREATED
+
+
+def rows(response) -> list[str]:
+    return re.findall(r'<tr class="estimation">(.*?)</tr>', response.content.decode(), re.S)
+
+
+class TestAccess:
+    def test_anonymous_is_sent_to_sign_in(self, client, mongo_db):
+        response = client.get("/inspect/")
+
+        assert response.status_code == HTTPStatus.FOUND and response["Location"] == "/inspect/login"
+        assert 'name="key"' in client.get("/inspect/login").content.decode()
+
+    def test_a_write_key_or_a_wrong_key_cannot_sign_in(self, client, keys):
+        for key in (keys["write"], "sek_guess"):
+            response = client.post("/inspect/login", {"key": key})
+
+            assert response.status_code == HTTPStatus.UNAUTHORIZED
+            assert "lacks the admin scope" in response.content.decode()
+        assert client.get("/inspect/").status_code == HTTPStatus.FOUND
+
+    def test_an_admin_key_in_the_header_works_without_signing_in(self, client, keys, active_model):
+        response = client.get("/inspect/", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
+
+        assert response.status_code == HTTPStatus.OK
+
+    def test_the_session_keeps_no_key_and_ends_on_sign_out(self, signed_in, keys, active_model):
+        assert signed_in.get("/inspect/").status_code == HTTPStatus.OK
+        assert keys["admin"] not in signed_in.cookies["sessionid"].value
+
+        signed_in.post("/inspect/logout")
+
+        assert signed_in.get("/inspect/").status_code == HTTPStatus.FOUND
+
+    def test_a_revoked_key_ends_the_session(self, signed_in, mongo_db, active_model):
+        mongo_db["api_keys"].update_many({}, {"$set": {"revoked": True}})
+
+        assert signed_in.get("/inspect/").status_code == HTTPStatus.FOUND
+
+    def test_sign_in_needs_the_csrf_token(self, keys):
+        strict = Client(enforce_csrf_checks=True)
+
+        assert strict.post("/inspect/login", {"key": keys["admin"]}).status_code == HTTPStatus.FORBIDDEN
+
+
+class TestPage:
+    def test_model_card_versions_and_chart(self, signed_in, active_model, estimations):
+        html = signed_in.get("/inspect/").content.decode()
+
+        assert f"Version {active_model['version']}</strong>" in html
+        assert active_model["training_data"]["sha256"][:12] in html
+        assert html.count("<td>books</td>") >= 1 and 'id="holdout-metrics"' in html
+        for category in active_model["categories"]:
+            assert f'data-category="{category}"' in html
+        assert len(re.findall(r'<polyline class="curve"', html)) == len(active_model["categories"])
+
+    def test_recent_estimations_newest_first(self, signed_in, active_model, estimations):
+        found = rows(signed_in.get("/inspect/"))
+
+        assert len(found) == 4
+        assert "<td>90000</td>" in found[0] and "<td>10</td>" in found[-1]
+
+    @pytest.mark.parametrize(
+        ("query", "ranks"),
+        [
+            ("category=books", [90000, 500, 10]),
+            ("min_rank=100&max_rank=6000", [5000, 500]),
+            ("category=books&max_rank=500", [500, 10]),
+        ],
+    )
+    def test_filters_by_category_and_rank_range(self, signed_in, active_model, estimations, query, ranks):
+        found = rows(signed_in.get(f"/inspect/?{query}"))
+
+        assert [int(re.findall(r"<td>(\d+)</td>", row)[0]) for row in found] == ranks
+
+    def test_bad_filters_are_ignored_and_said(self, signed_in, active_model, estimations):
+        response = signed_in.get("/inspect/?category=garden&min_rank=lots")
+
+        assert response.status_code == HTTPStatus.OK
+        assert "Ignored: unknown category" in response.content.decode()
+        assert len(rows(response)) == 4
+
+    def test_without_a_model(self, signed_in):
+        assert "No model is active" in signed_in.get("/inspect/").content.decode()
+
+    def test_works_offline(self, signed_in, active_model):
+        html = signed_in.get("/inspect/").content.decode()
+
+        assert not re.findall(r'(?:src|href)="https?://', html)
