@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,12 +18,18 @@ from estimator_project import mongo
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_django(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+def run_django(env_overrides: dict[str, str], show: str = "") -> subprocess.CompletedProcess:
+    """Start Django in a fresh process with this environment; print 'started' and the named settings."""
     env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "MONGO_URI")}
     env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": os.devnull})
     env.update(env_overrides)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        [
+            sys.executable,
+            "-c",
+            "import django, json; django.setup(); from django.conf import settings; print('started'); "
+            f"print(json.dumps({{name: getattr(settings, name) for name in {show.split()!r}}}, default=str))",
+        ],
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -123,3 +130,32 @@ def test_readme_documents_every_setting():
     missing = {name for name in listed | ONLY_FROM_THE_ENVIRONMENT if f"| `{name}` |" not in readme}
 
     assert not missing, f"README's settings table lacks {missing}"
+
+
+def test_production_settings_come_from_the_environment():
+    result = run_django(
+        {
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "api.example.com,api",
+            "CSRF_TRUSTED_ORIGINS": "https://api.example.com",
+            "REDIS_URL": "redis://cache:6379/0",
+            "HTTPS": "true",
+            "X_DOMAINS": "https://shop.example",
+        },
+        show=(
+            "ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS CACHES SECURE_SSL_REDIRECT SECURE_HSTS_SECONDS "
+            "SESSION_COOKIE_SECURE CORS_ALLOW_ALL_ORIGINS CORS_ALLOWED_ORIGINS DEBUG"
+        ),
+    )
+
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.splitlines()[-1])
+    assert shown["ALLOWED_HOSTS"] == ["api.example.com", "api"]
+    assert shown["CSRF_TRUSTED_ORIGINS"] == ["https://api.example.com"]
+    assert shown["CACHES"]["default"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache:6379/0",
+    }
+    assert shown["SECURE_SSL_REDIRECT"] and shown["SESSION_COOKIE_SECURE"] and shown["SECURE_HSTS_SECONDS"] > 0
+    assert not shown["CORS_ALLOW_ALL_ORIGINS"] and shown["CORS_ALLOWED_ORIGINS"] == ["https://shop.example"]
+    assert shown["DEBUG"] is False
