@@ -27,6 +27,7 @@ from rest_framework.test import APIClient
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore
 from estimator_project import mongo
+from estimator_project.api_keys import api_key_store
 from ml import serving
 from ml.data import read_training_csv
 from ml.train import TrainedModel, train
@@ -249,6 +250,14 @@ class SchemaCheckingClient(APIClient):
             schema = documented.get("content", {}).get("application/json", {}).get("schema")
             assert schema is not None, f"{where}: the schema documents no JSON body"
             self._validate(schema, response.json(), where)
+
+
+@pytest.fixture
+def keys(mongo_db) -> dict[str, str]:
+    """A 'write' and an 'admin' API key in this test's database (named write-client, admin-client)."""
+    store = api_key_store()
+    store.ensure_indexes()
+    return {scope: store.create(name=f"{scope}-client", scope=scope) for scope in ("write", "admin")}
 
 
 @pytest.fixture

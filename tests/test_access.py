@@ -8,16 +8,7 @@ from http import HTTPStatus
 import pytest
 from django.core.cache import cache
 
-from estimator_project.api_keys import api_key_store
-
 from .estimations.test_api_create import assert_error_envelope, post_json
-
-
-@pytest.fixture
-def keys(mongo_db) -> dict[str, str]:
-    store = api_key_store()
-    store.ensure_indexes()
-    return {scope: store.create(name=f"{scope}-client", scope=scope) for scope in ("write", "admin")}
 
 
 @pytest.fixture

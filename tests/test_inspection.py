@@ -8,16 +8,7 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from estimator_project.api_keys import api_key_store
-
 from .estimations.test_api_create import post_json
-
-
-@pytest.fixture
-def keys(mongo_db) -> dict[str, str]:
-    store = api_key_store()
-    store.ensure_indexes()
-    return {scope: store.create(name=f"{scope}-person", scope=scope) for scope in ("write", "admin")}
 
 
 @pytest.fixture

@@ -8,17 +8,10 @@ from http import HTTPStatus
 import pytest
 from django.core.management import call_command
 
-from estimator_project.api_keys import ApiKeyStore, api_key_store
+from estimator_project.api_keys import ApiKeyStore
 from ml.serving import model_registry
 
 from ..estimations.test_api_create import assert_error_envelope
-
-
-@pytest.fixture
-def keys(mongo_db) -> dict[str, str]:
-    store = api_key_store()
-    store.ensure_indexes()
-    return {scope: store.create(name=f"{scope}-client", scope=scope) for scope in ("write", "admin")}
 
 
 @pytest.fixture
