@@ -7,7 +7,7 @@ export PORT
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench browser clean
+.PHONY: help run test lint format bench bench-estimator browser clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,7 +52,10 @@ format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev-installed ## Benchmarks (fail when a target is missed); results in bench/results/
+bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~10 min; fails when a target is missed); bench/results/
+	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.harness
+
+bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.estimator
 
 clean: ## Remove the virtual environment and generated files

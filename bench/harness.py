@@ -1,0 +1,607 @@
+"""Side-by-side benchmark: this service against the tutorial's Eve service, same machine, same MongoDB.
+
+    python -m bench.harness [--duration 10] [--connections 16] [--rounds 2] [--mongo-uri URI]
+
+Both services run under gunicorn with the same workers and threads, against the same MongoDB: the URI
+given, else a local nx-27017 wire-protocol server started here. wrk (installed when missing) loads
+them in alternating rounds, so machine drift hits both; each figure is the median of the rounds. Only
+ratios measured in one run are compared. Results: bench/results/harness.md and harness.json.
+
+nx-27017 cannot index ``_id`` inside a compound index (MongoDB can; see README), so on a server this
+harness starts itself, our indexes are built without ``_id``, as the test fixture does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pymongo
+from bson import ObjectId
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+EVE_DIR = ROOT / "bench" / "eve_baseline"
+EVE_VENV = ROOT / ".venv-eve"
+BIN = Path(sys.executable).parent
+SIGNING_KEY = "bench-signing-key-not-a-secret"
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: sudo apt-get install wrk")
+    log("installing wrk (apt-get)")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or sys.exit("wrk did not install")
+
+
+def ensure_eve() -> Path:
+    """Eve lives in its own virtualenv: a benchmark-only dependency, never beside the service's pins."""
+    stamp = EVE_VENV / ".installed"
+    requirements = EVE_DIR / "requirements.txt"
+    if not stamp.exists() or stamp.stat().st_mtime < requirements.stat().st_mtime:
+        log("creating the Eve baseline's virtualenv")
+        subprocess.run([sys.executable, "-m", "venv", str(EVE_VENV)], check=True)
+        subprocess.run([str(EVE_VENV / "bin/pip"), "install", "-q", "-r", str(requirements)], check=True)
+        stamp.touch()
+    return EVE_VENV / "bin/gunicorn"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, log_path: Path):
+        self.handle = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.handle.poll() is None:
+            self.handle.terminate()
+            try:
+                self.handle.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.handle.kill()
+
+
+def wait_http(url: str, timeout: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return time.monotonic() - started
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def service_env(mongo_uri: str, database: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_ENV_FILE": os.devnull,
+        "SECRET_KEY": "bench-only-" + "x" * 40,
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
+        "MONGO_URI": mongo_uri,
+        "MONGO_DB_NAME": database,
+        "ALLOW_ANONYMOUS_WRITES": "true",  # Eve's tutorial service has no keys either
+        "THROTTLE_ANON_RATE": "",
+        "THROTTLE_KEY_RATE": "",
+        "LOG_LEVEL": "WARNING",
+        **(extra or {}),
+    }
+
+
+class Services:
+    """Our service and Eve, each on its own database of the same MongoDB server."""
+
+    def __init__(self, mongo_uri: str, on_nx: bool, workers: int, threads: int, workdir: Path, suffix: str):
+        self.mongo_uri, self.on_nx, self.workers, self.threads = mongo_uri, on_nx, workers, threads
+        self.workdir = workdir
+        self.ours_db, self.eve_db = f"bench_ours_{suffix}", f"bench_eve_{suffix}"
+        self.ours_port, self.eve_port = free_port(), free_port()
+        self.processes: list[Process] = []
+
+    @property
+    def ours(self) -> str:
+        return f"http://127.0.0.1:{self.ours_port}"
+
+    @property
+    def eve(self) -> str:
+        return f"http://127.0.0.1:{self.eve_port}"
+
+    def prepare(self) -> None:
+        env = service_env(self.mongo_uri, self.ours_db)
+        code = "import django; django.setup();from bench.harness import prepare_store; prepare_store(%r)" % self.on_nx
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "estimator_project.settings", "PYTHONPATH": str(ROOT)},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        ours_env = service_env(
+            self.mongo_uri,
+            self.ours_db,
+            {"PORT": str(self.ours_port), "WEB_CONCURRENCY": str(self.workers), "GUNICORN_THREADS": str(self.threads)},
+        )
+        self.processes.append(
+            Process(
+                [str(BIN / "gunicorn"), "--config", "estimator_project/gunicorn.conf.py", "estimator_project.wsgi"],
+                ours_env,
+                ROOT,
+                self.workdir / f"ours-{self.ours_port}.log",
+            )
+        )
+        eve_env = {"PATH": ours_env["PATH"], "MONGO_URI": _with_database(self.mongo_uri, self.eve_db)}
+        self.processes.append(
+            Process(
+                [
+                    str(ensure_eve()),
+                    "--workers",
+                    str(self.workers),
+                    "--threads",
+                    str(self.threads),
+                    "--bind",
+                    f"127.0.0.1:{self.eve_port}",
+                    "app:app",
+                ],
+                eve_env,
+                EVE_DIR,
+                self.workdir / f"eve-{self.eve_port}.log",
+            )
+        )
+        wait_http(self.ours + "/health/ready")
+        wait_http(self.eve + "/estimations")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        self.processes = []
+
+
+def _with_database(uri: str, database: str) -> str:
+    base, _, query = uri.partition("?")
+    scheme, _, rest = base.partition("://")
+    hosts = rest.split("/", 1)[0]
+    return f"{scheme}://{hosts}/{database}" + (f"?{query}" if query else "")
+
+
+def prepare_store(on_nx: bool) -> None:
+    """Run inside Django: indexes (adapted on nx-27017, see module docstring) and an active model."""
+    from django.core.management import call_command
+
+    from estimations.services import estimation_store
+    from estimations.store import INDEXES
+
+    store = estimation_store()
+    if on_nx:
+        for index in INDEXES:
+            keys = [(field, d) for field, d in index.document["key"].items() if field != "_id"]
+            store.collection.create_index(keys, name=index.document["name"])
+    else:
+        store.ensure_indexes()
+    call_command("train_model", "--if-no-active")
+
+
+# --- load -----------------------------------------------------------------------------------
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = '{"bestseller_rank": 1234, "category": "books"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+GET_IDS_LUA = """
+local ids = {%s}
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/estimations/" .. ids[math.random(#ids)])
+end
+"""
+
+
+def run_wrk(wrk: str, url: str, *, duration: int, connections: int, script: str | None, workdir: Path) -> dict:
+    argv = [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if script:
+        path = workdir / f"script-{abs(hash(script))}.lua"
+        path.write_text(script)
+        argv += ["-s", str(path)]
+    output = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 60).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = _duration_ms(re.search(r"99%\s+([\d.]+\w+)", output).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rps": rate,
+        "p99_ms": p99,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def _duration_ms(text: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def alternate(rounds: int, measure_ours, measure_eve) -> tuple[dict, dict]:
+    """Alternating rounds; the median of each figure."""
+    ours, eve = [], []
+    for _ in range(rounds):
+        ours.append(measure_ours())
+        eve.append(measure_eve())
+    return _median(ours), _median(eve)
+
+
+def _median(samples: list[dict]) -> dict:
+    result = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        result[key] = statistics.median(values) if isinstance(values[0], int | float) else values
+    return result
+
+
+def post_json(url: str, body) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def seed_via_api(url: str, count: int) -> list[str]:
+    ids = []
+    for start in range(0, count, 500):
+        items = [{"bestseller_rank": 1 + (start + i) * 7 % 500_000, "category": "books"} for i in range(500)]
+        body = post_json(url + "/estimations", items[: count - start])
+        ids += [item["_id"] for item in body["_items"]]
+    return ids
+
+
+def seed_direct(mongo_uri: str, database: str, total: int, *, eve: bool) -> None:
+    """Fill a collection to ``total`` documents straight through PyMongo (for the 100,000 case)."""
+    collection = pymongo.MongoClient(mongo_uri)[database]["estimations"]
+    have = collection.estimated_document_count()
+    now = datetime.now(UTC).replace(microsecond=0)
+    while have < total:
+        size = min(5000, total - have)
+        docs = []
+        for i in range(size):
+            rank = 1 + (have + i) * 13 % 1_000_000
+            doc = {
+                "_id": ObjectId(),
+                "bestseller_rank": rank,
+                "category": "books",
+                "_created": now,
+                "_updated": now,
+                "_etag": f"{have + i:040x}",
+            }
+            if not eve:
+                doc.update(estimated_sales=100, estimated_sales_low=50, estimated_sales_high=200, model_version=1)
+            docs.append(doc)
+        collection.insert_many(docs, ordered=False)
+        have += size
+
+
+def page_latency_ms(url: str, samples: int = 40) -> float:
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        urllib.request.urlopen(url, timeout=120).read()
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def worker_rss_kb(server: Process) -> int:
+    """Resident memory of the server's (single) worker process."""
+    children = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
+    worker = children[0] if children else str(server.handle.pid)
+    status = Path(f"/proc/{worker}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per scenario (default 2)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--list-size", type=int, default=100_000)
+    parser.add_argument("--train-rows", type=int, default=1_000_000)
+    parser.add_argument("--soak-requests", type=int, default=20_000)
+    parser.add_argument("--mongo-uri", default=os.environ.get("BENCH_MONGO_URI", ""))
+    args = parser.parse_args(argv)
+
+    wrk = ensure_wrk()
+    ensure_eve()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    nx = None
+    on_nx = not args.mongo_uri
+    mongo_uri = args.mongo_uri
+    if on_nx:
+        port = free_port()
+        (workdir / "nx").mkdir()
+        nx = Process(
+            [
+                str(BIN / "nx-27017"),
+                "--data-dir",
+                str(workdir / "nx"),
+                "-p",
+                str(port),
+                "--log-file",
+                str(workdir / "nx.log"),
+                "--pid-file",
+                str(workdir / "nx.pid"),
+            ],
+            {"PATH": os.environ.get("PATH", "")},
+            ROOT,
+            workdir / "nx.out",
+        )
+        mongo_uri = f"mongodb://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=300).admin.command("ping")
+                break
+            except pymongo.errors.PyMongoError:
+                time.sleep(0.1)
+    log(f"MongoDB: {'nx-27017 (started here)' if on_nx else 'the given MONGO_URI'}; work dir {workdir}")
+    results: dict = {"config": vars(args) | {"mongo": "nx-27017" if on_nx else "given"}}
+    load = {"duration": args.duration, "connections": args.connections, "workdir": workdir}
+    try:
+        results |= http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir)
+        results |= process_scenarios(mongo_uri, on_nx, args, workdir)
+    finally:
+        if nx:
+            nx.stop()
+    return report(results)
+
+
+def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
+    out: dict = {}
+    services = Services(mongo_uri, on_nx, args.workers, args.threads, workdir, "main")
+    services.prepare()
+    services.start()
+    try:
+        log("warming up both services")
+        for url in (services.ours, services.eve):
+            run_wrk(wrk, url + "/estimations", script=POST_LUA, **{**load, "duration": 2})
+        log("POST /estimations, one document")
+        ours, eve = alternate(
+            args.rounds,
+            lambda: run_wrk(wrk, services.ours + "/estimations", script=POST_LUA, **load),
+            lambda: run_wrk(wrk, services.eve + "/estimations", script=POST_LUA, **load),
+        )
+        out["post"] = {"ours": ours, "eve": eve}
+
+        log("GET /estimations/{id}")
+        ours_ids = seed_via_api(services.ours, 1000)
+        eve_ids = seed_via_api(services.eve, 1000)
+        ours, eve = alternate(
+            args.rounds,
+            lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
+            lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
+        )
+        out["get_item"] = {"ours": ours, "eve": eve}
+
+        log("bulk POST of 10,000 documents")
+        items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            post_json(services.ours + "/estimations", items)
+            timings.append(time.perf_counter() - started)
+        out["bulk"] = {"docs_per_s": 10_000 / statistics.median(timings), "seconds": statistics.median(timings)}
+    finally:
+        services.stop()
+
+    log(f"GET /estimations?max_results=25 on 1,000 and {args.list_size:,} documents")
+    listing = Services(mongo_uri, on_nx, args.workers, args.threads, workdir, "list")
+    listing.prepare()
+    seed_direct(mongo_uri, listing.ours_db, 1000, eve=False)
+    listing.start()
+    try:
+        page = "/estimations?max_results=25"
+        out["list_latency_small_ms"] = page_latency_ms(listing.ours + page)
+        seed_direct(mongo_uri, listing.ours_db, args.list_size, eve=False)
+        seed_direct(mongo_uri, listing.eve_db, args.list_size, eve=True)
+        out["list_latency_large_ms"] = page_latency_ms(listing.ours + page)
+        ours, eve = alternate(
+            args.rounds,
+            lambda: run_wrk(wrk, listing.ours + page, script=None, **load),
+            lambda: run_wrk(wrk, listing.eve + page, script=None, **load),
+        )
+        out["list"] = {"ours": ours, "eve": eve}
+    finally:
+        listing.stop()
+    return out
+
+
+def _lua_list(ids: list[str]) -> str:
+    return ", ".join(f'"{value}"' for value in ids)
+
+
+def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
+    out: dict = {}
+    log("in-process estimation speed")
+    estimator = subprocess.run(
+        [sys.executable, "-m", "bench.estimator", "--rows", "1000000"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_ENV_FILE": os.devnull},
+        capture_output=True,
+        text=True,
+    )
+    out["estimator"] = json.loads((RESULTS / "estimator.json").read_text()) if estimator.returncode in (0, 1) else {}
+
+    log(f"training on {args.train_rows:,} CSV rows")
+    csv = workdir / "train.csv"
+    env = {**os.environ, "DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "bench-only", "MONGO_URI": ""}
+    subprocess.run(
+        [sys.executable, "manage.py", "make_sample_data", "--rows", str(args.train_rows), "--out", str(csv)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    timed = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "manage.py", "train_model", "--csv", str(csv)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", timed.stderr)
+    hours, minutes, seconds = elapsed.groups()
+    out["training"] = {
+        "rows": args.train_rows,
+        "seconds": int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds),
+        "peak_rss_mb": int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", timed.stderr).group(1)) / 1024,
+        "ok": timed.returncode == 0,
+    }
+
+    log("a fresh process's first POST, and a worker's memory over many requests")
+    single = Services(mongo_uri, on_nx, 1, 1, workdir, "soak")
+    single.prepare()
+    started = time.monotonic()
+    single.start()
+    post_json(single.ours + "/estimations", {"bestseller_rank": 5, "category": "books"})
+    out["first_post_seconds"] = time.monotonic() - started
+    try:
+        server = single.processes[0]
+        warm = subprocess.run(
+            [ensure_wrk(), "-t1", "-c4", "-d3s", "-s", str(_script(workdir, POST_LUA)), single.ours + "/estimations"],
+            capture_output=True,
+            text=True,
+        )
+        before = worker_rss_kb(server)
+        done = 0
+        while done < args.soak_requests:
+            result = subprocess.run(
+                [
+                    ensure_wrk(),
+                    "-t1",
+                    "-c4",
+                    "-d5s",
+                    "-s",
+                    str(_script(workdir, POST_LUA)),
+                    single.ours + "/estimations",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout
+            done += int(re.search(r"(\d+) requests in", result).group(1))
+        after = worker_rss_kb(server)
+        out["memory"] = {
+            "requests": done,
+            "rss_before_mb": before / 1024,
+            "rss_after_mb": after / 1024,
+            "growth": (after - before) / before,
+            "warmup": bool(warm.stdout),
+        }
+    finally:
+        single.stop()
+    return out
+
+
+def _script(workdir: Path, text: str) -> Path:
+    path = workdir / "post.lua"
+    path.write_text(text)
+    return path
+
+
+def report(results: dict) -> int:
+    post, item, listing = results["post"], results["get_item"], results["list"]
+    ratio = lambda key: results[key]["ours"]["rps"] / results[key]["eve"]["rps"]  # noqa: E731
+    single_docs = post["ours"]["rps"]
+    checks = {
+        "POST >= 1.5x Eve": ratio("post") >= 1.5,
+        "GET item >= 1.5x Eve": ratio("get_item") >= 1.5,
+        "GET list (100k docs) >= 1.0x Eve": ratio("list") >= 1.0,
+        "list page 1 at 100k within 2x of 1k": results["list_latency_large_ms"] <= 2 * results["list_latency_small_ms"],
+        "p99 no worse than Eve (POST)": post["ours"]["p99_ms"] <= post["eve"]["p99_ms"],
+        "p99 no worse than Eve (GET item)": item["ours"]["p99_ms"] <= item["eve"]["p99_ms"],
+        "p99 no worse than Eve (GET list)": listing["ours"]["p99_ms"] <= listing["eve"]["p99_ms"],
+        "bulk >= 10x single-POST docs/s": results["bulk"]["docs_per_s"] >= 10 * single_docs,
+        "one estimate <= 50 us": results["estimator"].get("checks", {}).get("one estimate <= 50 us median", False),
+        "bulk estimation >= 1M rows/s": results["estimator"].get("checks", {}).get("bulk >= 1,000,000 rows/s", False),
+        "training 1M rows <= 60 s": results["training"]["ok"] and results["training"]["seconds"] <= 60,
+        "training peak memory <= 2 GB": results["training"]["peak_rss_mb"] <= 2048,
+        "worker memory growth < 10%": results["memory"]["growth"] < 0.10,
+        "first POST within 5 s of start": results["first_post_seconds"] <= 5,
+    }
+    rows = [
+        "| scenario | ours | Eve | ratio (ours/Eve) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, title in (
+        ("post", "POST /estimations (one)"),
+        ("get_item", "GET /estimations/{id}"),
+        ("list", "GET /estimations?max_results=25, 100k docs"),
+    ):
+        ours, eve = results[key]["ours"], results[key]["eve"]
+        rows.append(
+            f"| {title}: requests/s | {ours['rps']:,.0f} | {eve['rps']:,.0f} | {ours['rps'] / eve['rps']:.2f}x |"
+        )
+        rows.append(f"| {title}: p99 | {ours['p99_ms']:,.1f} ms | {eve['p99_ms']:,.1f} ms | |")
+        if ours["non_2xx"] or eve["non_2xx"]:
+            rows.append(f"| {title}: non-2xx | {ours['non_2xx']} | {eve['non_2xx']} | |")
+    rows += [
+        "",
+        f"- List page 1: {results['list_latency_small_ms']:.1f} ms at 1,000 documents, "
+        f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,}.",
+        f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = {results['bulk']['docs_per_s']:,.0f} docs/s "
+        f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
+        f"- One estimate: {results['estimator'].get('one_fast_us', float('nan')):.2f} us median; bulk estimation "
+        f"{results['estimator'].get('bulk_fast_rows_per_s', float('nan')):,.0f} rows/s.",
+        f"- Training on {results['training']['rows']:,} rows: {results['training']['seconds']:.1f} s, "
+        f"peak {results['training']['peak_rss_mb']:,.0f} MB.",
+        f"- Worker memory over {results['memory']['requests']:,} requests: {results['memory']['rss_before_mb']:.0f} MB -> "
+        f"{results['memory']['rss_after_mb']:.0f} MB ({results['memory']['growth'] * 100:+.1f}%).",
+        f"- A fresh process answered its first POST {results['first_post_seconds']:.1f} s after start.",
+        f"- Load: wrk, {results['config']['connections']} connections, {results['config']['duration']} s, "
+        f"{results['config']['rounds']} alternating rounds (medians); {results['config']['workers']} workers x "
+        f"{results['config']['threads']} threads each; MongoDB: {results['config']['mongo']}.",
+        "",
+        *[f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()],
+    ]
+    table = "\n".join(rows)
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "harness.md").write_text(table + "\n")
+    (RESULTS / "harness.json").write_text(json.dumps({**results, "checks": checks}, indent=2, default=str) + "\n")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
