@@ -137,7 +137,7 @@ class Services:
 
     def prepare(self) -> None:
         env = service_env(self.mongo_uri, self.ours_db)
-        code = "import django; django.setup();from bench.harness import prepare_store; prepare_store(%r)" % self.on_nx
+        code = f"import django; django.setup(); from bench.harness import prepare_store; prepare_store({self.on_nx!r})"
         subprocess.run(
             [sys.executable, "-c", code],
             cwd=ROOT,
@@ -580,14 +580,15 @@ def report(results: dict) -> int:
         "",
         f"- List page 1: {results['list_latency_small_ms']:.1f} ms at 1,000 documents, "
         f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,}.",
-        f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = {results['bulk']['docs_per_s']:,.0f} docs/s "
-        f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
+        f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = "
+        f"{results['bulk']['docs_per_s']:,.0f} docs/s ({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
         f"- One estimate: {results['estimator'].get('one_fast_us', float('nan')):.2f} us median; bulk estimation "
         f"{results['estimator'].get('bulk_fast_rows_per_s', float('nan')):,.0f} rows/s.",
         f"- Training on {results['training']['rows']:,} rows: {results['training']['seconds']:.1f} s, "
         f"peak {results['training']['peak_rss_mb']:,.0f} MB.",
-        f"- Worker memory over {results['memory']['requests']:,} requests: {results['memory']['rss_before_mb']:.0f} MB -> "
-        f"{results['memory']['rss_after_mb']:.0f} MB ({results['memory']['growth'] * 100:+.1f}%).",
+        f"- Worker memory over {results['memory']['requests']:,} requests: "
+        f"{results['memory']['rss_before_mb']:.0f} MB -> {results['memory']['rss_after_mb']:.0f} MB "
+        f"({results['memory']['growth'] * 100:+.1f}%).",
         f"- A fresh process answered its first POST {results['first_post_seconds']:.1f} s after start.",
         f"- Load: wrk, {results['config']['connections']} connections, {results['config']['duration']} s, "
         f"{results['config']['rounds']} alternating rounds (medians); {results['config']['workers']} workers x "
