@@ -581,7 +581,8 @@ def report(results: dict) -> int:
         f"- List page 1: {results['list_latency_small_ms']:.1f} ms at 1,000 documents, "
         f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,}.",
         f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = "
-        f"{results['bulk']['docs_per_s']:,.0f} docs/s ({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
+        f"{results['bulk']['docs_per_s']:,.0f} docs/s "
+        f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
         f"- One estimate: {results['estimator'].get('one_fast_us', float('nan')):.2f} us median; bulk estimation "
         f"{results['estimator'].get('bulk_fast_rows_per_s', float('nan')):,.0f} rows/s.",
         f"- Training on {results['training']['rows']:,} rows: {results['training']['seconds']:.1f} s, "
