@@ -69,6 +69,23 @@ def ensure_eve() -> Path:
     return EVE_VENV / "bin/gunicorn"
 
 
+def wait_mongo(uri: str, timeout: float = 300) -> None:
+    """Until the server answers a ping (it may still be working through an earlier scenario's queries)."""
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.admin.command("ping")
+                return
+            except pymongo.errors.PyMongoError:
+                if time.monotonic() > deadline:
+                    raise
+                log("waiting for MongoDB to answer")
+    finally:
+        client.close()
+
+
 def free_port() -> int:
     import socket
 
@@ -372,18 +389,14 @@ def main(argv: list[str] | None = None) -> int:
             workdir / "nx.out",
         )
         mongo_uri = f"mongodb://127.0.0.1:{port}/"
-        for _ in range(100):
-            try:
-                pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=300).admin.command("ping")
-                break
-            except pymongo.errors.PyMongoError:
-                time.sleep(0.1)
+        wait_mongo(mongo_uri, timeout=30)
     log(f"MongoDB: {'nx-27017 (started here)' if on_nx else 'the given MONGO_URI'}; work dir {workdir}")
     results: dict = {"config": vars(args) | {"mongo": "nx-27017" if on_nx else "given"}}
     load = {"duration": args.duration, "connections": args.connections, "workdir": workdir}
     try:
         results |= http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir)
         results |= process_scenarios(mongo_uri, on_nx, args, workdir)
+        results |= list_scenario(wrk, mongo_uri, on_nx, args, load, workdir)
     finally:
         if nx:
             nx.stop()
@@ -428,6 +441,13 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
     finally:
         services.stop()
 
+    return out
+
+
+def list_scenario(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
+    """Last: Eve counts the whole collection on every page, which can keep the server busy afterwards."""
+    out: dict = {}
+    wait_mongo(mongo_uri)
     log(f"GET /estimations?max_results=25 on 1,000 and {args.list_size:,} documents")
     listing = Services(mongo_uri, on_nx, args.workers, args.threads, workdir, "list")
     listing.prepare()
@@ -456,6 +476,7 @@ def _lua_list(ids: list[str]) -> str:
 
 def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
     out: dict = {}
+    wait_mongo(mongo_uri)
     log("in-process estimation speed")
     estimator = subprocess.run(
         [sys.executable, "-m", "bench.estimator", "--rows", "1000000"],
