@@ -1,0 +1,298 @@
+"""Hostile and malformed requests: each answers a 4xx in the error envelope and changes no stored data."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+NESTED = "[" * 50_000 + "]" * 50_000
+DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
+TEN_MB = json.dumps({"bestseller_rank": 1, "category": "x" * (10 * 1024 * 1024)})
+HUGE_LIST = json.dumps([{"bestseller_rank": 1}] * 20_000)
+GOOD_ID = "6b0aa8a7e49da0a6640161ec"
+
+# (name, method, path, body, content type, extra headers, expected status)
+CASES = [
+    ("string rank", "post", "/estimations", '{"bestseller_rank": "70"}', "application/json", {}, 422),
+    ("float rank", "post", "/estimations", '{"bestseller_rank": 70.5}', "application/json", {}, 422),
+    ("zero rank", "post", "/estimations", '{"bestseller_rank": 0}', "application/json", {}, 422),
+    ("negative rank", "post", "/estimations", '{"bestseller_rank": -1}', "application/json", {}, 422),
+    ("huge rank", "post", "/estimations", '{"bestseller_rank": 1' + "0" * 40 + "}", "application/json", {}, 422),
+    ("4000-digit rank", "post", "/estimations", '{"bestseller_rank": ' + "9" * 4000 + "}", "application/json", {}, 422),
+    ("5000-digit rank", "post", "/estimations", '{"bestseller_rank": ' + "9" * 5000 + "}", "application/json", {}, 400),
+    ("exponent rank", "post", "/estimations", '{"bestseller_rank": 1e400}', "application/json", {}, 422),
+    ("bool rank", "post", "/estimations", '{"bestseller_rank": true}', "application/json", {}, 422),
+    ("list rank", "post", "/estimations", '{"bestseller_rank": [1]}', "application/json", {}, 422),
+    ("object rank", "post", "/estimations", '{"bestseller_rank": {"$gt": 0}}', "application/json", {}, 422),
+    ("null rank", "post", "/estimations", '{"bestseller_rank": null}', "application/json", {}, 422),
+    ("NaN", "post", "/estimations", '{"bestseller_rank": NaN}', "application/json", {}, 400),
+    ("Infinity", "post", "/estimations", '{"bestseller_rank": Infinity}', "application/json", {}, 400),
+    (
+        "operator in category",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "category": {"$ne": null}}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "control chars in category",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "category": "b\\u0000\\u001b[31m"}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "unicode category",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "category": "книги📚"}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "RTL override category",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "category": "\\u202ebooks"}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "lone surrogate",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "category": "\\ud800"}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "long category",
+        "post",
+        "/estimations",
+        json.dumps({"bestseller_rank": 1, "category": "b" * 100_000}),
+        "application/json",
+        {},
+        422,
+    ),
+    ("dollar field", "post", "/estimations", '{"bestseller_rank": 1, "$set": {"x": 1}}', "application/json", {}, 422),
+    ("dotted field", "post", "/estimations", '{"bestseller_rank": 1, "a.b": 1}', "application/json", {}, 422),
+    (
+        "_id injection",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "_id": {"$oid": "' + GOOD_ID + '"}}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "estimate injection",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "estimated_sales": 1e9}',
+        "application/json",
+        {},
+        422,
+    ),
+    (
+        "duplicate keys",
+        "post",
+        "/estimations",
+        '{"bestseller_rank": 1, "bestseller_rank": "x"}',
+        "application/json",
+        {},
+        422,
+    ),
+    ("nesting bomb list", "post", "/estimations", NESTED, "application/json", {}, 400),
+    ("nesting bomb object", "post", "/estimations", DEEP_OBJECT, "application/json", {}, 400),
+    ("10 MB body", "post", "/estimations", TEN_MB, "application/json", {}, 413),
+    ("20,000-item bulk", "post", "/estimations", HUGE_LIST, "application/json", {}, 413),
+    (
+        "bulk with one bad item",
+        "post",
+        "/estimations",
+        '[{"bestseller_rank": 1}, {"bestseller_rank": "x"}]',
+        "application/json",
+        {},
+        422,
+    ),
+    ("bulk of scalars", "post", "/estimations", "[1, 2, 3]", "application/json", {}, 422),
+    ("bulk of nulls", "post", "/estimations", "[null]", "application/json", {}, 422),
+    ("empty bulk", "post", "/estimations", "[]", "application/json", {}, 422),
+    ("empty body", "post", "/estimations", "", "application/json", {}, 422),
+    ("whitespace body", "post", "/estimations", "   ", "application/json", {}, 400),
+    ("truncated JSON", "post", "/estimations", '{"bestseller_rank": 1', "application/json", {}, 400),
+    (
+        "not UTF-8",
+        "post",
+        "/estimations",
+        b'{"bestseller_rank": 1, "category": "\xff\xfe"}',
+        "application/json",
+        {},
+        400,
+    ),
+    ("BOM", "post", "/estimations", "\ufeff" + '{"bestseller_rank": 1}', "application/json", {}, 400),
+    ("scalar body", "post", "/estimations", "42", "application/json", {}, 400),
+    ("string body", "post", "/estimations", '"hello"', "application/json", {}, 400),
+    ("text/plain", "post", "/estimations", '{"bestseller_rank": 1}', "text/plain", {}, 415),
+    ("xml", "post", "/estimations", "<a/>", "application/xml", {}, 415),
+    (
+        "unknown charset: JSON is UTF-8 whatever it says",
+        "post",
+        "/estimations",
+        "{}",
+        "application/json; charset=klingon",
+        {},
+        422,
+    ),
+    ("form with bad rank", "post", "/estimations", "bestseller_rank=abc", "application/x-www-form-urlencoded", {}, 422),
+    (
+        "form with operator",
+        "post",
+        "/estimations",
+        "bestseller_rank[$gt]=1",
+        "application/x-www-form-urlencoded",
+        {},
+        422,
+    ),
+    ("$where in where", "get", "/estimations?where=" + quote('{"$where": "sleep(5000)"}'), None, None, {}, 400),
+    (
+        "$function in where",
+        "get",
+        "/estimations?where=" + quote('{"$expr": {"$function": {"body": "while(1){}", "args": [], "lang": "js"}}}'),
+        None,
+        None,
+        {},
+        400,
+    ),
+    ("$expr in where", "get", "/estimations?where=" + quote('{"$expr": {"$eq": [1, 1]}}'), None, None, {}, 400),
+    ("$accumulator", "get", "/estimations?where=" + quote('{"category": {"$accumulator": {}}}'), None, None, {}, 400),
+    ("regex bomb", "get", "/estimations?where=" + quote('{"category": {"$regex": "(a+)+$"}}'), None, None, {}, 400),
+    (
+        "regex object",
+        "get",
+        "/estimations?where=" + quote('{"category": {"$regularExpression": "a"}}'),
+        None,
+        None,
+        {},
+        400,
+    ),
+    (
+        "where nesting bomb",
+        "get",
+        "/estimations?where=" + quote('{"$or": [' * 300 + "{}" + "]}" * 300),
+        None,
+        None,
+        {},
+        400,
+    ),
+    (
+        "where list bomb",
+        "get",
+        "/estimations?where=" + quote(json.dumps({"bestseller_rank": {"$in": list(range(5000))}})),
+        None,
+        None,
+        {},
+        400,
+    ),
+    ("where not json", "get", "/estimations?where=" + quote("bestseller_rank==1"), None, None, {}, 400),
+    ("where unknown field", "get", "/estimations?where=" + quote('{"__proto__": 1}'), None, None, {}, 400),
+    ("where dotted path", "get", "/estimations?where=" + quote('{"category.0": "b"}'), None, None, {}, 400),
+    ("sort injection", "get", "/estimations?sort=" + quote('[("$natural", 1)]'), None, None, {}, 400),
+    ("sort python code", "get", "/estimations?sort=" + quote("[__import__('os').system('id')]"), None, None, {}, 400),
+    ("sort huge literal", "get", "/estimations?sort=" + quote("[" + "(" * 1000), None, None, {}, 400),
+    (
+        "projection $slice",
+        "get",
+        "/estimations?projection=" + quote('{"category": {"$slice": 1}}'),
+        None,
+        None,
+        {},
+        400,
+    ),
+    (
+        "projection secret",
+        "get",
+        "/estimations?projection=" + quote('{"_etag": 1, "password": 1}'),
+        None,
+        None,
+        {},
+        400,
+    ),
+    ("page huge", "get", "/estimations?page=99999999999999999999", None, None, {}, 400),
+    ("max_results negative", "get", "/estimations?max_results=-5", None, None, {}, 400),
+    ("id too short", "get", "/estimations/abc", None, None, {}, 404),
+    ("id non-hex", "get", "/estimations/zzzzzzzzzzzzzzzzzzzzzzzz", None, None, {}, 404),
+    ("id with operator", "get", "/estimations/" + quote('{"$ne":null}'), None, None, {}, 404),
+    ("id path traversal", "get", "/estimations/..%2F..%2Fetc%2Fpasswd", None, None, {}, 404),
+    ("id null byte", "get", "/estimations/%00", None, None, {}, 404),
+    ("id very long", "get", "/estimations/" + "a" * 5000, None, None, {}, 404),
+    ("delete without etag", "delete", f"/estimations/{GOOD_ID}", None, None, {}, 428),
+    ("delete wildcard unknown", "delete", f"/estimations/{GOOD_ID}", None, None, {"HTTP_IF_MATCH": "*"}, 404),
+    (
+        "put malformed id",
+        "put",
+        "/estimations/nope",
+        '{"bestseller_rank": 1}',
+        "application/json",
+        {"HTTP_IF_MATCH": "*"},
+        404,
+    ),
+    (
+        "patch operator body",
+        "patch",
+        f"/estimations/{GOOD_ID}",
+        '{"$set": {"estimated_sales": 1}}',
+        "application/json",
+        {"HTTP_IF_MATCH": "*"},
+        404,
+    ),
+    (
+        "bad If-Modified-Since",
+        "get",
+        f"/estimations/{GOOD_ID}",
+        None,
+        None,
+        {"HTTP_IF_MODIFIED_SINCE": "\x00" * 100},
+        404,
+    ),
+    ("garbage API key", "get", "/estimations", None, None, {"HTTP_AUTHORIZATION": "Api-Key " + "\u2603" * 1000}, 401),
+    ("empty bearer", "get", "/estimations", None, None, {"HTTP_AUTHORIZATION": "Bearer "}, 401),
+    ("model version not a number", "get", "/models/1e3", None, None, {}, 404),
+    ("activate without key", "post", "/models/1/activate", None, None, {}, 401),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "headers", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_hostile_request_is_a_4xx_in_the_envelope_and_changes_nothing(
+    client, mongo_db, active_model, method, path, body, content_type, headers, expected
+):
+    # Given a collection with one estimation in it
+    client.post("/estimations", {"bestseller_rank": 5}, content_type="application/json")
+    before = list(mongo_db["estimations"].find())
+    # When the hostile request arrives, its bytes as given (generic() does not re-encode the body)
+    response = client.generic(method.upper(), path, body or b"", content_type or "application/octet-stream", **headers)
+
+    # Then it answers the expected 4xx in Eve's envelope, and nothing stored changed
+    assert response.status_code == expected, response.content[:300]
+    envelope = response.json()
+    assert envelope["_status"] == "ERR" and envelope["_error"]["code"] == expected
+    assert envelope["_error"]["message"]
+    assert list(mongo_db["estimations"].find()) == before
+
+
+def test_the_table_is_at_least_fifty_cases():
+    assert len(CASES) >= 50
