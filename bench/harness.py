@@ -222,7 +222,8 @@ def prepare_store(on_nx: bool) -> None:
     if on_nx:
         for index in INDEXES:
             keys = [(field, d) for field, d in index.document["key"].items() if field != "_id"]
-            store.collection.create_index(keys, name=index.document["name"])
+            options = {name: value for name, value in index.document.items() if name != "key"}
+            store.collection.create_index(keys, **options)
     else:
         store.ensure_indexes()
     call_command("train_model", "--if-no-active")

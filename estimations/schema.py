@@ -120,6 +120,15 @@ list_schema = extend_schema(
 
 create_schema = extend_schema(
     summary="Estimate and store one estimation, or a list of them (bulk insert)",
+    parameters=[
+        OpenApiParameter(
+            "Idempotency-Key",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description="Optional, single estimations only: a retry with the same key answers the estimation "
+            "stored the first time (header Idempotent-Replayed: true) and stores nothing new.",
+        )
+    ],
     request=CREATE_REQUEST,
     responses={
         201: OpenApiResponse(

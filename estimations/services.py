@@ -30,6 +30,8 @@ from .query import ListQuery
 from .store import COLLECTION, EstimationStore, Outcome
 
 MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
+MSG_IDEMPOTENCY_CONFLICT = "This Idempotency-Key was already used for a different estimation."
+ISSUE_KEY_REUSED = "already used with another body; send a new key for a new estimation"
 
 
 def estimation_store() -> EstimationStore:
@@ -57,14 +59,29 @@ def _estimated(fields: dict[str, Any], estimator: Estimator) -> dict[str, Any]:
 
 
 def estimation_create(
-    *, store: EstimationStore, estimator: Estimator, data: Any, from_form: bool = False
-) -> dict[str, Any]:
+    *,
+    store: EstimationStore,
+    estimator: Estimator,
+    data: Any,
+    from_form: bool = False,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Validate, estimate, store. Returns (document, created): with an ``idempotency_key`` already
+    used for the same input, the document stored then and False; for another input, a 422."""
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
-    document = store.insert(stamp(_estimated(fields, estimator)))
-    ESTIMATIONS.labels(str(estimator.version)).inc()
-    return document
+    document = stamp(_estimated(fields, estimator))
+    if idempotency_key is None:
+        created = True
+        document = store.insert(document)
+    else:
+        document, created = store.insert_once(document, idempotency_key)
+        if not created and any(document.get(name) != fields[name] for name in validation.INPUT_FIELDS):
+            raise ValidationFailed(MSG_IDEMPOTENCY_CONFLICT, issues={"Idempotency-Key": ISSUE_KEY_REUSED})
+    if created:
+        ESTIMATIONS.labels(str(estimator.version)).inc()
+    return document, created
 
 
 def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:

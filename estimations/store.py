@@ -14,7 +14,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, OperationFailure, PyMongoError
 
 from .errors import MSG_QUERY_REFUSED, BadQuery
 from .query import ListQuery
@@ -22,6 +22,7 @@ from .query import ListQuery
 logger = logging.getLogger(__name__)
 
 COLLECTION = "estimations"
+IDEMPOTENCY_FIELD = "_idempotency_key"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
 # tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
@@ -37,6 +38,8 @@ INDEXES = [
     IndexModel([("model_version", ASCENDING), ("_id", ASCENDING)], name="model_version"),
     IndexModel([("_created", ASCENDING), ("_id", ASCENDING)], name="created"),
     IndexModel([("_updated", ASCENDING), ("_id", ASCENDING)], name="updated"),
+    # One document per Idempotency-Key: a retried POST cannot insert twice, even concurrently.
+    IndexModel([(IDEMPOTENCY_FIELD, ASCENDING)], name="idempotency_key", unique=True, sparse=True),
 ]
 
 
@@ -105,6 +108,20 @@ class EstimationStore:
     def insert(self, document: dict[str, Any]) -> dict[str, Any]:
         self.collection.insert_one(document)  # sets document["_id"]
         return document
+
+    def insert_once(self, document: dict[str, Any], key: str) -> tuple[dict[str, Any], bool]:
+        """Insert ``document`` under an idempotency key; if the key was used, the stored document.
+
+        Returns (document, inserted). The unique index decides, so of concurrent retries exactly one
+        inserts.
+        """
+        try:
+            return self.insert({**document, IDEMPOTENCY_FIELD: key}), True
+        except DuplicateKeyError:
+            existing = self.collection.find_one({IDEMPOTENCY_FIELD: key})
+            if existing is None:
+                raise
+            return existing, False
 
     def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """All or nothing: if the server fails part-way, the part this call stored is removed again."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +25,24 @@ from .conditional import not_modified, quote_etag, required_if_match
 from .documents import RESOURCE, http_date, item_href, to_resource
 from .query import ListQuery, parse_list_query
 from .serializers import EstimationInputSerializer
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_VALID_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+MSG_IDEMPOTENCY_KEY = "The Idempotency-Key header must be 1-200 characters of letters, digits and . _ : -"
+MSG_IDEMPOTENCY_BULK = "Idempotency-Key applies to single-estimation POSTs; send a bulk list without it."
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The client's key, scoped to the client (API key name, or anonymous) so clients cannot collide."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not _VALID_KEY.match(raw):
+        raise ParseError(MSG_IDEMPOTENCY_KEY)
+    client = getattr(request.user, "name", None) or "anonymous"
+    return f"{client}:{raw}"
+
 
 MSG_BODY_SHAPE = (
     "The request body must be a JSON object (one estimation) or a list of objects (a bulk insert), "
@@ -96,14 +115,21 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         data, from_form = _payload(request)
         store, estimator = services.estimation_store(), get_estimator()
+        key = _idempotency_key(request)
         if isinstance(data, list):
+            if key is not None:
+                raise ParseError(MSG_IDEMPOTENCY_BULK)
             documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
             body = {"_status": "OK", "_items": [_written(document) for document in documents]}
             return Response(body, status=status.HTTP_201_CREATED)
         if not isinstance(data, dict):
             raise ParseError(MSG_BODY_SHAPE)
-        document = services.estimation_create(store=store, estimator=estimator, data=data, from_form=from_form)
+        document, created = services.estimation_create(
+            store=store, estimator=estimator, data=data, from_form=from_form, idempotency_key=key
+        )
         headers = {"Location": request.build_absolute_uri("/" + item_href(document["_id"])), **_item_headers(document)}
+        if not created:
+            headers[REPLAYED_HEADER] = "true"
         return Response(_written(document), status=status.HTTP_201_CREATED, headers=headers)
 
     # --- item ---------------------------------------------------------------------------------

@@ -153,8 +153,9 @@ CORS_ALLOW_HEADERS = [
     "If-Match",
     "If-None-Match",
     "If-Modified-Since",
+    "Idempotency-Key",
 ]
-CORS_EXPOSE_HEADERS = ["ETag", "Location", "Last-Modified", "X-Total-Count"]
+CORS_EXPOSE_HEADERS = ["ETag", "Location", "Last-Modified", "X-Total-Count", "Idempotent-Replayed", "X-Request-ID"]
 CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600)
 
 # --- Django REST framework ------------------------------------------------------------------

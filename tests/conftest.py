@@ -133,7 +133,8 @@ def ensure_test_indexes(store: EstimationStore, *, on_nx_27017: bool) -> None:
         return
     for index in INDEXES:
         keys = [(field, direction) for field, direction in index.document["key"].items() if field != "_id"]
-        store.collection.create_index(keys, name=index.document["name"])
+        options = {name: value for name, value in index.document.items() if name != "key"}
+        store.collection.create_index(keys, **options)
 
 
 @pytest.fixture(params=STORES)
