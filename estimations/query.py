@@ -114,7 +114,7 @@ def parse_list_query(params: Any, *, default_max: int, limit: int) -> ListQuery:
 
 
 def _positive_int(raw: str | None, param: str, *, default: int) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
         raise BadQuery(param, "must be a whole number of at least 1.")

@@ -86,13 +86,15 @@ LIST_PARAMETERS = [
         OpenApiTypes.STR,
         description='JSON: {"estimated_sales": 1} keeps only these fields, {"category": 0} drops them.',
     ),
-    OpenApiParameter("max_results", OpenApiTypes.INT, description="Items per page (default 25, capped)."),
-    OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1."),
+    OpenApiParameter(
+        "max_results", {"type": "integer", "minimum": 1}, description="Items per page (default 25, capped)."
+    ),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
 ]
 
 CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="EstimationCreate",
-    serializers=[EstimationInputSerializer, EstimationInputSerializer(many=True)],
+    serializers=[EstimationInputSerializer, EstimationInputSerializer(many=True, min_length=1)],
     resource_type_field_name=None,
     many=False,
 )
@@ -123,7 +125,7 @@ create_schema = extend_schema(
     parameters=[
         OpenApiParameter(
             "Idempotency-Key",
-            OpenApiTypes.STR,
+            {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
             OpenApiParameter.HEADER,
             description="Optional, single estimations only: a retry with the same key answers the estimation "
             "stored the first time (header Idempotent-Replayed: true) and stores nothing new.",
@@ -211,12 +213,20 @@ destroy_schema = extend_schema(
 )
 
 
-def canonical_paths(result, generator, request, public):
-    """drf-spectacular postprocessing hook: publish Eve's paths (/estimations/{id}), no trailing slash.
+KEY_REQUIRED = {"models_activate"}  # every other operation works without a key (writes: unless configured)
 
-    The router accepts both forms; the schema names the canonical one.
+
+def canonical_paths(result, generator, request, public):
+    """drf-spectacular postprocessing hook.
+
+    Publishes Eve's paths (/estimations/{id}) without the trailing slash the router also accepts, and
+    marks the API key optional (``{}`` in ``security``) wherever a request without one is served.
     """
     result["paths"] = {
         (path.rstrip("/") if path != "/" else path): operations for path, operations in result["paths"].items()
     }
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            if operation.get("security") and operation["operationId"] not in KEY_REQUIRED:
+                operation["security"] = [*operation["security"], {}]
     return result

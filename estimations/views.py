@@ -96,6 +96,10 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     lookup_field = "id"
     lookup_value_regex = "[^/]+"
 
+    def get_object(self) -> dict[str, Any]:
+        """The estimation the URL names (DRF's OPTIONS metadata and browsable forms ask for it)."""
+        return services.estimation_get(store=services.estimation_store(), estimation_id=self.kwargs["id"])
+
     # --- collection ---------------------------------------------------------------------------
 
     @docs.list_schema

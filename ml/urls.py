@@ -1,9 +1,24 @@
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from .api import ModelActivateView, ModelDetailView, ModelListView
 
+
+class VersionConverter:
+    """A model version: at most 9 digits, so no URL can carry a number MongoDB cannot store (a 404)."""
+
+    regex = "[0-9]{1,9}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(VersionConverter, "version")
+
 urlpatterns = [
     re_path(r"^models/?$", ModelListView.as_view(), name="models"),
-    path("models/<int:version>", ModelDetailView.as_view(), name="model"),
-    path("models/<int:version>/activate", ModelActivateView.as_view(), name="model-activate"),
+    path("models/<version:version>", ModelDetailView.as_view(), name="model"),
+    path("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
 ]

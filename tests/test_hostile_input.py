@@ -296,3 +296,29 @@ def test_hostile_request_is_a_4xx_in_the_envelope_and_changes_nothing(
 
 def test_the_table_is_at_least_fifty_cases():
     assert len(CASES) >= 50
+
+
+# Found by schemathesis (make fuzz); each was a 500.
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "expected"),
+    [
+        ("get", "/models/1000704550927372585533440", {}, 404),  # a version past BSON's 64-bit integers
+        # DRF's metadata looked the object up with no queryset; now it is a 200 without "actions".
+        ("options", "/estimations/0", {"HTTP_IF_MODIFIED_SINCE": "", "HTTP_IF_NONE_MATCH": ""}, 200),
+        ("options", f"/estimations/{GOOD_ID}", {}, 200),
+    ],
+)
+def test_fuzzer_findings_are_not_server_errors(client, mongo_db, active_model, method, path, headers, expected):
+    response = client.generic(method.upper(), path, b"", "application/json", **headers)
+
+    assert response.status_code == expected, response.content[:300]
+    assert response.json().get("_status") == "ERR" if expected >= 400 else "actions" not in response.json()
+
+
+def test_options_on_an_existing_estimation_describes_it(client, mongo_db, active_model):
+    created = client.post("/estimations", {"bestseller_rank": 5}, content_type="application/json").json()
+
+    response = client.options(f"/estimations/{created['_id']}")
+
+    assert response.status_code == 200
+    assert "PUT" in response.json()["actions"]
