@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import threading
 from typing import Any
 
 from bson import ObjectId
@@ -41,6 +42,37 @@ INDEXES = [
     # One document per Idempotency-Key: a retried POST cannot insert twice, even concurrently.
     IndexModel([(IDEMPOTENCY_FIELD, ASCENDING)], name="idempotency_key", unique=True, sparse=True),
 ]
+
+
+class _Unacknowledged:
+    """Ids of documents whose insert failed in a way that may still have stored them.
+
+    The client got a 5xx for those, so nothing may stay behind: they are removed as soon as the database
+    answers again (at this process's next write). Documents carrying an idempotency key are left to the
+    client's retry, which acknowledges them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: dict[str, set[ObjectId]] = {}
+
+    def remember(self, collection: Collection, ids: list[ObjectId]) -> None:
+        with self._lock:
+            self._ids.setdefault(collection.full_name, set()).update(ids)
+
+    def sweep(self, collection: Collection) -> None:
+        with self._lock:
+            ids = self._ids.pop(collection.full_name, None)
+        if not ids:
+            return
+        try:
+            collection.delete_many({"_id": {"$in": list(ids)}, IDEMPOTENCY_FIELD: {"$exists": False}})
+            logger.info("removed up to %d documents of writes that failed", len(ids))
+        except PyMongoError:
+            self.remember(collection, list(ids))  # still down: next time
+
+
+unacknowledged = _Unacknowledged()
 
 
 class Outcome(enum.Enum):
@@ -106,7 +138,17 @@ class EstimationStore:
     # --- writes -------------------------------------------------------------------------------
 
     def insert(self, document: dict[str, Any]) -> dict[str, Any]:
-        self.collection.insert_one(document)  # sets document["_id"]
+        unacknowledged.sweep(self.collection)
+        document.setdefault("_id", ObjectId())
+        try:
+            self.collection.insert_one(document)
+        except DuplicateKeyError:
+            raise  # refused: nothing was stored
+        except PyMongoError:
+            # The server may have stored it before the connection broke; the client gets a 503.
+            unacknowledged.remember(self.collection, [document["_id"]])
+            unacknowledged.sweep(self.collection)
+            raise
         return document
 
     def insert_once(self, document: dict[str, Any], key: str) -> tuple[dict[str, Any], bool]:
@@ -125,6 +167,7 @@ class EstimationStore:
 
     def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """All or nothing: if the server fails part-way, the part this call stored is removed again."""
+        unacknowledged.sweep(self.collection)
         generated = []
         for document in documents:
             if "_id" not in document:
@@ -143,12 +186,9 @@ class EstimationStore:
         return documents
 
     def _remove_partial(self, ids: list[ObjectId]) -> None:
-        if not ids:
-            return
-        try:
-            self.collection.delete_many({"_id": {"$in": ids}})
-        except PyMongoError:
-            logger.error("bulk insert failed and its partial insert could not be removed (%d ids)", len(ids))
+        if ids:
+            unacknowledged.remember(self.collection, ids)
+            unacknowledged.sweep(self.collection)
 
     def replace_if_match(self, document: dict[str, Any], etags: list[str] | None) -> Outcome:
         """Replace the stored version of ``document`` (same ``_id``) if its etag is one of ``etags``.

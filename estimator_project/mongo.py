@@ -48,12 +48,14 @@ def _new_client(uri: str) -> Any:
         # PyMongo's GridFS reads client.options.timeout, which mongomock does not provide.
         client.options = SimpleNamespace(timeout=None)
         return client
+    concern = settings.MONGO_WRITE_CONCERN
     return MongoClient(
         uri,
         connect=False,
         tz_aware=True,
         appname="sales-estimator",
         serverSelectionTimeoutMS=settings.MONGO_SERVER_SELECTION_TIMEOUT_MS,
+        w=int(concern) if concern.isdigit() else concern,
     )
 
 

@@ -117,6 +117,9 @@ MONGO_URI = env.str("MONGO_URI", default="")
 MONGO_DB_NAME = env.str("MONGO_DB_NAME", default="")
 MONGO_DEFAULT_DB_NAME = "estimator"
 MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000)
+# Acknowledged writes: "majority" (the default; on a replica set a write survives a failover), or a
+# number of members such as 1.
+MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
 
 # --- The estimations resource (Eve's names where Eve had the setting) -----------------------
 CACHE_CONTROL = env.str("CACHE_CONTROL", default="max-age=20")

@@ -76,3 +76,14 @@ def test_unreachable_database_answers_503_in_the_envelope_within_the_timeout(cli
     assert assert_error_envelope(response, 503)["_error"]["message"] == MSG_DATABASE_UNAVAILABLE
     assert time.monotonic() - started < 5
     assert CLOSED_PORT_URI not in response.content.decode()
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("majority", "majority"), ("1", 1), ("2", 2)])
+def test_write_concern_from_settings(settings, setting, expected):
+    settings.MONGO_URI = CLOSED_PORT_URI
+    settings.MONGO_WRITE_CONCERN = setting
+    mongo.reset()
+    try:
+        assert mongo.get_client().write_concern.document["w"] == expected
+    finally:
+        mongo.reset()

@@ -158,3 +158,47 @@ def test_a_lost_connection_removes_only_the_ids_the_store_generated(store, monke
         store.insert_many([new_document(1), new_document(2), {**new_document(3), "_id": existing["_id"]}])
 
     assert [d["bestseller_rank"] for d in store.collection.find()] == [99]
+
+
+def test_an_insert_that_may_have_stored_before_failing_is_removed_when_the_database_answers(store, monkeypatch):
+    from pymongo.errors import AutoReconnect
+
+    from estimations.store import IDEMPOTENCY_FIELD
+
+    real_insert_one = store.collection.insert_one
+    calls = {"n": 0}
+
+    def store_then_lose_the_answer(document, *args, **kwargs):
+        calls["n"] += 1
+        real_insert_one(document, *args, **kwargs)
+        if calls["n"] <= 2:
+            raise AutoReconnect("connection closed before the reply")
+
+    monkeypatch.setattr(store.collection, "insert_one", store_then_lose_the_answer)
+    monkeypatch.setattr(store.collection, "delete_many", _fails_once(store.collection.delete_many))
+
+    # Given two inserts whose answers were lost (one plain, one under an idempotency key)
+    with pytest.raises(AutoReconnect):
+        store.insert(new_document(1))
+    with pytest.raises(AutoReconnect):
+        store.insert({**new_document(2), IDEMPOTENCY_FIELD: "anonymous:k"})
+
+    # When the next write goes through
+    store.insert(new_document(3))
+
+    # Then the plain one is gone, the keyed one waits for its retry, and the new one stands
+    assert sorted(d["bestseller_rank"] for d in store.collection.find()) == [2, 3]
+
+
+def _fails_once(delete_many):
+    state = {"failed": False}
+
+    def delete(*args, **kwargs):
+        if not state["failed"]:
+            state["failed"] = True
+            from pymongo.errors import AutoReconnect
+
+            raise AutoReconnect("still down")
+        return delete_many(*args, **kwargs)
+
+    return delete

@@ -1,0 +1,171 @@
+"""Faults: the database stops and returns under a running server; concurrent conditional writes.
+
+Each fault test has its own nx-27017 server (stopped and started again on the same port and data
+directory) and a live gunicorn pointed at it, so nothing else in the suite is disturbed.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pymongo
+import pytest
+from django.core.management import call_command
+
+from estimator_project import mongo
+from ml import serving
+
+from .conftest import SAMPLE_CSV, WireServer, ensure_test_indexes
+from .live import LiveServer, free_port, request
+
+pytestmark = pytest.mark.integration
+
+SIGNING_KEY = "fault-signing-key-not-a-secret"
+
+
+@pytest.fixture
+def own_database(tmp_path, settings):
+    if __import__("os").environ.get("TEST_MONGO_URI"):
+        pytest.skip("stopping the database needs the test's own nx-27017 server")
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    server = WireServer(f"mongodb://127.0.0.1:{port}/", tmp_path, port)
+    server.start()
+    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = server.uri, "faults", SIGNING_KEY
+    mongo.reset()
+    serving.reset()
+    from estimations.services import estimation_store
+
+    ensure_test_indexes(estimation_store(), on_nx_27017=True)
+    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
+    yield server
+    server.stop()
+    mongo.reset()
+    serving.reset()
+
+
+@pytest.fixture
+def live(own_database, tmp_path):
+    server = LiveServer(
+        {
+            "MONGO_URI": own_database.uri,
+            "MONGO_DB_NAME": "faults",
+            "MODEL_SIGNING_KEY": SIGNING_KEY,
+            "MONGO_SERVER_SELECTION_TIMEOUT_MS": "1000",
+            "WEB_CONCURRENCY": "1",
+            "GUNICORN_THREADS": "4",
+        },
+        tmp_path / "server.log",
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+def post(url: str, rank: int = 5):
+    return request("POST", url + "/estimations", {"bestseller_rank": rank, "category": "books"})
+
+
+def test_database_down_is_a_prompt_503_and_the_service_recovers_without_a_restart(own_database, live):
+    status, before, _ = post(live.url)
+    assert status == 201
+
+    # When the database stops
+    own_database.stop()
+    started = time.monotonic()
+    down_status, down_body, _ = post(live.url)
+    elapsed = time.monotonic() - started
+    ready_status, ready_body, _ = request("GET", live.url + "/health/ready")
+    live_status, _, _ = request("GET", live.url + "/health/live")
+
+    # Then writes and reads answer 503 in the envelope within the selection timeout, and readiness says why
+    assert down_status == 503 and down_body["_status"] == "ERR", down_body
+    assert elapsed < 5, elapsed
+    assert request("GET", live.url + "/estimations")[0] == 503
+    assert ready_status == 503 and ready_body["checks"]["database"].startswith("unreachable")
+    assert live_status == 200
+
+    # When it returns, the same server process serves again, and what it had acknowledged is there
+    own_database.start()
+    deadline = time.monotonic() + 20
+    while post(live.url)[0] != 201:
+        assert time.monotonic() < deadline, "the service did not recover"
+        time.sleep(0.2)
+    assert request("GET", f"{live.url}/estimations/{before['_id']}")[0] == 200
+    assert request("GET", live.url + "/health/ready")[0] == 200
+
+
+def test_no_acknowledged_write_is_lost_when_the_database_restarts_mid_run(own_database, live):
+    answers: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def keep_posting(worker: int):
+        rank = 1 + worker
+        while not stop.is_set():
+            status, body, _ = post(live.url, rank)
+            answers.append((status, (body or {}).get("_id")))
+            rank += 4
+
+    clients = [threading.Thread(target=keep_posting, args=(n,)) for n in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(1.5)
+    own_database.stop()
+    time.sleep(1.5)
+    own_database.start()
+    time.sleep(3)
+    stop.set()
+    for client in clients:
+        client.join(timeout=30)
+
+    acknowledged = {object_id for status, object_id in answers if status == 201}
+    statuses = {status for status, _ in answers}
+    assert statuses <= {201, 503}, statuses
+    assert 503 in statuses, "the database was never seen down: the test did not test anything"
+    collection = pymongo.MongoClient(own_database.uri)["faults"]["estimations"]
+    stored = {str(document["_id"]) for document in collection.find({}, {"_id": 1})}
+    assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged writes"
+    unacknowledged = stored - acknowledged
+    assert not unacknowledged, f"{len(unacknowledged)} documents stored for requests that got a 503"
+
+
+def test_concurrent_writes_with_the_same_etag_have_one_winner(own_database, live):
+    status, created, _ = post(live.url)
+    url, etag = f"{live.url}/estimations/{created['_id']}", created["_etag"]
+    outcomes: list[tuple[int, int]] = []
+    start = threading.Barrier(8)
+
+    def replace(rank: int):
+        start.wait()
+        status, body, _ = request("PUT", url, {"bestseller_rank": rank, "category": "books"}, {"If-Match": etag})
+        outcomes.append((status, rank))
+
+    threads = [threading.Thread(target=replace, args=(100 + n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = [rank for status, rank in outcomes if status == 200]
+    assert len(winners) == 1, outcomes
+    assert sorted(status for status, _ in outcomes) == [200] + [412] * 7
+    assert request("GET", url)[1]["bestseller_rank"] == winners[0]  # no lost update
+
+    etag = request("GET", url)[1]["_etag"]
+    deletes: list[int] = []
+    start = threading.Barrier(8)
+
+    def delete():
+        start.wait()
+        deletes.append(request("DELETE", url, None, {"If-Match": etag})[0])
+
+    threads = [threading.Thread(target=delete) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert deletes.count(204) == 1, deletes
+    assert set(deletes) <= {204, 404, 412}  # after the winner, the document is gone
