@@ -167,7 +167,13 @@ class Services:
         ours_env = service_env(
             self.mongo_uri,
             self.ours_db,
-            {"PORT": str(self.ours_port), "WEB_CONCURRENCY": str(self.workers), "GUNICORN_THREADS": str(self.threads)},
+            {
+                "PORT": str(self.ours_port),
+                "WEB_CONCURRENCY": str(self.workers),
+                "GUNICORN_THREADS": str(self.threads),
+                # /metrics adds up every worker's counts (the soak reads the writes acknowledged there)
+                "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{self.ours_port}"),
+            },
         )
         self.processes.append(
             Process(
