@@ -69,6 +69,18 @@ def ensure_eve() -> Path:
     return EVE_VENV / "bin/gunicorn"
 
 
+def start_nx(workdir: Path) -> tuple[Process, str]:
+    """A local nx-27017 wire-protocol server on a free port, data under workdir; (process, URI)."""
+    port = free_port()
+    (workdir / "nx").mkdir()
+    argv = [str(BIN / "nx-27017"), "--data-dir", str(workdir / "nx"), "-p", str(port),
+            "--log-file", str(workdir / "nx.log"), "--pid-file", str(workdir / "nx.pid")]  # fmt: skip
+    process = Process(argv, {"PATH": os.environ.get("PATH", "")}, ROOT, workdir / "nx.out")
+    uri = f"mongodb://127.0.0.1:{port}/"
+    wait_mongo(uri, timeout=30)
+    return process, uri
+
+
 def wait_mongo(uri: str, timeout: float = 300) -> None:
     """Until the server answers a ping (it may still be working through an earlier scenario's queries)."""
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000)
@@ -373,30 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     wrk = ensure_wrk()
     ensure_eve()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    nx = None
     on_nx = not args.mongo_uri
-    mongo_uri = args.mongo_uri
-    if on_nx:
-        port = free_port()
-        (workdir / "nx").mkdir()
-        nx = Process(
-            [
-                str(BIN / "nx-27017"),
-                "--data-dir",
-                str(workdir / "nx"),
-                "-p",
-                str(port),
-                "--log-file",
-                str(workdir / "nx.log"),
-                "--pid-file",
-                str(workdir / "nx.pid"),
-            ],
-            {"PATH": os.environ.get("PATH", "")},
-            ROOT,
-            workdir / "nx.out",
-        )
-        mongo_uri = f"mongodb://127.0.0.1:{port}/"
-        wait_mongo(mongo_uri, timeout=30)
+    nx, mongo_uri = start_nx(workdir) if on_nx else (None, args.mongo_uri)
     log(f"MongoDB: {'nx-27017 (started here)' if on_nx else 'the given MONGO_URI'}; work dir {workdir}")
     results: dict = {"config": vars(args) | {"mongo": "nx-27017" if on_nx else "given"}}
     load = {"duration": args.duration, "connections": args.connections, "workdir": workdir}

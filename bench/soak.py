@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pymongo
 
-from .harness import BIN, RESULTS, ROOT, Process, Services, ensure_wrk, free_port, log, wait_mongo
+from .harness import RESULTS, Process, Services, ensure_wrk, log, start_nx
 
 BULK = 10
 MIX_LUA = (
@@ -79,29 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wrk = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
-    nx = None
-    mongo_uri = args.mongo_uri
-    if not mongo_uri:
-        port = free_port()
-        (workdir / "nx").mkdir()
-        nx = Process(
-            [
-                str(BIN / "nx-27017"),
-                "--data-dir",
-                str(workdir / "nx"),
-                "-p",
-                str(port),
-                "--log-file",
-                str(workdir / "nx.log"),
-                "--pid-file",
-                str(workdir / "nx.pid"),
-            ],
-            {"PATH": "/usr/bin:/bin"},
-            ROOT,
-            workdir / "nx.out",
-        )
-        mongo_uri = f"mongodb://127.0.0.1:{port}/"
-        wait_mongo(mongo_uri, timeout=30)
+    nx, mongo_uri = start_nx(workdir) if not args.mongo_uri else (None, args.mongo_uri)
     services = Services(mongo_uri, not args.mongo_uri, 2, 4, workdir, "soak")
     services.prepare()
     services.start()

@@ -55,7 +55,10 @@ ERR_401 = _error("An API key is needed (Authorization: Api-Key <key>), or the on
 ERR_403 = _error("The API key lacks the scope this needs.")
 ERR_429 = _error("Too many requests from this client; see Retry-After.")
 
-COMMON = {401: ERR_401, 405: ERR_405, 406: ERR_406, 429: ERR_429, 503: ERR_503}
+# Answered by gunicorn before the app (so not in the error envelope): a request line over 8,190 bytes.
+ERR_414 = OpenApiResponse(description="The URL is longer than 8,190 bytes (answered by the server, not the API).")
+
+COMMON = {401: ERR_401, 405: ERR_405, 406: ERR_406, 414: ERR_414, 429: ERR_429, 503: ERR_503}
 
 ETAG_HEADER = OpenApiParameter(
     "If-Match",

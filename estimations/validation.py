@@ -66,7 +66,8 @@ def validate(
     """Return (clean fields, issues). Issues map a field name to Eve's message for it.
 
     ``partial`` (PATCH) checks only the fields given and applies no default. ``from_form`` accepts
-    the strings an HTML form sends for numbers.
+    the strings an HTML form sends for numbers (an empty category is refused there too: the form's
+    select always sends one, the default first).
     """
     if not isinstance(payload, Mapping):
         return {}, {ISSUE_DOCUMENT: ISSUE_NOT_OBJECT}
@@ -93,9 +94,7 @@ def validate(
         issues["bestseller_rank"] = ISSUE_REQUIRED
 
     category = payload.get("category")
-    if from_form and category == "":
-        category = None  # an untouched form field
-    if category is not None or ("category" in payload and not from_form):
+    if "category" in payload:
         problem = _category_issue(category, rules.categories)
         if problem:
             issues["category"] = problem

@@ -20,6 +20,9 @@ else:
     workers = 1
     threads = 1
 
+# Gunicorn's largest request line (it answers 414 beyond, before the app); query parameters such as
+# `where` have their own, smaller limits in the app, answered in the error envelope.
+limit_request_line = 8190
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

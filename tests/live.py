@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -88,3 +89,37 @@ def stop_process(process: subprocess.Popen | None) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def trained_database(wire_server, prefix: str, signing_key: str):
+    """A fresh database on the wire server, indexed and with the sample model active, for a live server.
+
+    This process's settings point at it meanwhile (to train, create keys, inspect); they are restored after.
+    """
+    import io as _io
+    import uuid
+
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from estimations.services import estimation_store
+    from estimator_project import mongo
+    from ml import serving
+
+    from .conftest import SAMPLE_CSV, ensure_test_indexes
+
+    database = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    saved = (settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY)
+    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = wire_server.uri, database, signing_key
+    mongo.reset()
+    serving.reset()
+    try:
+        ensure_test_indexes(estimation_store(), on_nx_27017=wire_server.managed)
+        call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=_io.StringIO())
+        yield database
+    finally:
+        mongo.get_client().drop_database(database)
+        settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = saved
+        mongo.reset()
+        serving.reset()

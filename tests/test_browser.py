@@ -3,21 +3,16 @@ its chart renders, and the browsable API's form creates an estimation. Screensho
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
 from estimator_project import mongo
 from estimator_project.api_keys import api_key_store
-from ml import serving
 
-from .conftest import SAMPLE_CSV
-from .live import LiveServer
+from .live import LiveServer, trained_database
 
 pytestmark = pytest.mark.integration
 
@@ -47,28 +42,17 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def live(wire_server, tmp_path_factory):
     """A gunicorn server on its own database, with a trained model and an admin key."""
-    from django.conf import settings
-
-    database = f"test_browser_{uuid.uuid4().hex[:8]}"
-    saved = (settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY)
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = wire_server.uri, database, SIGNING_KEY
-    mongo.reset()
-    serving.reset()
-    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
-    store = api_key_store()
-    store.ensure_indexes()
-    admin_key = store.create(name="browser-admin", scope="admin")
-    server = LiveServer(
-        {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
-        tmp_path_factory.mktemp("browser") / "server.log",
-    )
-    server.start()
-    yield server, admin_key
-    server.stop()
-    mongo.get_client().drop_database(database)
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = saved
-    mongo.reset()
-    serving.reset()
+    with trained_database(wire_server, "test_browser", SIGNING_KEY) as database:
+        store = api_key_store()
+        store.ensure_indexes()
+        admin_key = store.create(name="browser-admin", scope="admin")
+        server = LiveServer(
+            {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
+            tmp_path_factory.mktemp("browser") / "server.log",
+        )
+        server.start()
+        yield server, admin_key
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,21 +6,14 @@ gives on purpose but the schema cannot express are listed, with reasons, in sche
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 
-from estimator_project import mongo
-from ml import serving
-
-from .conftest import SAMPLE_CSV
-from .live import LiveServer
+from .live import LiveServer, trained_database
 
 pytestmark = pytest.mark.integration
 
@@ -32,30 +25,14 @@ SEEDS = [int(seed) for seed in os.environ.get("FUZZ_SEEDS", "1").split(",")]
 
 @pytest.fixture(scope="module")
 def server(wire_server, tmp_path_factory):
-    from django.conf import settings
-
-    database = f"test_fuzz_{uuid.uuid4().hex[:8]}"
-    saved = (settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY)
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = wire_server.uri, database, SIGNING_KEY
-    mongo.reset()
-    serving.reset()
-    from estimations.services import estimation_store
-
-    from .conftest import ensure_test_indexes
-
-    ensure_test_indexes(estimation_store(), on_nx_27017=wire_server.managed)
-    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
-    live = LiveServer(
-        {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
-        tmp_path_factory.mktemp("fuzz") / "server.log",
-    )
-    live.start()
-    yield live
-    live.stop()
-    mongo.get_client().drop_database(database)
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = saved
-    mongo.reset()
-    serving.reset()
+    with trained_database(wire_server, "test_fuzz", SIGNING_KEY) as database:
+        live = LiveServer(
+            {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
+            tmp_path_factory.mktemp("fuzz") / "server.log",
+        )
+        live.start()
+        yield live
+        live.stop()
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -67,6 +67,9 @@ def test_every_status_is_documented_and_errors_use_the_envelope(openapi_spec, pa
 
     assert codes <= set(responses), sorted(responses)
     for code, response in responses.items():
+        if code == "414":  # gunicorn answers an over-long URL before the app: documented, not enveloped
+            assert "content" not in response
+            continue
         if code.startswith(("4", "5")):
             assert response["content"]["application/json"]["schema"]["$ref"] == ERROR_REF, code
 
