@@ -96,6 +96,13 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     lookup_field = "id"
     lookup_value_regex = "[^/]+"
 
+    def get_parsers(self):
+        # PUT and PATCH need If-Match, which no HTML form can send: they take JSON only (else 415).
+        method = getattr(getattr(self, "request", None), "method", None)
+        if method in ("PUT", "PATCH"):
+            return [parser for parser in super().get_parsers() if parser.media_type == "application/json"]
+        return super().get_parsers()
+
     def get_object(self) -> dict[str, Any]:
         """The estimation the URL names (DRF's OPTIONS metadata and browsable forms ask for it)."""
         return services.estimation_get(store=services.estimation_store(), estimation_id=self.kwargs["id"])

@@ -330,3 +330,17 @@ def test_an_empty_category_from_a_form_is_refused_not_defaulted(client, mongo_db
 
     assert response.status_code == 422 and response.json()["_issues"]["category"] == "empty values not allowed"
     assert mongo_db["estimations"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_put_and_patch_take_json_only(client, mongo_db, active_model, method):
+    # Found by schemathesis: a multipart body with no valid part parsed as an empty, accepted PATCH.
+    created = client.post("/estimations", {"bestseller_rank": 5}, content_type="application/json").json()
+    body = b"--b\r\n[{}]--b--\r\n"
+
+    response = client.generic(
+        method.upper(), f"/estimations/{created['_id']}", body, "multipart/form-data; boundary=b", HTTP_IF_MATCH="*"
+    )
+
+    assert response.status_code == 415 and response.json()["_status"] == "ERR"
+    assert client.get(f"/estimations/{created['_id']}").json()["_etag"] == created["_etag"]
