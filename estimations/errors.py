@@ -154,8 +154,18 @@ def handler404(request, exception=None):  # noqa: ARG001 - Django's handler sign
     return json_error(404, MSG_NOT_FOUND)
 
 
+MSG_BAD_HOST = (
+    "This service does not answer to that host name. Add it to the ALLOWED_HOSTS setting "
+    "(comma-separated) if it is yours."
+)
+
+
 def handler400(request, exception=None):  # noqa: ARG001
-    return json_error(400, "Bad request.")
+    from django.core.exceptions import DisallowedHost
+
+    if isinstance(exception, DisallowedHost):
+        return json_error(400, MSG_BAD_HOST)
+    return json_error(400, "Bad request: the request could not be read.")
 
 
 def handler500(request):  # noqa: ARG001

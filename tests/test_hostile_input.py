@@ -344,3 +344,12 @@ def test_put_and_patch_take_json_only(client, mongo_db, active_model, method):
 
     assert response.status_code == 415 and response.json()["_status"] == "ERR"
     assert client.get(f"/estimations/{created['_id']}").json()["_etag"] == created["_etag"]
+
+
+def test_an_unknown_host_name_says_which_setting_to_change(client, mongo_db):
+    from estimations.errors import MSG_BAD_HOST
+
+    response = client.get("/estimations", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response.json()["_error"]["message"] == MSG_BAD_HOST
