@@ -358,12 +358,14 @@ def page_latency_ms(url: str, samples: int = 40) -> float:
     return statistics.median(timings)
 
 
-def worker_rss_kb(server: Process) -> int:
-    """Resident memory of the server's (single) worker process."""
+def workers_rss_kb(server: Process) -> int:
+    """Resident memory of a gunicorn server's worker processes, added up."""
     children = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
-    worker = children[0] if children else str(server.handle.pid)
-    status = Path(f"/proc/{worker}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    total = 0
+    for pid in children or [str(server.handle.pid)]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+    return total
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -524,7 +526,7 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
             capture_output=True,
             text=True,
         )
-        before = worker_rss_kb(server)
+        before = workers_rss_kb(server)
         done = 0
         while done < args.soak_requests:
             result = subprocess.run(
@@ -541,7 +543,7 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
                 text=True,
             ).stdout
             done += int(re.search(r"(\d+) requests in", result).group(1))
-        after = worker_rss_kb(server)
+        after = workers_rss_kb(server)
         out["memory"] = {
             "requests": done,
             "rss_before_mb": before / 1024,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pymongo
 
-from .harness import RESULTS, Process, Services, ensure_wrk, log, start_nx
+from .harness import RESULTS, Services, ensure_wrk, log, start_nx, workers_rss_kb
 
 BULK = 10
 MIX_LUA = (
@@ -60,15 +60,6 @@ function done(summary, latency, requests)
 end
 """
 ).replace("BULK", str(BULK))
-
-
-def workers_rss_kb(server: Process) -> int:
-    children = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
-    total = 0
-    for pid in children:
-        status = Path(f"/proc/{pid}/status").read_text()
-        total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
-    return total
 
 
 def main(argv: list[str] | None = None) -> int:

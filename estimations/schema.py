@@ -36,24 +36,24 @@ class EnvelopeAutoSchema(AutoSchema):
         return f"{self.view.basename}_{action}" if action else super().get_operation_id()
 
 
-def _error(description: str) -> OpenApiResponse:
+def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-ERR_400 = _error("Malformed request: bad JSON, or a bad where/sort/projection/page parameter.")
-ERR_404 = _error("No estimation with this id.")
-ERR_413 = _error("The body, or the bulk list, is larger than the service accepts.")
-ERR_415 = _error("Unsupported Content-Type: send application/json.")
-ERR_422 = _error("The estimation is invalid: see _issues (or _items for a bulk insert).")
-ERR_412 = _error("If-Match does not match the current etag: the estimation changed since it was read.")
-ERR_428 = _error("If-Match is missing: send the estimation's current etag.")
-ERR_503 = _error("The database is unreachable; nothing was changed. Retry shortly.")
-ERR_406 = _error("No representation matches the Accept header.")
-ERR_405 = _error("The URL does not take this method; see the Allow header.")
+ERR_400 = error_response("Malformed request: bad JSON, or a bad where/sort/projection/page parameter.")
+ERR_404 = error_response("No estimation with this id.")
+ERR_413 = error_response("The body, or the bulk list, is larger than the service accepts.")
+ERR_415 = error_response("Unsupported Content-Type: send application/json.")
+ERR_422 = error_response("The estimation is invalid: see _issues (or _items for a bulk insert).")
+ERR_412 = error_response("If-Match does not match the current etag: the estimation changed since it was read.")
+ERR_428 = error_response("If-Match is missing: send the estimation's current etag.")
+ERR_503 = error_response("The database is unreachable; nothing was changed. Retry shortly.")
+ERR_406 = error_response("No representation matches the Accept header.")
+ERR_405 = error_response("The URL does not take this method; see the Allow header.")
 
-ERR_401 = _error("An API key is needed (Authorization: Api-Key <key>), or the one sent is unknown or revoked.")
-ERR_403 = _error("The API key lacks the scope this needs.")
-ERR_429 = _error("Too many requests from this client; see Retry-After.")
+ERR_401 = error_response("An API key is needed (Authorization: Api-Key <key>), or the one sent is unknown or revoked.")
+ERR_403 = error_response("The API key lacks the scope this needs.")
+ERR_429 = error_response("Too many requests from this client; see Retry-After.")
 
 # Answered by gunicorn before the app (so not in the error envelope): a request line over 8,190 bytes.
 ERR_414 = OpenApiResponse(description="The URL is longer than 8,190 bytes (answered by the server, not the API).")

@@ -61,6 +61,8 @@ class _Unacknowledged:
             self._ids.setdefault(collection.full_name, set()).update(ids)
 
     def sweep(self, collection: Collection) -> None:
+        if not self._ids:  # the usual case, on every insert: nothing pending, no lock taken
+            return
         with self._lock:
             ids = self._ids.pop(collection.full_name, None)
         if not ids:

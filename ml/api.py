@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from estimations.documents import http_date
-from estimations.schema import COMMON, EnvelopeAutoSchema, _error
+from estimations.schema import COMMON, EnvelopeAutoSchema, error_response
 from estimator_project.api_keys import HasScope
 
 from .registry import ArtifactRefused, UnknownVersion
@@ -58,7 +58,7 @@ class ModelListSerializer(serializers.Serializer):
 
 
 VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="The model version number.")
-ERR_404 = _error("No model version with this number.")
+ERR_404 = error_response("No model version with this number.")
 
 
 class ModelListView(APIView):
@@ -100,9 +100,9 @@ class ModelActivateView(APIView):
         request=None,
         responses={
             200: ModelSerializer,
-            403: _error("The key lacks the admin scope."),
+            403: error_response("The key lacks the admin scope."),
             404: ERR_404,
-            409: _error("The version failed verification and was not activated."),
+            409: error_response("The version failed verification and was not activated."),
             **COMMON,
         },
     )

@@ -73,8 +73,9 @@ class ModelHolder:
 
     def refresh(self) -> None:
         self.checked_at = time.monotonic()
+        registry = model_registry()
         try:
-            version = model_registry().active_version()
+            version = registry.active_version()
         except PyMongoError:
             if self.model is None:
                 raise  # nothing to serve: the request answers 503 (database unavailable)
@@ -83,7 +84,7 @@ class ModelHolder:
         if version is None or (self.model is not None and version == self.model.version) or version in self.refused:
             return
         try:
-            loaded = model_registry().load(version)
+            loaded = registry.load(version)
         except (ArtifactRefused, UnknownVersion) as exc:
             self.refused.add(version)
             MODEL_LOAD_FAILURES.inc()
