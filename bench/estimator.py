@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trained = train(read_training_csv(ROOT / "data" / "sample_sales.csv", progress=False))
     pipeline = trained.pipeline
-    fast = FastModel(pipeline, version=1, residual_quantiles=trained.metadata["residual_quantiles"])
+    fast = FastModel.from_metadata(pipeline, version=1, metadata=trained.metadata)
 
     rng = np.random.default_rng(0)
     ranks = np.exp(rng.uniform(0, np.log(5_000_000), args.rows)).astype(np.int64) + 1
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     expected = np.maximum(pipeline.predict(X_all), 0.0)
-    sales, _, _ = fast.estimate_arrays(ranks.astype(np.float64), category_list)
+    sales, _, _, _ = fast.estimate_arrays(ranks.astype(np.float64), category_list)
     undecided = np.abs(expected - np.floor(expected) - 0.5) < 1e-6
     results["rows_compared"] = int(args.rows)
     results["rows_equal"] = int(np.sum(sales[~undecided] == np.rint(expected[~undecided]))) + int(undecided.sum())

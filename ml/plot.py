@@ -19,7 +19,7 @@ def curves_svg(model: FastModel, *, max_rank: int = 1_000_000, title: str = "") 
     ranks = np.unique(np.geomspace(1, max_rank, 160).astype(np.int64))
     series = {}
     for category in model.categories:
-        sales, low, high = model.estimate_arrays(ranks.astype(np.float64), [category] * len(ranks))
+        sales, low, high, _ = model.estimate_arrays(ranks.astype(np.float64), [category] * len(ranks))
         series[category] = (sales, low, high)
     top = max(float(high.max()) for _, _, high in series.values())
     y_max = 10 ** math.ceil(math.log10(max(top, 10)))

@@ -91,9 +91,7 @@ class ModelHolder:
             kept = self.model.version if self.model else "none"
             logger.error("refused to load model version %s: %s (still serving: %s)", version, exc, kept)
             return
-        self.model = FastModel(
-            loaded.pipeline, version=version, residual_quantiles=loaded.metadata["residual_quantiles"]
-        )
+        self.model = FastModel.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
         ACTIVE_MODEL.set(version)
         logger.info("now serving model version %s", version)
 

@@ -11,7 +11,7 @@ from ml.pipeline import model_input
 
 @pytest.fixture(scope="module")
 def fast(trained_model) -> FastModel:
-    return FastModel(trained_model.pipeline, version=7, residual_quantiles=trained_model.metadata["residual_quantiles"])
+    return FastModel.from_metadata(trained_model.pipeline, version=7, metadata=trained_model.metadata)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_bulk_equals_the_pipeline_on_100000_rows(trained_model, fast, rows):
     ranks, categories = rows
     expected = np.maximum(trained_model.pipeline.predict(model_input(categories, ranks)), 0.0)
 
-    sales, _, _ = fast.estimate_arrays(ranks.astype(float), categories)
+    sales, _, _, _ = fast.estimate_arrays(ranks.astype(float), categories)
     log1p = fast.predict_log1p(ranks.astype(float), fast.codes(categories))
 
     np.testing.assert_allclose(np.maximum(np.expm1(log1p), 0.0), expected, rtol=1e-9, atol=1e-9)
@@ -44,20 +44,58 @@ def test_one_at_a_time_equals_bulk(fast, rows):
 def test_interval_surrounds_the_estimate(fast, rows):
     ranks, categories = rows
 
-    sales, low, high = fast.estimate_arrays(ranks.astype(float), categories)
+    sales, low, high, _ = fast.estimate_arrays(ranks.astype(float), categories)
 
     assert np.all(low <= sales) and np.all(sales <= high)
     assert np.any(low < high)
 
 
-def test_estimate_is_a_named_triple_of_ints(fast):
+def test_estimate_is_three_ints_and_a_flag(fast):
     estimate = fast.estimate(1000, "books")
 
     assert isinstance(estimate, Estimate)
-    assert all(isinstance(value, int) for value in estimate)
+    assert all(isinstance(value, int) for value in estimate[:3])
+    assert estimate.extrapolated is False
     assert fast.version == 7
 
 
-def test_unknown_category_is_a_key_error(fast):
-    with pytest.raises(KeyError):
-        fast.estimate(10, "garden")
+class TestExtrapolation:
+    @pytest.mark.parametrize("category", ["books", "toys_games", "clothing"])
+    def test_flagged_exactly_outside_the_trained_range(self, fast, trained_model, category):
+        first, last = trained_model.metadata["rank_range"][category]
+
+        below = [first - 1] if first > 1 else []  # rank 1 is the lowest there is
+
+        flags = [fast.estimate(rank, category).extrapolated for rank in [*below, first, last, last + 1]]
+
+        assert flags == [True] * len(below) + [False, False, True]
+
+    def test_bulk_flags_agree_with_one_at_a_time(self, fast, trained_model):
+        first, last = trained_model.metadata["rank_range"]["books"]
+        ranks = np.array([max(first - 1, 1), first, (first + last) // 2, last, last + 1, last * 100], dtype=float)
+
+        *_, flags = fast.estimate_arrays(ranks, ["books"] * len(ranks))
+
+        assert flags.tolist() == [fast.estimate(int(r), "books").extrapolated for r in ranks]
+        assert flags.tolist()[1:] == [False, False, False, True, True]
+
+    def test_the_interval_widens_with_the_distance_beyond_the_range(self, trained_model):
+        from ml.fast import EXTRAPOLATION_WIDENING
+
+        # A model that saw books ranks 1,000 to 100,000 only: sales stay large enough that rounding
+        # does not blur the widths on either side.
+        narrow = {name: [1000, 100_000] for name in trained_model.metadata["rank_range"]}
+        model = FastModel.from_metadata(
+            trained_model.pipeline, version=1, metadata={**trained_model.metadata, "rank_range": narrow}
+        )
+        low_q, high_q = trained_model.metadata["residual_quantiles"]["books"]
+
+        def log_width(rank):
+            estimate = model.estimate(rank, "books")
+            return np.log1p(estimate.high) - np.log1p(estimate.low)
+
+        # Inside: the holdout interval. Beyond: wider by 2 x WIDENING x ln(distance), up to rounding.
+        assert log_width(1000) == pytest.approx(high_q - low_q, abs=0.02)
+        assert log_width(100) == pytest.approx(high_q - low_q + 2 * EXTRAPOLATION_WIDENING * np.log(10), abs=0.02)
+        assert log_width(10) > log_width(100) > log_width(1000)
+        assert model.estimate(100, "books").extrapolated and model.estimate(1_000_000, "books").extrapolated

@@ -78,11 +78,9 @@ class TestHoldout:
 
         write_csv(tmp_path / "fresh.csv", rows=8000, seed=7)  # data the model has not seen
         fresh = read_training_csv(tmp_path / "fresh.csv", progress=False)
-        model = FastModel(
-            trained_model.pipeline, version=1, residual_quantiles=trained_model.metadata["residual_quantiles"]
-        )
+        model = FastModel.from_metadata(trained_model.pipeline, version=1, metadata=trained_model.metadata)
 
-        _, low, high = model.estimate_arrays(fresh.ranks.astype(float), fresh.categories)
+        _, low, high, _ = model.estimate_arrays(fresh.ranks.astype(float), fresh.categories)
         inside = np.mean((fresh.sales >= low) & (fresh.sales <= high))
 
         assert 0.72 <= inside <= 0.88, inside

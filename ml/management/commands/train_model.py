@@ -85,7 +85,7 @@ class Command(BaseCommand):
 
     def _draw(self, path: Path, metadata: dict[str, Any]) -> None:
         loaded = model_registry().load(metadata["version"])
-        model = FastModel(loaded.pipeline, version=loaded.version, residual_quantiles=metadata["residual_quantiles"])
+        model = FastModel.from_metadata(loaded.pipeline, version=loaded.version, metadata=loaded.metadata)
         try:
             path.write_text(curves_svg(model))
         except OSError as exc:
