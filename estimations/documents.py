@@ -1,7 +1,10 @@
 """The stored document and what the API shows of it.
 
-Stored: ``_id`` (ObjectId), the input fields, ``estimated_sales``, ``model_version``, ``_created``
-and ``_updated`` (BSON dates, millisecond precision as MongoDB keeps them) and ``_etag``.
+Stored: ``_id`` (ObjectId), the input fields (rank, category, optional ``sku``), the estimate
+(``estimated_sales`` with its interval, ``extrapolated``, ``model_version``), the actuals a client
+recorded (``actual_sales``, ``actual_period``), ``_created`` and ``_updated`` (BSON dates, millisecond
+precision as MongoDB keeps them), ``_etag``, and ``_expires_from`` (the date retention counts from;
+absent on documents that are kept, see ``with_retention``).
 Shown: the same with ``_id`` as a string, dates as RFC 1123 strings (Eve's DATE_FORMAT) and
 Eve's ``_links``.
 """
@@ -19,12 +22,18 @@ ITEM_TITLE = "estimations"  # the tutorial's item_title
 CONTENT_FIELDS = (
     "bestseller_rank",
     "category",
+    "sku",
     "estimated_sales",
     "estimated_sales_low",
     "estimated_sales_high",
+    "extrapolated",
     "model_version",
+    "actual_sales",
+    "actual_period",
 )
 META_FIELDS = ("_id", "_created", "_updated", "_etag")
+# The ESTIMATION_TTL_DAYS index counts from this date; documents without it never expire.
+EXPIRES_FROM = "_expires_from"
 
 
 def utc_now() -> datetime:
@@ -53,6 +62,15 @@ def stamp(fields: dict[str, Any], *, new: bool = True) -> dict[str, Any]:
     if new:
         document["_created"] = now
     document["_etag"] = compute_etag(document)
+    return document
+
+
+def with_retention(document: dict[str, Any], *, keep_actuals: bool) -> dict[str, Any]:
+    """Mark ``document`` to expire with the TTL index, unless it has actuals and those are kept."""
+    if keep_actuals and "actual_sales" in document:
+        document.pop(EXPIRES_FROM, None)
+    else:
+        document[EXPIRES_FROM] = document["_created"]
     return document
 
 

@@ -52,6 +52,12 @@ def _string(value: Any) -> str:
     return value
 
 
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("takes true or false")
+    return value
+
+
 def _object_id(value: Any) -> ObjectId:
     if isinstance(value, str):
         try:
@@ -85,8 +91,13 @@ FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
     "_id": _object_id,
     "_created": _datetime,
     "_updated": _datetime,
+    "sku": _string,
+    "extrapolated": _boolean,
+    "actual_sales": _number,
+    "actual_period": _string,
 }
-SORTABLE_FIELDS = tuple(FIELD_TYPES)
+# Each has an index ending in _id (estimations.store.INDEXES), so any page of any sort is cheap.
+SORTABLE_FIELDS = ("bestseller_rank", "estimated_sales", "category", "model_version", "_id", "_created", "_updated")
 PROJECTABLE_FIELDS = CONTENT_FIELDS
 
 

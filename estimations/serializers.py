@@ -19,6 +19,12 @@ CATEGORY_HELP = (
 )
 
 
+SKU_HELP = (
+    "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
+    "indexed and filterable."
+)
+
+
 class EstimationInputSerializer(serializers.Serializer):
     bestseller_rank = serializers.IntegerField(
         min_value=validation.MIN_RANK,
@@ -26,6 +32,26 @@ class EstimationInputSerializer(serializers.Serializer):
         help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
     )
     category = serializers.CharField(required=False, max_length=validation.MAX_CATEGORY_LENGTH, help_text=CATEGORY_HELP)
+    sku = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=validation.MAX_SKU_LENGTH,
+        help_text=SKU_HELP + " null removes it.",
+    )
+    actual_sales = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=validation.MAX_ACTUAL_SALES,
+        help_text="Units the product really sold in actual_period (send both; null for both removes them). "
+        "Recording actuals keeps the estimate and its model_version: they measure that model's live accuracy.",
+    )
+    actual_period = serializers.RegexField(
+        validation.PERIOD.pattern,
+        required=False,
+        allow_null=True,
+        help_text="The month actual_sales were sold in, as YYYY-MM.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -62,7 +88,15 @@ class EstimationSerializer(serializers.Serializer):
     estimated_sales_high = serializers.IntegerField(
         required=False, help_text="High end of the 80% interval (90th percentile of the model's holdout errors)."
     )
+    extrapolated = serializers.BooleanField(
+        required=False,
+        help_text="True when the rank lies outside the ranks the model saw for this category in training: "
+        "the estimate is an extrapolation and its interval is widened accordingly.",
+    )
     model_version = serializers.IntegerField(required=False, help_text="The model version that made the estimate.")
+    sku = serializers.CharField(required=False, help_text=SKU_HELP)
+    actual_sales = serializers.IntegerField(required=False, help_text="Units really sold in actual_period.")
+    actual_period = serializers.CharField(required=False, help_text="The month of actual_sales, YYYY-MM.")
     _created = serializers.CharField(help_text="RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.")
     _updated = serializers.CharField(help_text="RFC 1123 date of the last change.")
     _etag = serializers.CharField(help_text="Send it back in If-Match to change or delete the estimation.")

@@ -16,7 +16,7 @@ from ml.estimators import Estimator
 from ml.fast import Estimate
 
 from . import validation
-from .documents import stamp
+from .documents import stamp, with_retention
 from .errors import (
     MSG_BULK_TOO_LARGE,
     MSG_NOT_FOUND,
@@ -42,20 +42,27 @@ def _rules(estimator: Estimator) -> validation.Rules:
     return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
 
 
-def _content(rank: int, category: str, estimate: Estimate, estimator: Estimator) -> dict[str, Any]:
-    return {
-        "bestseller_rank": rank,
-        "category": category,
-        "estimated_sales": estimate.sales,
-        "estimated_sales_low": estimate.low,
-        "estimated_sales_high": estimate.high,
-        "model_version": estimator.version,
-    }
+# What an estimate adds to its input; kept as it was while the rank and category stay the same.
+ESTIMATE_FIELDS = ("estimated_sales", "estimated_sales_low", "estimated_sales_high", "extrapolated", "model_version")
+
+
+def _content(fields: dict[str, Any], estimate: Estimate, estimator: Estimator) -> dict[str, Any]:
+    """The input fields given (None: absent) with the estimate made from them."""
+    content = {name: value for name, value in fields.items() if value is not None}
+    content["estimated_sales"] = estimate.sales
+    content["estimated_sales_low"] = estimate.low
+    content["estimated_sales_high"] = estimate.high
+    content["extrapolated"] = bool(estimate.extrapolated)
+    content["model_version"] = estimator.version
+    return content
 
 
 def _estimated(fields: dict[str, Any], estimator: Estimator) -> dict[str, Any]:
-    rank, category = fields["bestseller_rank"], fields["category"]
-    return _content(rank, category, estimator.estimate(rank, category), estimator)
+    return _content(fields, estimator.estimate(fields["bestseller_rank"], fields["category"]), estimator)
+
+
+def _retained(document: dict[str, Any]) -> dict[str, Any]:
+    return with_retention(document, keep_actuals=settings.ESTIMATION_TTL_KEEP_ACTUALS)
 
 
 def estimation_create(
@@ -71,13 +78,13 @@ def estimation_create(
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
-    document = stamp(_estimated(fields, estimator))
+    document = _retained(stamp(_estimated(fields, estimator)))
     if idempotency_key is None:
         created = True
         document = store.insert(document)
     else:
         document, created = store.insert_once(document, idempotency_key)
-        if not created and any(document.get(name) != fields[name] for name in validation.INPUT_FIELDS):
+        if not created and any(document.get(name) != fields.get(name) for name in validation.INPUT_FIELDS):
             raise ValidationFailed(MSG_IDEMPOTENCY_CONFLICT, issues={"Idempotency-Key": ISSUE_KEY_REUSED})
     if created:
         ESTIMATIONS.labels(str(estimator.version)).inc()
@@ -97,12 +104,17 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
         report = [{"_status": "ERR", "_issues": issues} if issues else {"_status": "OK"} for _, issues in validated]
         raise ValidationFailed(MSG_VALIDATION.format(count=failures), items=report)
 
-    ranks = [fields["bestseller_rank"] for fields, _ in validated]
-    categories = [fields["category"] for fields, _ in validated]
+    return _store_many(store, estimator, [fields for fields, _ in validated])
+
+
+def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Estimate valid inputs in one vectorised call and store them all, or none."""
+    ranks = [fields["bestseller_rank"] for fields in inputs]
+    categories = [fields["category"] for fields in inputs]
     estimates = estimator.estimate_many(ranks, categories)
     documents = [
-        stamp(_content(rank, category, estimate, estimator))
-        for rank, category, estimate in zip(ranks, categories, estimates, strict=True)
+        _retained(stamp(_content(fields, estimate, estimator)))
+        for fields, estimate in zip(inputs, estimates, strict=True)
     ]
     stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
@@ -131,7 +143,9 @@ def estimation_update(
     from_form: bool = False,
 ) -> dict[str, Any]:
     """PUT (``partial=False``): the new input replaces the old. PATCH (``partial=True``): the given
-    fields change and the rest stay. Either way the estimate is made again with the current model.
+    fields change and the rest stay. A new rank or category makes a new estimate with the current
+    model; otherwise (recording actuals, naming a SKU) the estimate and its model version stay, so
+    the actuals judge the model that made it.
     """
     current = estimation_get(store=store, estimation_id=estimation_id)
     if if_match is not None and current["_etag"] not in if_match:
@@ -140,12 +154,13 @@ def estimation_update(
     if issues:
         raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
     if partial:
-        fields = {"bestseller_rank": current["bestseller_rank"], "category": current["category"], **fields}
-    document = {
-        "_id": current["_id"],
-        "_created": current["_created"],
-        **stamp(_estimated(fields, estimator), new=False),
-    }
+        fields = {**{name: current[name] for name in validation.INPUT_FIELDS if name in current}, **fields}
+    if all(fields[name] == current.get(name) for name in validation.ESTIMATE_INPUTS):
+        kept = {name: current[name] for name in ESTIMATE_FIELDS if name in current}
+        content = {**{name: value for name, value in fields.items() if value is not None}, **kept}
+    else:
+        content = _estimated(fields, estimator)
+    document = _retained({"_id": current["_id"], "_created": current["_created"], **stamp(content, new=False)})
     # Conditional on the version just read: a write that landed in between makes this one 412.
     _raise_unless_done(store.replace_if_match(document, [current["_etag"]]))
     return document

@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, OperationFailure, PyMongoError
 
+from .documents import EXPIRES_FROM
 from .errors import MSG_QUERY_REFUSED, BadQuery
 from .query import ListQuery
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 COLLECTION = "estimations"
 IDEMPOTENCY_FIELD = "_idempotency_key"
+TTL_INDEX = "retention"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
 # tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
@@ -39,6 +41,14 @@ INDEXES = [
     IndexModel([("model_version", ASCENDING), ("_id", ASCENDING)], name="model_version"),
     IndexModel([("_created", ASCENDING), ("_id", ASCENDING)], name="created"),
     IndexModel([("_updated", ASCENDING), ("_id", ASCENDING)], name="updated"),
+    # Sellers find their products by SKU; most estimations have none, so only those with one are indexed.
+    IndexModel([("sku", ASCENDING)], name="sku", partialFilterExpression={"sku": {"$exists": True}}),
+    # Live accuracy reads the estimations with actuals, per model version and category.
+    IndexModel(
+        [("model_version", ASCENDING), ("category", ASCENDING)],
+        name="actuals",
+        partialFilterExpression={"actual_sales": {"$exists": True}},
+    ),
     # One document per Idempotency-Key: a retried POST cannot insert twice, even concurrently.
     IndexModel([(IDEMPOTENCY_FIELD, ASCENDING)], name="idempotency_key", unique=True, sparse=True),
 ]
@@ -97,9 +107,39 @@ class EstimationStore:
         # Bounds the server-side time of any one list query: no filter can scan without limit.
         self.query_timeout_ms = query_timeout_ms
 
-    def ensure_indexes(self) -> list[str]:
-        """Idempotent: creating an index that exists with the same keys is a no-op."""
-        return self.collection.create_indexes(INDEXES)
+    def ensure_indexes(self, *, ttl_days: int = 0) -> list[str]:
+        """Idempotent: creating an index that exists with the same keys is a no-op. With ``ttl_days``,
+        the retention (TTL) index too; without, any retention index is dropped."""
+        names = self.collection.create_indexes(INDEXES)
+        retention = self.ensure_retention(ttl_days)
+        return [*names, retention] if retention else names
+
+    def retention_index(self) -> tuple[str, dict[str, Any]] | None:
+        """The TTL index on ``_expires_from`` (found by its key: servers may name indexes their own way)."""
+        for name, info in self.collection.index_information().items():
+            if [tuple(part) for part in info["key"]] == [(EXPIRES_FROM, ASCENDING)]:
+                return name, info
+        return None
+
+    def ensure_retention(self, ttl_days: int) -> str | None:
+        """Make the TTL index match ``ttl_days`` (0: none): created, its expiry changed in place
+        (collMod, no rebuild), or dropped. Returns the index's name, or None when there is none."""
+        existing = self.retention_index()
+        if ttl_days <= 0:
+            if existing:
+                self.collection.drop_index(existing[0])
+                logger.info("retention off: dropped the TTL index %s", existing[0])
+            return None
+        seconds = ttl_days * 86_400
+        if existing is None:
+            return self.collection.create_index([(EXPIRES_FROM, ASCENDING)], name=TTL_INDEX, expireAfterSeconds=seconds)
+        name, info = existing
+        if info.get("expireAfterSeconds") != seconds:
+            self.collection.database.command(
+                {"collMod": self.collection.name, "index": {"name": name, "expireAfterSeconds": seconds}}
+            )
+            logger.info("retention changed to %d days on the TTL index %s", ttl_days, name)
+        return name
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ keeps the two in step.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,13 +16,26 @@ from typing import Any
 MIN_RANK = 1
 MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millions of products
 MAX_CATEGORY_LENGTH = 64
+MAX_SKU_LENGTH = 64
+MAX_ACTUAL_SALES = 1_000_000_000
+# A spreadsheet reads a cell starting with one of these as a formula: such a SKU would turn a CSV
+# export into an injection, so it is refused at the door.
+FORMULA_STARTS = ("=", "+", "-", "@")
+PERIOD = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
 
-INPUT_FIELDS = ("bestseller_rank", "category")
+# What the estimate is made from; changing either makes a new estimate.
+ESTIMATE_INPUTS = ("bestseller_rank", "category")
+# What a client records afterwards (both or neither; null removes them).
+ACTUAL_FIELDS = ("actual_sales", "actual_period")
+# Everything a client may write; sku and the actuals may be null (absent).
+INPUT_FIELDS = (*ESTIMATE_INPUTS, "sku", *ACTUAL_FIELDS)
+NULLABLE_FIELDS = frozenset({"sku", *ACTUAL_FIELDS})
 READ_ONLY_FIELDS = frozenset(
     {
         "estimated_sales",
         "estimated_sales_low",
         "estimated_sales_high",
+        "extrapolated",
         "model_version",
         "_id",
         "_created",
@@ -44,6 +58,13 @@ ISSUE_MAX = f"max value is {MAX_RANK}"
 ISSUE_EMPTY = "empty values not allowed"
 ISSUE_CATEGORY_LENGTH = f"max length is {MAX_CATEGORY_LENGTH}"
 ISSUE_UNKNOWN_CATEGORY = "unallowed value '{value}': known categories are {known}"
+ISSUE_SKU_LENGTH = f"max length is {MAX_SKU_LENGTH}"
+ISSUE_SKU_CHARACTERS = "must be printable text"
+ISSUE_SKU_FORMULA = "must not start with = + - or @ (spreadsheets would run it as a formula)"
+ISSUE_ACTUAL_SALES = f"must be a whole number from 0 to {MAX_ACTUAL_SALES:,}"
+ISSUE_PERIOD = "must be a month as YYYY-MM, e.g. 2026-10"
+ISSUE_ACTUALS_NULL = "null only together: send both as null to remove the actuals"
+ISSUE_ACTUALS_TOGETHER = "required with {other}: record the units sold and the month together"
 ISSUE_NOT_OBJECT = "each estimation must be a JSON object"
 ISSUE_DOCUMENT = "_document"
 
@@ -66,8 +87,9 @@ def validate(
     """Return (clean fields, issues). Issues map a field name to Eve's message for it.
 
     ``partial`` (PATCH) checks only the fields given and applies no default. ``from_form`` accepts
-    the strings an HTML form sends for numbers (an empty category is refused there too: the form's
-    select always sends one, the default first).
+    the strings an HTML form (or a CSV row) sends for numbers (an empty category is refused there
+    too: the form's select always sends one, the default first). A null ``sku`` or actual comes back
+    as None: the field is to be removed.
     """
     if not isinstance(payload, Mapping):
         return {}, {ISSUE_DOCUMENT: ISSUE_NOT_OBJECT}
@@ -105,7 +127,52 @@ def validate(
             clean["category"] = rules.default_category
         else:  # a DEFAULT_CATEGORY the current model does not know cannot stand in
             issues["category"] = ISSUE_REQUIRED
+
+    for name, check in (("sku", _sku_issue), ("actual_sales", _actual_sales_issue), ("actual_period", _period_issue)):
+        if name not in payload:
+            continue
+        value = payload[name]
+        if name == "actual_sales" and from_form and isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        problem = None if value is None else check(value)
+        if problem:
+            issues[name] = problem
+        else:
+            clean[name] = value
+    for name, other in (ACTUAL_FIELDS, ACTUAL_FIELDS[::-1]):
+        if name in payload and other not in payload:
+            issues.setdefault(other, ISSUE_ACTUALS_TOGETHER.format(other=name))
+    if "actual_sales" in clean and "actual_period" in clean and (clean["actual_sales"] is None) != (
+        clean["actual_period"] is None
+    ):
+        issues["actual_period" if clean["actual_period"] is None else "actual_sales"] = ISSUE_ACTUALS_NULL
     return clean, issues
+
+
+def _sku_issue(sku: Any) -> str | None:
+    if not isinstance(sku, str):
+        return ISSUE_STRING
+    if not sku:
+        return ISSUE_EMPTY
+    if len(sku) > MAX_SKU_LENGTH:
+        return ISSUE_SKU_LENGTH
+    if not sku.isprintable():
+        return ISSUE_SKU_CHARACTERS
+    if sku.startswith(FORMULA_STARTS):
+        return ISSUE_SKU_FORMULA
+    return None
+
+
+def _actual_sales_issue(value: Any) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ACTUAL_SALES:
+        return ISSUE_ACTUAL_SALES
+    return None
+
+
+def _period_issue(value: Any) -> str | None:
+    if not isinstance(value, str) or not PERIOD.match(value):
+        return ISSUE_PERIOD
+    return None
 
 
 def _rank_issue(rank: Any) -> str | None:

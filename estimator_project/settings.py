@@ -137,6 +137,13 @@ THROTTLE_KEY_RATE = env.str("THROTTLE_KEY_RATE", default="6000/min")
 # Proxies in front of the service, so the client address is read from X-Forwarded-For.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
+# Retention: estimations older than this many days are removed by a MongoDB TTL index (0: kept forever).
+# `manage.py ensure_indexes` applies a change. Estimations with recorded actuals are kept unless
+# ESTIMATION_TTL_KEEP_ACTUALS is false: they are what live accuracy is measured on.
+ESTIMATION_TTL_DAYS = env.int("ESTIMATION_TTL_DAYS", default=0)
+ESTIMATION_TTL_KEEP_ACTUALS = env.bool("ESTIMATION_TTL_KEEP_ACTUALS", default=True)
+# Most stored estimations one POST /models/{version}/replay re-estimates (the command has no limit).
+REPLAY_MAX_SAMPLE = env.int("REPLAY_MAX_SAMPLE", default=100_000)
 
 # --- The sales model ------------------------------------------------------------------------
 # Signs model artifacts (HMAC-SHA256); unset: derived from SECRET_KEY. Changing it makes every stored

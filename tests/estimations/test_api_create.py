@@ -217,7 +217,9 @@ class TestModel:
         body = post_json(api, {"bestseller_rank": 1000, "category": "books"}).json()
 
         expected = get_estimator().estimate(1000, "books")
-        assert (body["estimated_sales"], body["estimated_sales_low"], body["estimated_sales_high"]) == tuple(expected)
+        shown = (body["estimated_sales"], body["estimated_sales_low"], body["estimated_sales_high"], body["extrapolated"])
+        assert shown == tuple(expected)
+        assert body["extrapolated"] is False
         assert body["estimated_sales_low"] < body["estimated_sales"] < body["estimated_sales_high"]
         assert body["model_version"] == active_model["version"]
 

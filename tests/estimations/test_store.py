@@ -13,6 +13,8 @@ from estimations.query import ListQuery
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
 
+from ..conftest import known_departure
+
 
 def new_document(rank: int = 10) -> dict:
     return stamp({"bestseller_rank": rank, "category": "books", "estimated_sales": 1, "model_version": "t"})
@@ -42,6 +44,57 @@ def test_every_sortable_field_has_an_index_ending_in_id():
     led_by = {next(iter(index.document["key"])) for index in INDEXES if list(index.document["key"])[-1] == "_id"}
 
     assert set(SORTABLE_FIELDS) - {"_id"} <= led_by
+
+
+class TestRetention:
+    """ESTIMATION_TTL_DAYS as a MongoDB TTL index on _expires_from (see estimations.documents)."""
+
+    def test_days_make_a_ttl_index_with_that_expiry(self, store):
+        store.ensure_retention(30)
+
+        name, info = store.retention_index()
+        assert info["expireAfterSeconds"] == 30 * 86_400
+
+    def test_ensure_indexes_applies_the_setting_and_again_is_a_no_op(self, store):
+        store.ensure_indexes(ttl_days=2)
+        indexes = store.collection.index_information()
+        store.ensure_indexes(ttl_days=2)
+
+        assert store.retention_index()[1]["expireAfterSeconds"] == 2 * 86_400
+        assert store.collection.index_information() == indexes
+
+    @pytest.mark.integration
+    def test_a_changed_setting_changes_the_expiry_in_place(self, store, store_kind, on_nx_27017):
+        if store_kind == "mongomock":
+            pytest.skip("mongomock does not implement collMod: the next test checks the command sent")
+        store.ensure_retention(30)
+        known_departure(on_nx_27017, "collMod does not change an index's expireAfterSeconds")
+
+        store.ensure_retention(7)
+
+        assert store.retention_index()[1]["expireAfterSeconds"] == 7 * 86_400
+
+    def test_a_changed_setting_sends_collmod_for_the_existing_index(self, monkeypatch):
+        store = EstimationStore(mongomock.MongoClient().db.estimations)
+        store.ensure_retention(30)
+        name = store.retention_index()[0]
+        sent = []
+        monkeypatch.setattr(type(store.collection.database), "command", lambda self, command: sent.append(command))
+
+        store.ensure_retention(7)
+
+        assert sent == [{"collMod": "estimations", "index": {"name": name, "expireAfterSeconds": 7 * 86_400}}]
+
+    def test_zero_days_drops_the_index(self, store):
+        store.ensure_retention(30)
+
+        assert store.ensure_retention(0) is None
+        assert store.retention_index() is None
+
+    def test_without_retention_there_is_no_ttl_index(self, store):
+        store.ensure_indexes()
+
+        assert store.retention_index() is None
 
 
 @pytest.mark.parametrize(
