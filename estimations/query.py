@@ -119,12 +119,12 @@ def parse_list_query(params: Any, *, default_max: int, limit: int) -> ListQuery:
         filter=parse_where(params.get("where")),
         sort=parse_sort(params.get("sort")),
         projection=parse_projection(params.get("projection")),
-        page=_positive_int(params.get("page"), "page", default=1),
-        max_results=min(_positive_int(params.get("max_results"), "max_results", default=default_max), limit),
+        page=positive_int(params.get("page"), "page", default=1),
+        max_results=min(positive_int(params.get("max_results"), "max_results", default=default_max), limit),
     )
 
 
-def _positive_int(raw: str | None, param: str, *, default: int) -> int:
+def positive_int(raw: str | None, param: str, *, default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:

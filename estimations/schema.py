@@ -216,7 +216,11 @@ destroy_schema = extend_schema(
 )
 
 
-KEY_REQUIRED = {"models_activate"}  # every other operation works without a key (writes: unless configured)
+KEY_REQUIRED = {
+    "models_activate",
+    "models_replay",
+    "audit_list",
+}  # every other operation works without a key (writes: unless configured)
 
 
 def canonical_paths(result, generator, request, public):

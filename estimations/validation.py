@@ -142,8 +142,10 @@ def validate(
     for name, other in (ACTUAL_FIELDS, ACTUAL_FIELDS[::-1]):
         if name in payload and other not in payload:
             issues.setdefault(other, ISSUE_ACTUALS_TOGETHER.format(other=name))
-    if "actual_sales" in clean and "actual_period" in clean and (clean["actual_sales"] is None) != (
-        clean["actual_period"] is None
+    if (
+        "actual_sales" in clean
+        and "actual_period" in clean
+        and (clean["actual_sales"] is None) != (clean["actual_period"] is None)
     ):
         issues["actual_period" if clean["actual_period"] is None else "actual_sales"] = ISSUE_ACTUALS_NULL
     return clean, issues

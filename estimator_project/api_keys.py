@@ -21,6 +21,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from .audit import KEY_CREATE, KEY_REVOKE, Actor, audit_log
 from .mongo import get_database
 
 COLLECTION = "api_keys"
@@ -65,6 +66,13 @@ class ApiKeyStore:
         )
         return key
 
+    def revoke(self, *, name: str) -> int:
+        """Revoke every key with this name; returns how many were still valid."""
+        result = self.collection.update_many(
+            {"name": name, "revoked": False}, {"$set": {"revoked": True, "revoked_at": datetime.now(UTC)}}
+        )
+        return result.modified_count
+
     def find(self, key: str) -> dict[str, Any] | None:
         return self.find_by_hash(_hash(key))
 
@@ -78,6 +86,23 @@ class ApiKeyStore:
 
 def api_key_store() -> ApiKeyStore:
     return ApiKeyStore(get_database()[COLLECTION])
+
+
+def api_key_create(*, name: str, scope: str, actor: Actor) -> str:
+    """Create a key and record who did (the audit entry names the key, never holds it)."""
+    store = api_key_store()
+    store.ensure_indexes()
+    key = store.create(name=name, scope=scope)
+    audit_log().record(KEY_CREATE, actor, {"key_name": name}, {"scope": scope})
+    return key
+
+
+def api_key_revoke(*, name: str, actor: Actor) -> int:
+    """Revoke every key named ``name``; recorded in the audit trail when one was."""
+    revoked = api_key_store().revoke(name=name)
+    if revoked:
+        audit_log().record(KEY_REVOKE, actor, {"key_name": name}, {"keys_revoked": revoked})
+    return revoked
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from estimations.views import HomeView
 
 from . import health, inspection
+from .audit_api import AuditListView
 from .observability import metrics_view
 
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("", include("estimations.urls")),
     path("", include("ml.urls")),
+    path("audit", AuditListView.as_view(), name="audit"),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("metrics", metrics_view, name="metrics"),

@@ -1,4 +1,5 @@
-"""HTTP for the model registry: GET /models, GET /models/{version}, POST /models/{version}/activate."""
+"""HTTP for the model registry: GET /models, GET /models/{version}, POST /models/{version}/activate,
+GET /models/{version}/accuracy and POST /models/{version}/replay."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from rest_framework.views import APIView
 
 from estimations.documents import http_date
 from estimations.schema import COMMON, EnvelopeAutoSchema, error_response
+from estimations.services import estimation_store
 from estimator_project.api_keys import HasScope
+from estimator_project.audit import api_actor
 
+from .accuracy import live_accuracy
 from .registry import ArtifactRefused, UnknownVersion
 from .services import model_activate
 from .serving import model_registry
@@ -84,10 +88,62 @@ class ModelDetailView(APIView):
     )
     def get(self, request: Request, version: int) -> Response:
         registry = model_registry()
-        metadata = registry.get(version)
-        if metadata is None:
-            raise NotFound(MSG_UNKNOWN_VERSION.format(version=version))
+        metadata = _metadata_or_404(registry, version)
         return Response(model_resource(metadata, registry.active_version()))
+
+
+class MetricsSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    rmse_log1p = serializers.FloatField(allow_null=True, required=False, help_text="RMSE of log1p(sales).")
+    median_ape = serializers.FloatField(
+        allow_null=True, required=False, help_text="Median absolute % error (as a fraction), months with sales."
+    )
+    within_2x = serializers.FloatField(allow_null=True, required=False, help_text="Share within a factor of 2.")
+
+
+class MetricsByCategorySerializer(serializers.Serializer):
+    overall = MetricsSerializer()
+    per_category = serializers.DictField(child=MetricsSerializer())
+
+
+class AccuracySerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    active = serializers.BooleanField()
+    live = MetricsByCategorySerializer(help_text="The version's stored estimates against the actuals clients recorded.")
+    holdout = MetricsByCategorySerializer(help_text="What the holdout said when the version was trained.")
+    _links = serializers.DictField()
+
+
+def _metadata_or_404(registry, version: int) -> dict[str, Any]:
+    metadata = registry.get(version)
+    if metadata is None:
+        raise NotFound(MSG_UNKNOWN_VERSION.format(version=version))
+    return metadata
+
+
+class ModelAccuracyView(APIView):
+    @extend_schema(
+        operation_id="models_accuracy",
+        summary="Live accuracy of a version, from recorded actual sales, beside its holdout figures",
+        parameters=[VERSION],
+        responses={200: AccuracySerializer, 404: ERR_404, **COMMON},
+    )
+    def get(self, request: Request, version: int) -> Response:
+        registry = model_registry()
+        metadata = _metadata_or_404(registry, version)
+        live = live_accuracy(estimation_store().collection, version=version, categories=metadata["categories"])
+        return Response(
+            {
+                "version": version,
+                "active": registry.active_version() == version,
+                "live": live,
+                "holdout": metadata["metrics"],
+                "_links": {
+                    "self": {"title": "accuracy", "href": f"models/{version}/accuracy"},
+                    "model": {"title": "models", "href": f"models/{version}"},
+                },
+            }
+        )
 
 
 class ModelActivateView(APIView):
@@ -108,7 +164,7 @@ class ModelActivateView(APIView):
     )
     def post(self, request: Request, version: int) -> Response:
         try:
-            metadata = model_activate(version=version)
+            metadata = model_activate(version=version, actor=api_actor(request.user))
         except UnknownVersion as exc:
             raise NotFound(MSG_UNKNOWN_VERSION.format(version=version)) from exc
         except ArtifactRefused as exc:

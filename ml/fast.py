@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-
 # How fast the interval widens outside the trained ranks: log1p(sales) per unit of ln(rank) beyond.
 EXTRAPOLATION_WIDENING = 0.5
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.conf import settings
 
+from estimator_project.audit import MODEL_ACTIVATE, MODEL_ROLLBACK, MODEL_TRAIN, Actor, audit_log
+
 from .data import read_training_csv
 from .serving import model_registry
 from .train import train
@@ -15,8 +17,17 @@ from .train import train
 logger = logging.getLogger(__name__)
 
 
+STARTUP = Actor(name="service", via="startup")
+
+
 def model_train(
-    *, csv_path: Path, activate: bool = True, skip_bad_rows: bool = False, seed: int = 0, progress: bool | None = None
+    *,
+    csv_path: Path,
+    actor: Actor,
+    activate: bool = True,
+    skip_bad_rows: bool = False,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Read and check the CSV, train, store a new version, and (by default) activate it."""
     dataset = read_training_csv(csv_path, skip_bad_rows=skip_bad_rows, progress=progress)
@@ -24,14 +35,26 @@ def model_train(
     registry = model_registry()
     registry.ensure_indexes()
     metadata = registry.save(trained)
+    audit_log().record(
+        MODEL_TRAIN,
+        actor,
+        {"model_version": metadata["version"]},
+        {"source": dataset.source, "sha256": dataset.sha256, "rows": dataset.rows},
+    )
     if activate:
-        registry.activate(metadata["version"])
+        model_activate(version=metadata["version"], actor=actor)
     metadata["active"] = activate
     return metadata
 
 
-def model_activate(*, version: int) -> dict[str, Any]:
-    return model_registry().activate(version)
+def model_activate(*, version: int, actor: Actor) -> dict[str, Any]:
+    """Activate ``version`` after verifying it; going back to an older version is a rollback."""
+    registry = model_registry()
+    previous = registry.active_version()
+    metadata = registry.activate(version)
+    action = MODEL_ROLLBACK if previous is not None and version < previous else MODEL_ACTIVATE
+    audit_log().record(action, actor, {"model_version": version}, {"previous_version": previous})
+    return metadata
 
 
 def ensure_default_model() -> dict[str, Any] | None:
@@ -39,4 +62,4 @@ def ensure_default_model() -> dict[str, Any] | None:
     if model_registry().active_version() is not None:
         return None
     logger.info("no active model: training the default one from %s", settings.DEFAULT_TRAINING_CSV)
-    return model_train(csv_path=Path(settings.DEFAULT_TRAINING_CSV), progress=False)
+    return model_train(csv_path=Path(settings.DEFAULT_TRAINING_CSV), actor=STARTUP, progress=False)

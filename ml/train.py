@@ -35,6 +35,8 @@ def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None
     "Within 2x" compares (estimate + 1) with (actual + 1), so a zero-sale month counts as met by an
     estimate of 0 or 1.
     """
+    if len(actual) == 0:
+        return {"rows": 0, "rmse_log1p": None, "median_ape": None, "within_2x": None}
     predicted = np.maximum(predicted, 0.0)
     errors = np.log1p(predicted) - np.log1p(actual)
     sold = actual > 0

@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from .api import ModelActivateView, ModelDetailView, ModelListView
+from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelListView
 
 
 class VersionConverter:
@@ -21,4 +21,5 @@ urlpatterns = [
     re_path(r"^models/?$", ModelListView.as_view(), name="models"),
     path("models/<version:version>", ModelDetailView.as_view(), name="model"),
     path("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
+    path("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),
 ]

@@ -24,10 +24,12 @@ from openapi_schema_validator import OAS30Validator
 from pymongo.errors import PyMongoError
 from rest_framework.test import APIClient
 
-from estimations.services import estimation_store
-from estimations.store import INDEXES, EstimationStore
+from estimations.store import COLLECTION as ESTIMATIONS
+from estimations.store import INDEXES
 from estimator_project import mongo
 from estimator_project.api_keys import api_key_store
+from estimator_project.audit import COLLECTION as AUDIT
+from estimator_project.audit import INDEXES as AUDIT_INDEXES
 from ml import serving
 from ml.data import read_training_csv
 from ml.train import TrainedModel, train
@@ -120,21 +122,22 @@ def wire_server(tmp_path_factory) -> Iterator[WireServer]:
     server.stop()
 
 
-def ensure_test_indexes(store: EstimationStore, *, on_nx_27017: bool) -> None:
-    """The store's own ensure_indexes, adapted where the test server departs from MongoDB.
+def ensure_test_indexes(database, *, on_nx_27017: bool) -> None:
+    """The production indexes (estimations, audit), adapted where the test server departs from MongoDB.
 
-    nx-27017 cannot index ``_id`` inside a compound index (MongoDB can, and the store's sort
-    indexes end in ``_id``): it accepts createIndexes and then fails every insert. On that server
-    only, the same indexes are built without ``_id``; on mongomock and on a real MongoDB
-    (TEST_MONGO_URI) the store's indexes are created exactly as in production.
+    nx-27017 cannot index ``_id`` inside a compound index (MongoDB can, and the sort indexes end in
+    ``_id``): it accepts createIndexes and then fails every insert. On that server only, the same
+    indexes are built without ``_id``; on mongomock and on a real MongoDB (TEST_MONGO_URI) they are
+    created exactly as in production.
     """
-    if not on_nx_27017:
-        store.ensure_indexes()
-        return
-    for index in INDEXES:
-        keys = [(field, direction) for field, direction in index.document["key"].items() if field != "_id"]
-        options = {name: value for name, value in index.document.items() if name != "key"}
-        store.collection.create_index(keys, **options)
+    for collection, indexes in ((database[ESTIMATIONS], INDEXES), (database[AUDIT], AUDIT_INDEXES)):
+        if not on_nx_27017:
+            collection.create_indexes(indexes)
+            continue
+        for index in indexes:
+            keys = [(field, direction) for field, direction in index.document["key"].items() if field != "_id"]
+            options = {name: value for name, value in index.document.items() if name != "key"}
+            collection.create_index(keys, **options)
 
 
 @pytest.fixture(params=STORES)
@@ -150,8 +153,8 @@ def mongo_db(store_kind, settings, request):
     settings.MONGO_DB_NAME = f"test_{uuid.uuid4().hex[:12]}"
     mongo.reset()
     serving.reset()
-    ensure_test_indexes(estimation_store(), on_nx_27017=bool(server and server.managed))
     database = mongo.get_database()
+    ensure_test_indexes(database, on_nx_27017=bool(server and server.managed))
     yield database
     try:
         mongo.get_client().drop_database(settings.MONGO_DB_NAME)

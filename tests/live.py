@@ -103,7 +103,6 @@ def trained_database(wire_server, prefix: str, signing_key: str):
     from django.conf import settings
     from django.core.management import call_command
 
-    from estimations.services import estimation_store
     from estimator_project import mongo
     from ml import serving
 
@@ -115,7 +114,7 @@ def trained_database(wire_server, prefix: str, signing_key: str):
     mongo.reset()
     serving.reset()
     try:
-        ensure_test_indexes(estimation_store(), on_nx_27017=wire_server.managed)
+        ensure_test_indexes(mongo.get_database(), on_nx_27017=wire_server.managed)
         call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=_io.StringIO())
         yield database
     finally:

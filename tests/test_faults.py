@@ -36,9 +36,7 @@ def own_database(tmp_path, settings):
     settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = server.uri, "faults", SIGNING_KEY
     mongo.reset()
     serving.reset()
-    from estimations.services import estimation_store
-
-    ensure_test_indexes(estimation_store(), on_nx_27017=True)
+    ensure_test_indexes(mongo.get_database(), on_nx_27017=True)
     call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
     yield server
     server.stop()

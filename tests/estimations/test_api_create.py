@@ -217,7 +217,12 @@ class TestModel:
         body = post_json(api, {"bestseller_rank": 1000, "category": "books"}).json()
 
         expected = get_estimator().estimate(1000, "books")
-        shown = (body["estimated_sales"], body["estimated_sales_low"], body["estimated_sales_high"], body["extrapolated"])
+        shown = (
+            body["estimated_sales"],
+            body["estimated_sales_low"],
+            body["estimated_sales_high"],
+            body["extrapolated"],
+        )
         assert shown == tuple(expected)
         assert body["extrapolated"] is False
         assert body["estimated_sales_low"] < body["estimated_sales"] < body["estimated_sales_high"]

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand
 
 from estimator_project import mongo
-from estimator_project.api_keys import SCOPES, api_key_store
+from estimator_project.api_keys import SCOPES, api_key_create
+from estimator_project.audit import command_actor
 from estimator_project.commands import database_errors_as_command_errors
 
 
@@ -16,8 +17,6 @@ class Command(BaseCommand):
         if mongo.is_embedded():
             self.stderr.write("Warning: MONGO_URI is not set; this key lives in an in-memory store that ends now.")
         with database_errors_as_command_errors("Storing the key"):
-            store = api_key_store()
-            store.ensure_indexes()
-            key = store.create(name=name, scope=scope)
+            key = api_key_create(name=name, scope=scope, actor=command_actor())
         self.stdout.write(f"API key for '{name}' (scope {scope}). It is shown only now; store it safely:")
         self.stdout.write(key)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from estimator_project.audit import command_actor
 from estimator_project.commands import database_errors_as_command_errors
 from ml.registry import RegistryError
 from ml.services import model_activate
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, version: int, **options):
         try:
             with database_errors_as_command_errors("Activating"):
-                model_activate(version=version)
+                model_activate(version=version, actor=command_actor())
         except RegistryError as exc:
             raise CommandError(f"Version {version} was not activated: {exc}.") from exc
         self.stdout.write(

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from estimator_project import mongo
+from estimator_project.audit import command_actor
 from estimator_project.commands import database_errors_as_command_errors
 from ml.data import DataError
 from ml.fast import FastModel
@@ -51,6 +52,7 @@ class Command(BaseCommand):
                     )
                 metadata = model_train(
                     csv_path=csv,
+                    actor=command_actor(),
                     activate=options["activate"],
                     skip_bad_rows=options["skip_bad_rows"],
                     seed=options["seed"],
