@@ -78,6 +78,21 @@ class TestCreateOne:
         assert response.json()["bestseller_rank"] == 500
         assert response.json()["category"] == "beauty"
 
+    def test_a_forms_empty_optional_fields_are_not_filled_in(self, api, mongo_db):
+        form = {"bestseller_rank": "500", "sku": "", "actual_sales": "", "actual_period": ""}
+
+        response = api.post(URL, data=form, format="multipart")
+
+        assert response.status_code == HTTPStatus.CREATED, response.content
+        assert not {"sku", "actual_sales", "actual_period"} & set(response.json())
+
+    def test_a_forms_actuals_are_numbers(self, api, mongo_db):
+        form = {"bestseller_rank": "500", "sku": "A-1", "actual_sales": "12", "actual_period": "2026-01"}
+
+        body = api.post(URL, data=form, format="multipart").json()
+
+        assert (body["sku"], body["actual_sales"], body["actual_period"]) == ("A-1", 12, "2026-01")
+
 
 class TestValidation:
     @pytest.mark.parametrize(
