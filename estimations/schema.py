@@ -216,11 +216,8 @@ destroy_schema = extend_schema(
 )
 
 
-KEY_REQUIRED = {
-    "models_activate",
-    "models_replay",
-    "audit_list",
-}  # every other operation works without a key (writes: unless configured)
+# Every other operation works without a key (writes: unless configured).
+KEY_REQUIRED = {"models_activate", "models_replay", "models_replays", "audit_list"}
 
 
 def canonical_paths(result, generator, request, public):

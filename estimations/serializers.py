@@ -25,13 +25,32 @@ SKU_HELP = (
 )
 
 
-class EstimationInputSerializer(serializers.Serializer):
+class EstimationFormSerializer(serializers.Serializer):
+    """What the browsable API's form asks for: a rank and a category (the rest is JSON-only)."""
+
     bestseller_rank = serializers.IntegerField(
         min_value=validation.MIN_RANK,
         max_value=validation.MAX_RANK,
         help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
     )
     category = serializers.CharField(required=False, max_length=validation.MAX_CATEGORY_LENGTH, help_text=CATEGORY_HELP)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The active model's categories, so the form and the schema list what it knows (without an
+        # active model there is nothing to list, and the field stays a plain string).
+        categories = list(known_categories())
+        if categories:
+            # DEFAULT_CATEGORY first: it is what an untouched form sends, as a POST without one stores.
+            categories.sort(key=lambda name: name != settings.DEFAULT_CATEGORY)
+            self.fields["category"] = serializers.ChoiceField(
+                choices=categories, required=False, help_text=CATEGORY_HELP
+            )
+
+
+class EstimationInputSerializer(EstimationFormSerializer):
+    """Everything a client may write (the OpenAPI request body)."""
+
     sku = serializers.CharField(
         required=False,
         allow_null=True,
@@ -52,18 +71,6 @@ class EstimationInputSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The month actual_sales were sold in, as YYYY-MM.",
     )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # The active model's categories, so the form and the schema list what it knows (without an
-        # active model there is nothing to list, and the field stays a plain string).
-        categories = list(known_categories())
-        if categories:
-            # DEFAULT_CATEGORY first: it is what an untouched form sends, as a POST without one stores.
-            categories.sort(key=lambda name: name != settings.DEFAULT_CATEGORY)
-            self.fields["category"] = serializers.ChoiceField(
-                choices=categories, required=False, help_text=CATEGORY_HELP
-            )
 
 
 class LinkSerializer(serializers.Serializer):

@@ -93,8 +93,6 @@ def validate(
     """
     if not isinstance(payload, Mapping):
         return {}, {ISSUE_DOCUMENT: ISSUE_NOT_OBJECT}
-    if from_form:  # a form's (or CSV row's) empty optional field is one not filled in
-        payload = {key: value for key, value in payload.items() if not (key in NULLABLE_FIELDS and value == "")}
 
     clean: dict[str, Any] = {}
     issues: dict[str, str] = {}

@@ -24,7 +24,7 @@ from . import services
 from .conditional import not_modified, quote_etag, required_if_match
 from .documents import RESOURCE, http_date, item_href, to_resource
 from .query import ListQuery, parse_list_query
-from .serializers import EstimationInputSerializer
+from .serializers import EstimationFormSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -89,7 +89,7 @@ def _item_headers(document: dict[str, Any]) -> dict[str, str]:
 class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     """Estimations of monthly unit sales from a Best Seller Rank and a category."""
 
-    serializer_class = EstimationInputSerializer
+    serializer_class = EstimationFormSerializer
     permission_classes = [CanWrite]
     schema = docs.EnvelopeAutoSchema()
     filter_backends: list = []

@@ -49,6 +49,38 @@ def versions_table(versions: list[dict[str, Any]], active: int | None) -> str:
     return _table(header, body)
 
 
+def replay_table(report: dict[str, Any]) -> str:
+    header = [
+        "category",
+        "rows",
+        "median ratio",
+        "mean |change|",
+        "over 2x",
+        "actuals",
+        "RMSE cand.",
+        "RMSE active",
+        "closer",
+    ]
+    rows = [("overall", report["overall"])] + sorted(report["per_category"].items())
+    body = []
+    for name, values in rows:
+        candidate, active = values["candidate"] or {}, values["active"] or {}
+        body.append(
+            [
+                name,
+                _fmt(values["rows"], "int"),
+                _fmt(values["median_ratio"], "float"),
+                _fmt(values["mean_abs_log1p_change"], "float"),
+                _fmt(values["share_over_2x"], "pct"),
+                _fmt(values["with_actuals"], "int"),
+                _fmt(candidate.get("rmse_log1p"), "float"),
+                _fmt(active.get("rmse_log1p"), "float"),
+                values["closer"] or "-",
+            ]
+        )
+    return _table(header, body)
+
+
 def _table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 

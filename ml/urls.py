@@ -1,6 +1,6 @@
 from django.urls import path, re_path, register_converter
 
-from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelListView
+from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelListView, ModelReplaysView, ModelReplayView
 
 
 class VersionConverter:
@@ -22,4 +22,6 @@ urlpatterns = [
     path("models/<version:version>", ModelDetailView.as_view(), name="model"),
     path("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
     path("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),
+    path("models/<version:version>/replay", ModelReplayView.as_view(), name="model-replay"),
+    path("models/<version:version>/replays", ModelReplaysView.as_view(), name="model-replays"),
 ]

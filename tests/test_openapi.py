@@ -46,6 +46,10 @@ def test_schema_names_eves_paths_and_every_operation(openapi_spec):
         "/models",
         "/models/{version}",
         "/models/{version}/activate",
+        "/models/{version}/accuracy",
+        "/models/{version}/replay",
+        "/models/{version}/replays",
+        "/audit",
     }
     assert set(openapi_spec["paths"]["/estimations"]) >= {"get", "post"}
     assert set(openapi_spec["paths"]["/estimations/{id}"]) >= {"get", "put", "patch", "delete"}
@@ -60,6 +64,9 @@ def test_schema_names_eves_paths_and_every_operation(openapi_spec):
         ("/estimations/{id}", "put", {"200", "404", "412", "422", "428"}),
         ("/estimations/{id}", "patch", {"200", "404", "412", "422", "428"}),
         ("/estimations/{id}", "delete", {"204", "404", "412", "428"}),
+        ("/models/{version}/accuracy", "get", {"200", "404", "503"}),
+        ("/models/{version}/replay", "post", {"201", "401", "403", "404", "409", "422", "503"}),
+        ("/audit", "get", {"200", "400", "401", "403", "503"}),
     ],
 )
 def test_every_status_is_documented_and_errors_use_the_envelope(openapi_spec, path, method, codes):
