@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from pymongo import errors as mongo_errors
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -121,6 +122,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # else the database refuses (write concern not met, a node stepping down) is transient.
         logger.warning("database refused an operation: code=%s", exc.code)
         exc = ServiceUnavailable(MSG_DATABASE_REFUSED)
+
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(MSG_NOT_FOUND)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
 
     # Imported here: rest_framework.views loads the parser classes, which import this module.
     from rest_framework.views import exception_handler as drf_exception_handler

@@ -14,6 +14,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from .csv_io import MEDIA_TYPE, parse_csv
 from .errors import MSG_BODY_TOO_LARGE, PayloadTooLarge
 
 MSG_MALFORMED_JSON = "The request body is not valid JSON: {reason}"
@@ -28,6 +29,15 @@ def read_limited(stream, limit: int) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(MSG_BODY_TOO_LARGE.format(limit=limit))
     return data
+
+
+class CsvParser(BaseParser):
+    """text/csv: a product list for a bulk insert (estimations.csv_io), within MAX_BODY_BYTES."""
+
+    media_type = MEDIA_TYPE
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return parse_csv(read_limited(stream, settings.MAX_BODY_BYTES))
 
 
 class LimitedJSONParser(BaseParser):

@@ -93,7 +93,24 @@ LIST_PARAMETERS = [
         "max_results", {"type": "integer", "minimum": 1}, description="Items per page (default 25, capped)."
     ),
     OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
+    OpenApiParameter(
+        "format",
+        {"type": "string", "enum": ["json", "csv"]},
+        description="csv: the whole filtered list as a CSV download, streamed (page and max_results do not "
+        "apply); the same as Accept: text/csv.",
+    ),
 ]
+CSV_EXPORT = OpenApiResponse(
+    OpenApiTypes.STR,
+    description="With Accept: text/csv or format=csv: every estimation the filter matches, in the sort asked "
+    "for, as CSV with a header row (_id, sku, bestseller_rank, category, estimated_sales, ...).",
+)
+CSV_IMPORT = {
+    "type": "string",
+    "description": "A header row naming bestseller_rank and optionally category and sku, then one row per "
+    "product (an empty cell: not given). All rows are valid and stored, or none and the bad ones are "
+    "reported by line.",
+}
 
 CREATE_REQUEST = PolymorphicProxySerializer(
     component_name="EstimationCreate",
@@ -117,7 +134,10 @@ list_schema = extend_schema(
     summary="List estimations (filter, sort, project, paginate)",
     parameters=LIST_PARAMETERS,
     responses={
-        200: OpenApiResponse(EstimationPageSerializer, description="One page, with links and the total."),
+        (200, "application/json"): OpenApiResponse(
+            EstimationPageSerializer, description="One page, with links and the total."
+        ),
+        (200, "text/csv"): CSV_EXPORT,
         400: ERR_400,
         **COMMON,
     },
@@ -134,12 +154,20 @@ create_schema = extend_schema(
             "stored the first time (header Idempotent-Replayed: true) and stores nothing new.",
         )
     ],
-    request=CREATE_REQUEST,
+    request={
+        "application/json": CREATE_REQUEST,
+        "application/x-www-form-urlencoded": EstimationInputSerializer,
+        "multipart/form-data": EstimationInputSerializer,
+        "text/csv": CSV_IMPORT,
+    },
     responses={
-        201: OpenApiResponse(
+        (201, "application/json"): OpenApiResponse(
             CREATE_RESPONSE,
             description="Created. One estimation: the stored document, with a Location header. "
-            "A list: every document, in order, under _items.",
+            "A list (JSON or CSV): every document, in order, under _items.",
+        ),
+        (201, "text/csv"): OpenApiResponse(
+            OpenApiTypes.STR, description="With Accept: text/csv: the stored estimations as CSV rows."
         ),
         400: ERR_400,
         403: ERR_403,

@@ -5,6 +5,7 @@ Views call these and only translate HTTP; these know nothing of requests or resp
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from ml.estimators import Estimator
 from ml.fast import Estimate
 
 from . import validation
+from .csv_io import CsvRows
 from .documents import stamp, with_retention
 from .errors import (
     MSG_BULK_TOO_LARGE,
@@ -119,6 +121,38 @@ def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[
     stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
     return stored
+
+
+MSG_CSV_INVALID = (
+    "Insertion failure: {count} CSV row(s) contain(s) error(s); nothing was stored. See _issues, by line{shown}."
+)
+MAX_LINES_REPORTED = 100
+
+
+def estimation_import_csv(*, store: EstimationStore, estimator: Estimator, upload: CsvRows) -> list[dict[str, Any]]:
+    """A CSV product list: every row valid, or nothing stored and the bad rows reported by line."""
+    if not upload.rows:
+        raise ValidationFailed(MSG_EMPTY_BULK)
+    if len(upload.rows) > settings.BULK_MAX_ITEMS:
+        raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=len(upload.rows)))
+    rules = _rules(estimator)
+    inputs, problems = [], {}
+    for line, cells in upload.rows:
+        fields, issues = validation.validate(cells, rules, from_form=True)  # numbers arrive as text
+        if issues:
+            problems[f"line {line}"] = "; ".join(f"{field}: {issue}" for field, issue in issues.items())
+        else:
+            inputs.append(fields)
+    if problems:
+        shown = dict(list(problems.items())[:MAX_LINES_REPORTED])
+        note = f" (the first {MAX_LINES_REPORTED})" if len(problems) > MAX_LINES_REPORTED else ""
+        raise ValidationFailed(MSG_CSV_INVALID.format(count=len(problems), shown=note), issues=shown)
+    return _store_many(store, estimator, inputs)
+
+
+def estimation_export(*, store: EstimationStore, query: ListQuery) -> Iterator[dict[str, Any]]:
+    """Every estimation the query's filter matches, in its sort (pages do not apply), streamed."""
+    return store.export(query)
 
 
 def estimation_get(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:

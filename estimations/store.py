@@ -7,8 +7,10 @@ the filter, so the check and the write are one atomic operation on the server.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
@@ -164,6 +166,23 @@ class EstimationStore:
             raise  # the server ran out of time: 503, not the client's fault
         except OperationFailure as exc:
             raise _refused(exc) from exc
+
+    def export(self, query: ListQuery, *, batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every document the filter matches, in the query's sort, fetched ``batch_size`` at a time.
+
+        The first batch is read here, so a query the database refuses is an error before anything is
+        sent; the rest is read as the caller iterates.
+        """
+        cursor = self.collection.find(query.filter).sort(query.sort).batch_size(batch_size)
+        try:
+            first = next(cursor, None)
+        except ExecutionTimeout:
+            raise
+        except OperationFailure as exc:
+            raise _refused(exc) from exc
+        if first is None:
+            return iter(())
+        return itertools.chain([first], cursor)
 
     def count(self, filter_: dict[str, Any]) -> int:
         # An unfiltered count comes from collection metadata: counting every document on each list

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import time
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import QueryDict
+from django.http import Http404, QueryDict, StreamingHttpResponse
 from django.utils.http import http_date as unix_http_date
 from rest_framework import status, viewsets
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import NotAcceptable, ParseError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +24,10 @@ from ml.serving import get_estimator
 from . import schema as docs
 from . import services
 from .conditional import not_modified, quote_etag, required_if_match
+from .csv_io import MEDIA_TYPE as CSV
+from .csv_io import MSG_CSV_EMPTY, CsvRenderer, CsvRows, csv_chunks
 from .documents import RESOURCE, http_date, item_href, to_resource
+from .parsers import CsvParser
 from .query import ListQuery, parse_list_query
 from .serializers import EstimationFormSerializer
 
@@ -44,6 +49,12 @@ def _idempotency_key(request: Request) -> str | None:
     return f"{client}:{raw}"
 
 
+FORMAT_ACTIONS = ("list", "create")
+NO_FORMAT_PARAMETER = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
+MSG_FORMAT = (
+    "There is no '{format}' representation here: format takes json, or csv for the estimations list (a download) "
+    "and for a POST's answer."
+)
 MSG_BODY_SHAPE = (
     "The request body must be a JSON object (one estimation) or a list of objects (a bulk insert), "
     'e.g. {"bestseller_rank": 70, "category": "books"}.'
@@ -95,6 +106,8 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     filter_backends: list = []
     lookup_field = "id"
     lookup_value_regex = "[^/]+"
+    parser_classes = [*APIView.parser_classes, CsvParser]
+    renderer_classes = [*APIView.renderer_classes, CsvRenderer]
 
     def get_parsers(self):
         # PUT and PATCH need If-Match, which no HTML form can send: they take JSON only (else 415).
@@ -102,6 +115,37 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         if method in ("PUT", "PATCH"):
             return [parser for parser in super().get_parsers() if parser.media_type == "application/json"]
         return super().get_parsers()
+
+    def get_renderers(self):
+        # CSV out: the list (an export) and a POST's stored estimations; one estimation is JSON.
+        if getattr(self, "action", None) in FORMAT_ACTIONS:
+            return super().get_renderers()
+        return [renderer for renderer in super().get_renderers() if not isinstance(renderer, CsvRenderer)]
+
+    def get_content_negotiator(self):
+        # Not cached as DRF does: the action (known only after the request is initialised) decides.
+        negotiator = self.content_negotiation_class()
+        if getattr(self, "action", None) not in FORMAT_ACTIONS:
+            # ?format= is a parameter of the list and of POST only; elsewhere, like any unknown
+            # parameter, it is ignored (Accept still decides).
+            negotiator.settings = NO_FORMAT_PARAMETER
+        return negotiator
+
+    def perform_content_negotiation(self, request, force=False):
+        requested = request.query_params.get("format")
+        if not force and requested == "" and getattr(self, "action", None) in FORMAT_ACTIONS:
+            raise NotAcceptable(MSG_FORMAT.format(format=""))
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404 as exc:  # DRF's answer to a ?format= it has no renderer for
+            raise NotAcceptable(MSG_FORMAT.format(format=str(requested)[:20])) from exc
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        # Errors answer in the JSON envelope, also to a client that asked for CSV.
+        if isinstance(getattr(self.request, "accepted_renderer", None), CsvRenderer):
+            self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
+        return response
 
     def get_object(self) -> dict[str, Any]:
         """The estimation the URL names (DRF's OPTIONS metadata and browsable forms ask for it)."""
@@ -114,6 +158,11 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         query = parse_list_query(
             request.query_params, default_max=settings.PAGINATION_DEFAULT, limit=settings.PAGINATION_LIMIT
         )
+        if isinstance(request.accepted_renderer, CsvRenderer):
+            exported = services.estimation_export(store=services.estimation_store(), query=query)
+            response = StreamingHttpResponse(csv_chunks(exported), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="estimations.csv"'
+            return response
         documents, total = services.estimation_list(store=services.estimation_store(), query=query)
         body = {
             "_items": [to_resource(document) for document in documents],
@@ -127,10 +176,15 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         data, from_form = _payload(request)
         store, estimator = services.estimation_store(), get_estimator()
         key = _idempotency_key(request)
-        if isinstance(data, list):
+        if request.content_type.partition(";")[0].strip().lower() == CSV and not isinstance(data, CsvRows):
+            raise ParseError(MSG_CSV_EMPTY)  # an empty body never reaches the parser
+        if isinstance(data, CsvRows | list):
             if key is not None:
                 raise ParseError(MSG_IDEMPOTENCY_BULK)
-            documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
+            if isinstance(data, CsvRows):
+                documents = services.estimation_import_csv(store=store, estimator=estimator, upload=data)
+            else:
+                documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
             body = {"_status": "OK", "_items": [_written(document) for document in documents]}
             return Response(body, status=status.HTTP_201_CREATED)
         if not isinstance(data, dict):

@@ -1,0 +1,141 @@
+"""CSV in and out: a seller's product list in, estimations out.
+
+In: ``POST /estimations`` with ``Content-Type: text/csv``; a header row naming ``bestseller_rank`` and
+optionally ``category`` and ``sku`` (an empty cell: not given). The columns an export adds are
+ignored, so an export can be sent back to estimate it again; any other column is refused. Out:
+``GET /estimations`` with ``Accept: text/csv`` (or ``?format=csv``) streams every estimation the
+filter matches, one batch of documents at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.renderers import BaseRenderer
+
+from .documents import http_date
+
+MEDIA_TYPE = "text/csv"
+IMPORT_COLUMNS = ("bestseller_rank", "category", "sku")
+EXPORT_COLUMNS = (
+    "_id",
+    "sku",
+    "bestseller_rank",
+    "category",
+    "estimated_sales",
+    "estimated_sales_low",
+    "estimated_sales_high",
+    "extrapolated",
+    "model_version",
+    "actual_sales",
+    "actual_period",
+    "_created",
+    "_updated",
+)
+IGNORED_ON_IMPORT = frozenset(EXPORT_COLUMNS) - frozenset(IMPORT_COLUMNS)
+ROWS_PER_CHUNK = 500
+
+MSG_CSV_EMPTY = "The CSV is empty: send a header row (bestseller_rank,category,sku) and one row per product."
+MSG_CSV_NO_RANK = "The CSV header must name a bestseller_rank column; it names: {columns}."
+MSG_CSV_UNKNOWN = "The CSV header names unknown column(s) {unknown}; the columns are bestseller_rank, category, sku."
+MSG_CSV_DUPLICATE = "The CSV header names '{column}' twice."
+MSG_CSV_EXTRA_CELLS = "Line {line} has more cells than the header has columns."
+MSG_CSV_MALFORMED = "The CSV could not be read at line {line}: {reason}."
+MSG_CSV_NOT_UTF8 = "The CSV must be UTF-8 encoded text."
+
+
+@dataclass(frozen=True)
+class CsvRows:
+    """A parsed upload: each data row's line number (the header is line 1) and its given cells."""
+
+    rows: list[tuple[int, dict[str, str]]]
+
+
+def parse_csv(raw: bytes) -> CsvRows:
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
+    except UnicodeDecodeError as exc:
+        raise ParseError(MSG_CSV_NOT_UTF8) from exc
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise ParseError(MSG_CSV_EMPTY)
+        columns = [cell.strip() for cell in header]
+        _check_header(columns)
+        rows = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue  # a blank line
+            if len(cells) > len(columns):
+                raise ParseError(MSG_CSV_EXTRA_CELLS.format(line=reader.line_num))
+            given = {
+                column: cell.strip()
+                for column, cell in zip(columns, cells, strict=False)
+                if column in IMPORT_COLUMNS and cell.strip()
+            }
+            rows.append((reader.line_num, given))
+    except csv.Error as exc:
+        raise ParseError(MSG_CSV_MALFORMED.format(line=reader.line_num, reason=exc)) from exc
+    return CsvRows(rows)
+
+
+def _check_header(columns: list[str]) -> None:
+    shown = ", ".join(repr(column[:40]) for column in columns[:20])
+    unknown = [column for column in columns if column not in IMPORT_COLUMNS and column not in IGNORED_ON_IMPORT]
+    if unknown:
+        raise ParseError(MSG_CSV_UNKNOWN.format(unknown=", ".join(repr(column[:40]) for column in unknown[:10])))
+    if "bestseller_rank" not in columns:
+        raise ParseError(MSG_CSV_NO_RANK.format(columns=shown))
+    for column in columns:
+        if columns.count(column) > 1:
+            raise ParseError(MSG_CSV_DUPLICATE.format(column=column))
+
+
+def _cell(document: dict[str, Any], column: str) -> Any:
+    """A stored document's (or a shown resource's) value as a CSV cell."""
+    value = document.get(column)
+    if isinstance(value, datetime):
+        return http_date(value)
+    if column == "_id":
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def csv_chunks(documents: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The export, a chunk of ROWS_PER_CHUNK lines at a time: memory stays flat whatever the count."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_COLUMNS)
+    pending = 0
+    for document in documents:
+        writer.writerow([_cell(document, column) for column in EXPORT_COLUMNS])
+        pending += 1
+        if pending == ROWS_PER_CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    yield buffer.getvalue()
+
+
+class CsvRenderer(BaseRenderer):
+    """``Accept: text/csv`` on a POST: the stored estimations as CSV rows (errors stay JSON)."""
+
+    media_type = MEDIA_TYPE
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        documents = data.get("_items", [data]) if isinstance(data, dict) else data
+        return "".join(csv_chunks(documents)).encode("utf-8")
