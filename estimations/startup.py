@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from estimator_project import mongo
+from estimator_project.indexes import ensure_all_indexes
 from ml.services import ensure_default_model
-
-from .services import estimation_store
 
 
 def on_server_start() -> None:
@@ -13,5 +12,5 @@ def on_server_start() -> None:
         mongo.log_embedded_warning()
         # The embedded store lives in this process, so no other process can have indexed it or
         # trained a model into it: both happen here.
-        estimation_store().ensure_indexes()
+        ensure_all_indexes()
         ensure_default_model()

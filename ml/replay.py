@@ -61,7 +61,7 @@ class _Category:
         active = metrics(actual, np.concatenate(self.active)) if with_actuals else None
         closer = None
         if candidate and active:
-            difference = candidate["rmse_log1p"] - active["rmse_log1p"]
+            difference = float(candidate["rmse_log1p"] or 0.0) - float(active["rmse_log1p"] or 0.0)
             closer = "tie" if abs(difference) < 1e-12 else "candidate" if difference < 0 else "active"
         return {
             "rows": int(len(changes)),
@@ -97,14 +97,15 @@ def replay(
         if not rows:
             continue
         ranks = np.array([row["bestseller_rank"] for row in rows], dtype=np.float64)
-        categories = np.array([row["category"] for row in rows])
+        categories = [row["category"] for row in rows]
+        category_array = np.array(categories)
         actual = np.array([row.get("actual_sales", np.nan) for row in rows], dtype=np.float64)
         new = candidate.estimate_arrays(ranks, categories)[0].astype(np.float64)
         old = active.estimate_arrays(ranks, categories)[0].astype(np.float64)
         change = np.log1p(new) - np.log1p(old)
         has_actual = ~np.isnan(actual)
-        for name in np.unique(categories):
-            rows_of = categories == name
+        for name in np.unique(category_array):
+            rows_of = category_array == name
             for target in (per_category[str(name)], overall):
                 target.changes.append(change[rows_of])
                 measured = rows_of & has_actual

@@ -38,6 +38,27 @@ def test_creates_the_indexes_over_the_wire_and_again_is_a_no_op(wire_server, set
         mongo.reset()
 
 
+@pytest.mark.integration
+def test_applies_the_retention_setting_and_indexes_the_other_collections(wire_server, settings):
+    settings.MONGO_URI = wire_server.uri
+    settings.MONGO_DB_NAME = f"test_cmd_{uuid.uuid4().hex[:8]}"
+    settings.ESTIMATION_TTL_DAYS = 30
+    mongo.reset()
+    try:
+        output = run()
+
+        database = pymongo.MongoClient(wire_server.uri)[settings.MONGO_DB_NAME]
+        ttl = [info for info in database["estimations"].index_information().values() if "expireAfterSeconds" in info]
+        assert [(info["key"], info["expireAfterSeconds"]) for info in ttl] == [([("_expires_from", 1)], 30 * 86_400)]
+        for collection in ("audit", "api_keys", "models", "replays"):
+            assert f"  {collection}: " in output
+            assert len(database[collection].index_information()) > 1, collection
+        database.client.close()
+    finally:
+        mongo.get_client().drop_database(settings.MONGO_DB_NAME)
+        mongo.reset()
+
+
 def test_with_the_embedded_store_says_the_server_indexes_it(settings):
     settings.MONGO_URI = ""
 

@@ -1,12 +1,15 @@
 from django.core.management.base import BaseCommand
 
-from estimations.services import estimation_store
 from estimator_project import mongo
 from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.indexes import ensure_all_indexes
 
 
 class Command(BaseCommand):
-    help = "Create the MongoDB indexes the service needs (idempotent: safe to run on every deploy)."
+    help = (
+        "Create the MongoDB indexes the service needs, and make the retention (TTL) index follow "
+        "ESTIMATION_TTL_DAYS (idempotent: safe to run on every deploy)."
+    )
 
     def handle(self, *args, **options):
         if mongo.is_embedded():
@@ -16,5 +19,7 @@ class Command(BaseCommand):
             )
             return
         with database_errors_as_command_errors("Creating indexes"):
-            names = estimation_store().ensure_indexes()
-        self.stdout.write(self.style.SUCCESS(f"Indexes in place on '{mongo.database_name()}': {', '.join(names)}"))
+            created = ensure_all_indexes()
+        self.stdout.write(self.style.SUCCESS(f"Indexes in place on '{mongo.database_name()}':"))
+        for collection, names in created.items():
+            self.stdout.write(f"  {collection}: {', '.join(names)}")
