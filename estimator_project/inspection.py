@@ -1,5 +1,6 @@
-"""/inspect/: an admin's view of the service: the active model, its versions, recent estimations and
-the model's curves. Admin API keys only: a browser signs in once with the key (kept as its hash in a
+"""/inspect/: an admin's view of the service: the active model, its versions, live accuracy from
+recorded actuals (drawn beside the holdout), shadow replay reports, the audit trail, recent estimations
+and the model's curves. Admin API keys only: a browser signs in once with the key (kept as its hash in a
 signed, HTTP-only session cookie); scripts may send the key in the Authorization header instead."""
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ from pymongo.errors import PyMongoError
 
 from estimations.documents import http_date
 from estimations.services import estimation_store
-from ml.plot import curves_svg
+from ml.accuracy import live_accuracy
+from ml.plot import accuracy_svg, curves_svg
+from ml.services import replay_reports
 from ml.serving import NoActiveModel, get_estimator, model_registry
 
 from .api_keys import SCHEMES, ApiKeyStore, api_key_store
+from .audit import audit_log
 
 SESSION_KEY = "inspect_key_hash"
 LOGIN_URL = "/inspect/login"
 RECENT = 50
+ACCURACY_VERSIONS = 3  # the newest versions with actuals (and the active one)
+REPLAYS_SHOWN = 5
+AUDIT_SHOWN = 15
 MSG_BAD_LOGIN = "That key is unknown, revoked, or lacks the admin scope."
 
 
@@ -109,7 +116,14 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         chart = mark_safe(curves_svg(get_estimator()))  # noqa: S308 - our own SVG, names are escaped
     except NoActiveModel:
         chart = ""
+    audit, _ = audit_log().find(action=None, skip=0, limit=AUDIT_SHOWN)
     return {
+        "accuracy": _accuracy(versions, active_version),
+        "replays": [
+            {**report, "created": http_date(report["created"])}
+            for report in replay_reports().latest(limit=REPLAYS_SHOWN)
+        ],
+        "audit": [{**entry, "at": http_date(entry["at"])} for entry in audit],
         "active": _card(active) if active else None,
         "versions": [_card(meta) for meta in versions],
         "active_version": active_version,
@@ -120,6 +134,27 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "recent_limit": RECENT,
         "chart": chart,
     }
+
+
+def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> list[dict[str, Any]]:
+    """Live accuracy beside the holdout, for the newest versions with actuals and the active one."""
+    estimations = estimation_store().collection
+    measured = set(estimations.distinct("model_version", {"actual_sales": {"$exists": True}}))
+    if active_version is not None:
+        measured.add(active_version)
+    by_version = {meta["version"]: meta for meta in versions}
+    shown = []
+    for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
+        meta = by_version[version]
+        live = live_accuracy(estimations, version=version, categories=meta["categories"])
+        rows = [
+            {"name": name, "live": live_row, "holdout": meta["metrics"]["per_category"].get(name, {})}
+            for name, live_row in [("overall", live["overall"]), *sorted(live["per_category"].items())]
+        ]
+        rows[0]["holdout"] = meta["metrics"]["overall"]
+        chart = mark_safe(accuracy_svg(version, live, meta["metrics"]))  # noqa: S308 - our own SVG, escaped
+        shown.append({"version": version, "rows": rows, "with_actuals": live["overall"]["rows"], "chart": chart})
+    return shown
 
 
 def _card(meta: dict[str, Any]) -> dict[str, Any]:

@@ -70,3 +70,55 @@ def curves_svg(model: FastModel, *, max_rank: int = 1_000_000, title: str = "") 
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+ACCURACY_WIDTH, BAR, GAP = 720, 11, 10
+HOLDOUT_COLOUR, LIVE_COLOUR = "#9aa5b1", "#1f77b4"
+
+
+def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
+    """Share of estimates within 2x of the truth, per category: the holdout's (grey) beside the live
+    figure from recorded actuals (blue, with its count). A category without actuals shows no blue bar."""
+    names = ["overall", *sorted(live["per_category"])]
+    label_width, plot_left = 150, 160
+    plot_width = ACCURACY_WIDTH - plot_left - 110
+    row_height = 2 * BAR + GAP
+    height = 50 + row_height * len(names) + 30
+
+    def figures(source: dict, name: str) -> dict:
+        return source["overall"] if name == "overall" else source["per_category"].get(name, {})
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{ACCURACY_WIDTH}" height="{height}" '
+        f'viewBox="0 0 {ACCURACY_WIDTH} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{ACCURACY_WIDTH}" height="{height}" fill="white"/>',
+        f'<text x="10" y="20" font-size="15">Model version {version}: share of estimates within 2x</text>',
+        f'<rect x="{plot_left}" y="30" width="10" height="10" fill="{HOLDOUT_COLOUR}"/>'
+        f'<text x="{plot_left + 14}" y="39">holdout (training)</text>'
+        f'<rect x="{plot_left + 140}" y="30" width="10" height="10" fill="{LIVE_COLOUR}"/>'
+        f'<text x="{plot_left + 154}" y="39">live (recorded actuals)</text>',
+    ]
+    for tick in range(0, 101, 25):
+        px = plot_left + plot_width * tick / 100
+        parts.append(f'<line x1="{px:.1f}" y1="48" x2="{px:.1f}" y2="{height - 26}" stroke="#eee"/>')
+        parts.append(f'<text x="{px:.1f}" y="{height - 10}" text-anchor="middle">{tick}%</text>')
+    for index, name in enumerate(names):
+        top = 50 + index * row_height
+        parts.append(f'<text x="{label_width}" y="{top + BAR + 4}" text-anchor="end">{escape(name)}</text>')
+        for offset, source, colour, kind in ((0, holdout, HOLDOUT_COLOUR, "holdout"), (BAR, live, LIVE_COLOUR, "live")):
+            shown = figures(source, name)
+            share = shown.get("within_2x")
+            if share is None:
+                continue
+            width = plot_width * share
+            parts.append(
+                f'<rect class="bar {kind}" data-category="{escape(name)}" x="{plot_left}" y="{top + offset}" '
+                f'width="{width:.1f}" height="{BAR - 1}" fill="{colour}"><title>{kind}: {share:.1%} of '
+                f"{shown.get('rows', 0):,}</title></rect>"
+            )
+            parts.append(
+                f'<text x="{plot_left + width + 4:.1f}" y="{top + offset + BAR - 2}" font-size="10">'
+                f"{share:.0%} (n={shown.get('rows', 0):,})</text>"
+            )
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -114,3 +114,56 @@ class TestPage:
         html = signed_in.get("/inspect/").content.decode()
 
         assert not re.findall(r'(?:src|href)="https?://', html)
+
+
+class TestLoopSections:
+    """Live accuracy (drawn), shadow replays and the audit trail on the page."""
+
+    @pytest.fixture
+    def with_actuals(self, api, active_model):
+        import json
+
+        created = post_json(api, {"bestseller_rank": 300, "category": "books"}).json()
+        body = {"actual_sales": created["estimated_sales"] * 4, "actual_period": "2026-09"}
+        response = api.patch(
+            f"/estimations/{created['_id']}",
+            data=json.dumps(body),
+            content_type="application/json",
+            HTTP_IF_MATCH=created["_etag"],
+        )
+        assert response.status_code == HTTPStatus.OK
+        return created
+
+    def test_live_accuracy_beside_the_holdout_with_its_chart(self, signed_in, active_model, with_actuals):
+        html = signed_in.get("/inspect/").content.decode()
+
+        table = re.search(r'<table class="accuracy-table" data-version="1">(.*?)</table>', html, re.S).group(1)
+        books = re.search(r"<tr><td>books</td>(.*?)</tr>", table, re.S).group(1)
+        cells = re.findall(r"<td>(.*?)</td>", books, re.S)
+        # one estimation, four times the estimate: APE 75%, not within 2x
+        assert cells[:4] == ["1", cells[1], "75%", "0%"] and cells[1] != "–"
+        assert "1 estimation with actuals" in html
+        assert re.search(r'<rect class="bar live" data-category="books"', html)
+        assert re.search(r'<rect class="bar holdout" data-category="books"', html)
+        assert not re.search(r'<rect class="bar live" data-category="toys_games"', html)  # no actuals there
+
+    def test_replay_reports_and_audit_entries(self, signed_in, api, keys, active_model, trained_model, with_actuals):
+        from ml.serving import model_registry
+
+        version = model_registry().save(trained_model)["version"]
+        response = api.post(f"/models/{version}/replay", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
+        assert response.status_code == HTTPStatus.CREATED
+
+        html = signed_in.get("/inspect/").content.decode()
+
+        assert f"Version {version} against 1: 1 estimations" in html
+        assert 'class="replay-table"' in html and "<td>tie</td>" in html  # the same model, trained twice
+        entries = re.findall(r'<tr class="audit-entry">(.*?)</tr>', html, re.S)
+        assert "model.replay" in entries[0] and "admin-client (api)" in entries[0]
+        for key in keys.values():
+            assert key not in html
+
+    def test_sections_say_when_there_is_nothing_yet(self, signed_in):
+        html = signed_in.get("/inspect/").content.decode()
+
+        assert "No replay has run yet." in html and "No active model, and no actual sales recorded yet." in html
