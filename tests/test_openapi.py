@@ -186,3 +186,15 @@ def test_the_forms_first_category_is_the_default(api, settings):
 
     options = re.findall(r'<option value="([a-z_]+)"', html.split('name="category"', 1)[1])
     assert options[0] == "toys_games"
+
+
+def test_the_estimation_schema_documents_the_loop_fields(openapi_spec):
+    properties = openapi_spec["components"]["schemas"]["Estimation"]["properties"]
+
+    assert properties["extrapolated"]["type"] == "boolean"
+    assert "outside the ranks the model saw" in properties["extrapolated"]["description"]
+    for field in ("sku", "actual_sales", "actual_period"):
+        assert field in properties, field
+    export = openapi_spec["paths"]["/estimations"]["get"]["responses"]["200"]["content"]
+    assert set(export) == {"application/json", "text/csv"}
+    assert "text/csv" in openapi_spec["paths"]["/estimations"]["post"]["requestBody"]["content"]
