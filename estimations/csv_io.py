@@ -19,25 +19,11 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import BaseRenderer
 
-from .documents import http_date
+from .documents import CONTENT_FIELDS, http_date
 
 MEDIA_TYPE = "text/csv"
 IMPORT_COLUMNS = ("bestseller_rank", "category", "sku")
-EXPORT_COLUMNS = (
-    "_id",
-    "sku",
-    "bestseller_rank",
-    "category",
-    "estimated_sales",
-    "estimated_sales_low",
-    "estimated_sales_high",
-    "extrapolated",
-    "model_version",
-    "actual_sales",
-    "actual_period",
-    "_created",
-    "_updated",
-)
+EXPORT_COLUMNS = ("_id", *CONTENT_FIELDS, "_created", "_updated")
 IGNORED_ON_IMPORT = frozenset(EXPORT_COLUMNS) - frozenset(IMPORT_COLUMNS)
 ROWS_PER_CHUNK = 500
 

@@ -103,7 +103,7 @@ LIST_PARAMETERS = [
 CSV_EXPORT = OpenApiResponse(
     OpenApiTypes.STR,
     description="With Accept: text/csv or format=csv: every estimation the filter matches, in the sort asked "
-    "for, as CSV with a header row (_id, sku, bestseller_rank, category, estimated_sales, ...).",
+    "for, as CSV with a header row (_id, bestseller_rank, category, sku, estimated_sales, ...).",
 )
 CSV_IMPORT = {
     "type": "string",

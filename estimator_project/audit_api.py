@@ -14,6 +14,7 @@ from estimations.documents import http_date
 from estimations.errors import BadQuery
 from estimations.query import positive_int
 from estimations.schema import COMMON, ERR_400, EnvelopeAutoSchema, error_response
+from estimations.serializers import MetaSerializer
 
 from .api_keys import HasScope
 from .audit import ACTIONS, audit_log
@@ -36,15 +37,9 @@ class AuditEntrySerializer(serializers.Serializer):
     details = serializers.DictField()
 
 
-class AuditMetaSerializer(serializers.Serializer):
-    page = serializers.IntegerField()
-    max_results = serializers.IntegerField()
-    total = serializers.IntegerField()
-
-
 class AuditPageSerializer(serializers.Serializer):
     _items = AuditEntrySerializer(many=True)
-    _meta = AuditMetaSerializer()
+    _meta = MetaSerializer()
 
 
 def audit_resource(entry: dict[str, Any]) -> dict[str, Any]:
