@@ -65,8 +65,33 @@ def browser():
         browser.close()
 
 
-def test_inspection_page_loads_and_its_chart_renders(live, browser):
+def _with_actuals(url: str) -> None:
+    """One stored estimation with recorded actual sales, so live accuracy has something to draw."""
+    import json
+    import urllib.request
+
+    def send(method: str, path: str, body: dict, headers: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            url + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
+    created = send("POST", "/estimations", {"bestseller_rank": 420, "category": "books"})
+    send(
+        "PATCH",
+        f"/estimations/{created['_id']}",
+        {"actual_sales": created["estimated_sales"], "actual_period": "2026-10"},
+        {"If-Match": created["_etag"]},
+    )
+
+
+def test_inspection_page_loads_and_its_charts_render(live, browser):
     server, admin_key = live
+    _with_actuals(server.url)
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
 
     page.goto(server.url + "/inspect/")
@@ -79,6 +104,9 @@ def test_inspection_page_loads_and_its_chart_renders(live, browser):
     assert curves.count() == 8
     box = curves.first.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 50  # drawn, not just present
+    live_bar = page.locator('#accuracy svg rect.bar.live[data-category="books"]')
+    bar = live_bar.bounding_box()
+    assert bar is not None and bar["width"] > 100  # 100% within 2x: a full-length bar
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "inspect.png"), full_page=True)
     page.close()
@@ -86,7 +114,7 @@ def test_inspection_page_loads_and_its_chart_renders(live, browser):
 
 def test_the_browsable_api_form_creates_an_estimation(live, browser):
     server, _ = live
-    before = mongo.get_database()["estimations"].count_documents({})
+    before = mongo.get_database()["estimations"].count_documents({"category": "electronics"})
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
 
     page.goto(server.url + "/estimations")
