@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,12 +120,17 @@ class Process:
                 self.handle.kill()
 
 
-def wait_http(url: str, timeout: float = 30) -> float:
+def wait_http(url: str, timeout: float = 30, *, any_answer: bool = False) -> float:
+    """Seconds until ``url`` answers 2xx (or anything at all, with ``any_answer``)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         try:
             urllib.request.urlopen(url, timeout=2)
             return time.monotonic() - started
+        except urllib.error.HTTPError:
+            if any_answer:
+                return time.monotonic() - started
+            time.sleep(0.05)
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
@@ -216,6 +222,17 @@ class Services:
         wait_http(self.ours + "/health/ready")
         wait_http(self.eve + "/estimations")
 
+    def start_reference(self) -> str:
+        """bench/reference_app.py on our database, same gunicorn settings; its URL."""
+        port = free_port()
+        env = {"PATH": os.environ.get("PATH", ""), "MONGO_URI": self.mongo_uri, "MONGO_DB_NAME": self.ours_db}
+        argv = [str(BIN / "gunicorn"), "--workers", str(self.workers), "--threads", str(self.threads),
+                "--bind", f"127.0.0.1:{port}", "bench.reference_app:app"]  # fmt: skip
+        self.processes.append(Process(argv, env, ROOT, self.workdir / f"reference-{port}.log"))
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/estimations/" + str(ObjectId()), timeout=30, any_answer=True)
+        return url
+
     def stop(self) -> None:
         for process in self.processes:
             process.stop()
@@ -290,13 +307,33 @@ def _duration_ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def alternate(rounds: int, measure_ours, measure_eve) -> tuple[dict, dict]:
-    """Alternating rounds; the median of each figure."""
-    ours, eve = [], []
+def alternate(rounds: int, *measures, settle=None) -> tuple[dict, ...]:
+    """Alternating rounds of each measure (ours, Eve, and any reference); the median of each figure.
+    ``settle`` runs before each measure, so one service's backlog is not charged to the next."""
+    samples: list[list[dict]] = [[] for _ in measures]
     for _ in range(rounds):
-        ours.append(measure_ours())
-        eve.append(measure_eve())
-    return _median(ours), _median(eve)
+        for collected, measure in zip(samples, measures, strict=True):
+            if settle:
+                settle()
+            collected.append(measure())
+    return tuple(_median(collected) for collected in samples)
+
+
+def wait_idle(uri: str, timeout: float = 600) -> float:
+    """Wait until the database answers a ping within 50 ms: the queries a load left queued are done
+    (wrk closes its connections at the end of a run; the server still works through what it read)."""
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            sent = time.perf_counter()
+            client.admin.command("ping")
+            if time.perf_counter() - sent < 0.05:
+                return time.monotonic() - started
+            time.sleep(0.2)
+        return time.monotonic() - started
+    finally:
+        client.close()
 
 
 def _median(samples: list[dict]) -> dict:
@@ -347,6 +384,31 @@ def seed_direct(mongo_uri: str, database: str, total: int, *, eve: bool) -> None
             docs.append(doc)
         collection.insert_many(docs, ordered=False)
         have += size
+
+
+def database_insert_seconds(mongo_uri: str, database: str, on_nx: bool) -> float:
+    """The database's own time for one insert_many of 10,000 documents shaped like ours, into a scratch
+    collection with the estimations indexes: the floor under any bulk POST of 10,000."""
+    client = pymongo.MongoClient(mongo_uri)
+    try:
+        source = client[database]["estimations"]
+        sample = source.find_one({}, {"_id": 0})
+        scratch = client[database]["bulk_floor"]
+        scratch.drop()
+        for index in source.list_indexes():
+            # As prepare_store built them: without _id on nx-27017 (see the module docstring)
+            keys = [(field, direction) for field, direction in index["key"].items() if not (on_nx and field == "_id")]
+            if keys != [("_id", 1)] and keys:
+                options = {k: v for k, v in index.items() if k in ("unique", "sparse", "partialFilterExpression")}
+                scratch.create_index(keys, **options)
+        documents = [{**sample, "_id": ObjectId(), "bestseller_rank": i + 1} for i in range(10_000)]
+        started = time.perf_counter()
+        scratch.insert_many(documents, ordered=True)
+        elapsed = time.perf_counter() - started
+        scratch.drop()
+        return elapsed
+    finally:
+        client.close()
 
 
 def page_latency_ms(url: str, samples: int = 40) -> float:
@@ -419,15 +481,17 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         )
         out["post"] = {"ours": ours, "eve": eve}
 
-        log("GET /estimations/{id}")
+        log("GET /estimations/{id} (and the no-framework reference on our documents)")
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        ours, eve = alternate(
+        reference = services.start_reference()
+        ours, eve, bare = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
+            lambda: run_wrk(wrk, reference + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
         )
-        out["get_item"] = {"ours": ours, "eve": eve}
+        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare}
 
         log("bulk POST of 10,000 documents")
         items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
@@ -437,6 +501,7 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
             post_json(services.ours + "/estimations", items)
             timings.append(time.perf_counter() - started)
         out["bulk"] = {"docs_per_s": 10_000 / statistics.median(timings), "seconds": statistics.median(timings)}
+        out["bulk"]["database_alone_seconds"] = database_insert_seconds(mongo_uri, services.ours_db, on_nx)
     finally:
         services.stop()
 
@@ -462,6 +527,7 @@ def list_scenario(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
             args.rounds,
             lambda: run_wrk(wrk, listing.ours + page, script=None, **load),
             lambda: run_wrk(wrk, listing.eve + page, script=None, **load),
+            settle=lambda: wait_idle(mongo_uri),
         )
         out["list"] = {"ours": ours, "eve": eve}
     finally:
@@ -572,14 +638,20 @@ def report(results: dict) -> int:
         return ours / eve if eve else float("inf")  # Eve may answer nothing within wrk's timeout
 
     single_docs = post["ours"]["rps"]
+
+    def no_worse(scenario: dict) -> bool:
+        # A p99 of infinity (nothing completed within wrk's timeout) is never "no worse", even against Eve's.
+        ours = scenario["ours"]["p99_ms"]
+        return ours != float("inf") and ours <= scenario["eve"]["p99_ms"]
+
     checks = {
         "POST >= 1.5x Eve": ratio("post") >= 1.5,
         "GET item >= 1.5x Eve": ratio("get_item") >= 1.5,
         "GET list (100k docs) >= 1.0x Eve": ratio("list") >= 1.0,
         "list page 1 at 100k within 2x of 1k": results["list_latency_large_ms"] <= 2 * results["list_latency_small_ms"],
-        "p99 no worse than Eve (POST)": post["ours"]["p99_ms"] <= post["eve"]["p99_ms"],
-        "p99 no worse than Eve (GET item)": item["ours"]["p99_ms"] <= item["eve"]["p99_ms"],
-        "p99 no worse than Eve (GET list)": listing["ours"]["p99_ms"] <= listing["eve"]["p99_ms"],
+        "p99 no worse than Eve (POST)": no_worse(post),
+        "p99 no worse than Eve (GET item)": no_worse(item),
+        "p99 no worse than Eve (GET list)": no_worse(listing),
         "bulk >= 10x single-POST docs/s": results["bulk"]["docs_per_s"] >= 10 * single_docs,
         "one estimate <= 50 us": results["estimator"].get("checks", {}).get("one estimate <= 50 us median", False),
         "bulk estimation >= 1M rows/s": results["estimator"].get("checks", {}).get("bulk >= 1,000,000 rows/s", False),
@@ -608,7 +680,14 @@ def report(results: dict) -> int:
         f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,}.",
         f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = "
         f"{results['bulk']['docs_per_s']:,.0f} docs/s "
-        f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs).",
+        f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs). The database alone takes "
+        f"{results['bulk']['database_alone_seconds']:.2f} s for one insert_many of 10,000 such documents with "
+        f"the same indexes: at most {10_000 / results['bulk']['database_alone_seconds'] / single_docs:.1f}x "
+        "single POSTs for any service.",
+        f"- Reference, not a service: a bare WSGI find_one + json.dumps (bench/reference_app.py) under the same "
+        f"gunicorn answers GET /estimations/{{id}} at {item['reference']['rps']:,.1f} req/s "
+        f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
+        "the ceiling for any framework here.",
         f"- One estimate: {results['estimator'].get('one_fast_us', float('nan')):.2f} us median; bulk estimation "
         f"{results['estimator'].get('bulk_fast_rows_per_s', float('nan')):,.0f} rows/s.",
         f"- Training on {results['training']['rows']:,} rows: {results['training']['seconds']:.1f} s, "
