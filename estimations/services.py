@@ -193,6 +193,9 @@ def estimation_update(
         kept = {name: current[name] for name in ESTIMATE_FIELDS if name in current}
         content = {**{name: value for name, value in fields.items() if value is not None}, **kept}
     else:
+        if fields["category"] not in estimator.categories:  # kept from a model that knew it; this one does not
+            problem = validation.category_issue(fields["category"], estimator.categories)
+            raise ValidationFailed(MSG_VALIDATION_UPDATE, issues={"category": problem or validation.ISSUE_REQUIRED})
         content = _estimated(fields, estimator)
     document = _retained({"_id": current["_id"], "_created": current["_created"], **stamp(content, new=False)})
     # Conditional on the version just read: a write that landed in between makes this one 412.

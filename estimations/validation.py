@@ -117,7 +117,7 @@ def validate(
 
     category = payload.get("category")
     if "category" in payload:
-        problem = _category_issue(category, rules.categories)
+        problem = category_issue(category, rules.categories)
         if problem:
             issues["category"] = problem
         else:
@@ -188,7 +188,7 @@ def _rank_issue(rank: Any) -> str | None:
     return None
 
 
-def _category_issue(category: Any, known: Collection[str]) -> str | None:
+def category_issue(category: Any, known: Collection[str]) -> str | None:
     if not isinstance(category, str):
         return ISSUE_STRING
     if not category:

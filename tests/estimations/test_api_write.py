@@ -171,3 +171,26 @@ class TestPatch:
         assert_error_envelope(response, 412)
         assert stored(mongo_db, created)["_etag"] == "changed-by-someone-else"
         assert services.estimation_store().get(created["_id"])["bestseller_rank"] == 400
+
+
+class TestCategoryTheActiveModelDropped:
+    """An estimation made by a model that knew a category the active one does not."""
+
+    @pytest.fixture
+    def legacy(self, api, mongo_db, created):
+        from bson import ObjectId
+
+        mongo_db["estimations"].update_one({"_id": ObjectId(created["_id"])}, {"$set": {"category": "garden"}})
+        return api.get(f"/estimations/{created['_id']}").json()
+
+    def test_a_new_rank_cannot_be_estimated_and_is_422_not_500(self, api, mongo_db, legacy):
+        response = send(api, "patch", legacy, {"bestseller_rank": 5})
+
+        issues = assert_error_envelope(response, 422)["_issues"]
+        assert issues["category"].startswith("unallowed value 'garden'")
+        assert stored(mongo_db, legacy)["bestseller_rank"] == 400
+
+    def test_recording_actuals_still_works(self, api, legacy):
+        response = send(api, "patch", legacy, {"actual_sales": 3, "actual_period": "2026-01"})
+
+        assert response.status_code == HTTPStatus.OK and response.json()["category"] == "garden"
