@@ -8,7 +8,9 @@ them in alternating rounds, so machine drift hits both; each figure is the media
 ratios measured in one run are compared. Results: bench/results/harness.md and harness.json.
 
 nx-27017 cannot index ``_id`` inside a compound index (MongoDB can; see README), so on a server this
-harness starts itself, our indexes are built without ``_id``, as the test fixture does.
+harness starts itself, our indexes are built without ``_id``, as the test fixture does. It also builds
+a partial index as a full one; the benchmark's documents fall outside both of ours (no SKU, no
+actuals), so on nx-27017 those are left out, as MongoDB would leave the documents out of them.
 """
 
 from __future__ import annotations
@@ -256,6 +258,11 @@ def prepare_store(on_nx: bool) -> None:
     store = estimation_store()
     if on_nx:
         for index in INDEXES:
+            if "partialFilterExpression" in index.document:
+                # nx-27017 builds a partial index as a full one. On MongoDB the SKU and actuals indexes
+                # hold only documents with a SKU or actuals, which the benchmark's never have: they
+                # would cost its writes nothing there, so they are not built here either.
+                continue
             keys = [(field, d) for field, d in index.document["key"].items() if field != "_id"]
             options = {name: value for name, value in index.document.items() if name != "key"}
             store.collection.create_index(keys, **options)
