@@ -203,7 +203,10 @@ retrieve_schema = extend_schema(
     },
 )
 
-WRITTEN = OpenApiResponse(EstimationWrittenSerializer, description="Changed and estimated again; a new etag.")
+WRITTEN = OpenApiResponse(
+    EstimationWrittenSerializer,
+    description="Changed, with a new etag; estimated again if the rank or category changed.",
+)
 _WRITE_ERRORS = {
     403: ERR_403,
     400: ERR_400,
@@ -216,14 +219,14 @@ _WRITE_ERRORS = {
 }
 
 update_schema = extend_schema(
-    summary="Replace an estimation's input; the estimate is made again",
+    summary="Replace an estimation's input; a new rank or category is estimated again",
     parameters=[ITEM_ID, ETAG_HEADER],
     request=EstimationInputSerializer,
     responses={200: WRITTEN, **_WRITE_ERRORS, **COMMON},
 )
 
 partial_update_schema = extend_schema(
-    summary="Change some of an estimation's input; the estimate is made again",
+    summary="Change some of an estimation's input, or record its actual sales (the estimate stays)",
     parameters=[ITEM_ID, ETAG_HEADER],
     request=EstimationInputSerializer(partial=True),
     responses={200: WRITTEN, **_WRITE_ERRORS, **COMMON},
