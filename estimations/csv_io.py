@@ -79,9 +79,11 @@ def _check_header(columns: list[str]) -> None:
         raise ParseError(MSG_CSV_UNKNOWN.format(unknown=", ".join(repr(column[:40]) for column in unknown[:10])))
     if "bestseller_rank" not in columns:
         raise ParseError(MSG_CSV_NO_RANK.format(columns=shown))
+    seen: set[str] = set()
     for column in columns:
-        if columns.count(column) > 1:
+        if column in seen:
             raise ParseError(MSG_CSV_DUPLICATE.format(column=column))
+        seen.add(column)
 
 
 def _cell(document: dict[str, Any], column: str) -> Any:

@@ -48,9 +48,14 @@ def _rules(estimator: Estimator) -> validation.Rules:
 ESTIMATE_FIELDS = ("estimated_sales", "estimated_sales_low", "estimated_sales_high", "extrapolated", "model_version")
 
 
+def _given(fields: dict[str, Any]) -> dict[str, Any]:
+    """The input fields with a value (None: the field is absent, or removed)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def _content(fields: dict[str, Any], estimate: Estimate, estimator: Estimator) -> dict[str, Any]:
-    """The input fields given (None: absent) with the estimate made from them."""
-    content = {name: value for name, value in fields.items() if value is not None}
+    """The input fields given with the estimate made from them."""
+    content = _given(fields)
     content["estimated_sales"] = estimate.sales
     content["estimated_sales_low"] = estimate.low
     content["estimated_sales_high"] = estimate.high
@@ -95,10 +100,7 @@ def estimation_create(
 
 def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:
     """Eve's bulk insert: every item valid, or nothing stored and each item's issues reported."""
-    if not items:
-        raise ValidationFailed(MSG_EMPTY_BULK)
-    if len(items) > settings.BULK_MAX_ITEMS:
-        raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=len(items)))
+    _check_bulk_size(len(items))
     rules = _rules(estimator)
     validated = [validation.validate(item, rules) for item in items]
     failures = sum(1 for _, issues in validated if issues)
@@ -107,6 +109,14 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
         raise ValidationFailed(MSG_VALIDATION.format(count=failures), items=report)
 
     return _store_many(store, estimator, [fields for fields, _ in validated])
+
+
+def _check_bulk_size(count: int) -> None:
+    """A bulk insert (JSON list or CSV) holds 1 to BULK_MAX_ITEMS estimations."""
+    if not count:
+        raise ValidationFailed(MSG_EMPTY_BULK)
+    if count > settings.BULK_MAX_ITEMS:
+        raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=count))
 
 
 def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,10 +141,7 @@ MAX_LINES_REPORTED = 100
 
 def estimation_import_csv(*, store: EstimationStore, estimator: Estimator, upload: CsvRows) -> list[dict[str, Any]]:
     """A CSV product list: every row valid, or nothing stored and the bad rows reported by line."""
-    if not upload.rows:
-        raise ValidationFailed(MSG_EMPTY_BULK)
-    if len(upload.rows) > settings.BULK_MAX_ITEMS:
-        raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=len(upload.rows)))
+    _check_bulk_size(len(upload.rows))
     rules = _rules(estimator)
     inputs, problems = [], {}
     for line, cells in upload.rows:
@@ -191,7 +198,7 @@ def estimation_update(
         fields = {**{name: current[name] for name in validation.INPUT_FIELDS if name in current}, **fields}
     if all(fields[name] == current.get(name) for name in validation.ESTIMATE_INPUTS):
         kept = {name: current[name] for name in ESTIMATE_FIELDS if name in current}
-        content = {**{name: value for name, value in fields.items() if value is not None}, **kept}
+        content = {**_given(fields), **kept}
     else:
         if fields["category"] not in estimator.categories:  # kept from a model that knew it; this one does not
             problem = validation.category_issue(fields["category"], estimator.categories)

@@ -29,7 +29,6 @@ ESTIMATE_INPUTS = ("bestseller_rank", "category")
 ACTUAL_FIELDS = ("actual_sales", "actual_period")
 # Everything a client may write; sku and the actuals may be null (absent).
 INPUT_FIELDS = (*ESTIMATE_INPUTS, "sku", *ACTUAL_FIELDS)
-NULLABLE_FIELDS = frozenset({"sku", *ACTUAL_FIELDS})
 READ_ONLY_FIELDS = frozenset(
     {
         "estimated_sales",
@@ -104,9 +103,7 @@ def validate(
         issues[str(key)[:64]] = ISSUE_READ_ONLY if key in READ_ONLY_FIELDS else ISSUE_UNKNOWN
 
     if "bestseller_rank" in payload:
-        rank = payload["bestseller_rank"]
-        if from_form and isinstance(rank, str) and rank.strip().isdigit():
-            rank = int(rank.strip())
+        rank = _form_number(payload["bestseller_rank"]) if from_form else payload["bestseller_rank"]
         problem = _rank_issue(rank)
         if problem:
             issues["bestseller_rank"] = problem
@@ -132,8 +129,8 @@ def validate(
         if name not in payload:
             continue
         value = payload[name]
-        if name == "actual_sales" and from_form and isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        if name == "actual_sales" and from_form:
+            value = _form_number(value)
         problem = None if value is None else check(value)
         if problem:
             issues[name] = problem
@@ -175,6 +172,13 @@ def _period_issue(value: Any) -> str | None:
     if not isinstance(value, str) or not PERIOD.match(value):
         return ISSUE_PERIOD
     return None
+
+
+def _form_number(value: Any) -> Any:
+    """A whole number a form or CSV row sent as text, as an int; anything else as it came."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
 
 
 def _rank_issue(rank: Any) -> str | None:
