@@ -147,11 +147,11 @@ def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> lis
     for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
         meta = by_version[version]
         live = live_accuracy(estimations, version=version, categories=meta["categories"])
-        rows = [
-            {"name": name, "live": live_row, "holdout": meta["metrics"]["per_category"].get(name, {})}
-            for name, live_row in [("overall", live["overall"]), *sorted(live["per_category"].items())]
+        holdout = meta["metrics"]
+        rows = [{"name": "overall", "live": live["overall"], "holdout": holdout["overall"]}] + [
+            {"name": name, "live": live_row, "holdout": holdout["per_category"].get(name, {})}
+            for name, live_row in sorted(live["per_category"].items())
         ]
-        rows[0]["holdout"] = meta["metrics"]["overall"]
         chart = mark_safe(accuracy_svg(version, live, meta["metrics"]))  # noqa: S308 - our own SVG, escaped
         shown.append({"version": version, "rows": rows, "with_actuals": live["overall"]["rows"], "chart": chart})
     return shown
