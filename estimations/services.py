@@ -18,7 +18,7 @@ from ml.fast import Estimate
 
 from . import validation
 from .csv_io import CsvRows
-from .documents import stamp, with_retention
+from .documents import stamp, utc_now, with_retention
 from .errors import (
     MSG_BULK_TOO_LARGE,
     MSG_NOT_FOUND,
@@ -124,8 +124,9 @@ def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[
     ranks = [fields["bestseller_rank"] for fields in inputs]
     categories = [fields["category"] for fields in inputs]
     estimates = estimator.estimate_many(ranks, categories)
+    now = utc_now()  # one insert, one moment: Eve stamps a bulk insert's documents alike
     documents = [
-        _retained(stamp(_content(fields, estimate, estimator)))
+        _retained(stamp(_content(fields, estimate, estimator), now=now))
         for fields, estimate in zip(inputs, estimates, strict=True)
     ]
     stored = store.insert_many(documents)

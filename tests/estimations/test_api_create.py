@@ -195,6 +195,16 @@ class TestBulkInsert:
         for item in body["_items"]:
             assert api.get(f"{URL}/{item['_id']}").json()["_etag"] == item["_etag"]
 
+    def test_a_lists_documents_share_one_creation_moment_as_in_eve(self, api, mongo_db):
+        response = post_json(api, [{"bestseller_rank": rank, "category": "books"} for rank in range(1, 51)])
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        items = response.json()["_items"]
+        assert len({(item["_created"], item["_updated"]) for item in items}) == 1
+        stored = list(mongo_db["estimations"].find({}, {"_created": 1, "_updated": 1, "_id": 0}))
+        assert len(stored) == 50 and all(doc == stored[0] for doc in stored)
+        assert len({item["_etag"] for item in items}) == 50  # the content differs, so do the etags
+
     def test_one_invalid_item_stores_nothing_and_reports_each_item(self, api, mongo_db):
         items = [{"bestseller_rank": 1}, {"bestseller_rank": "x"}, {"bestseller_rank": 3}, "oops"]
 
