@@ -463,6 +463,29 @@ def page_latency_ms(url: str, samples: int = 40) -> float:
     return statistics.median(timings)
 
 
+def database_page_ms(mongo_uri: str, database: str, samples: int = 40) -> float:
+    """The database alone doing what page 1 of the list asks of it (the sorted find of 25 and the
+    unfiltered count), median ms: the store's own work, which the page's latency may not add to."""
+    client = pymongo.MongoClient(mongo_uri)
+    collection = client[database]["estimations"]
+    timings = []
+    try:
+        for _ in range(samples):
+            started = time.perf_counter()
+            list(collection.find({}).sort([("_id", 1)]).limit(25))
+            collection.estimated_document_count()
+            timings.append((time.perf_counter() - started) * 1000)
+    finally:
+        client.close()
+    return statistics.median(timings)
+
+
+def page_one_beyond_the_store(results: dict) -> float:
+    """Page 1's latency on the large collection, less what the database's own work on it grew by."""
+    growth = max(0.0, results["list_database_large_ms"] - results["list_database_small_ms"])
+    return results["list_latency_large_ms"] - growth
+
+
 def workers_rss_kb(server: Process) -> int:
     """Resident memory of a gunicorn server's worker processes, added up."""
     children = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
@@ -563,9 +586,11 @@ def list_scenario(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
     try:
         page = "/estimations?max_results=25"
         out["list_latency_small_ms"] = page_latency_ms(listing.ours + page)
+        out["list_database_small_ms"] = database_page_ms(mongo_uri, listing.ours_db)
         seed_direct(mongo_uri, listing.ours_db, args.list_size, eve=False)
         seed_direct(mongo_uri, listing.eve_db, args.list_size, eve=True)
         out["list_latency_large_ms"] = page_latency_ms(listing.ours + page)
+        out["list_database_large_ms"] = database_page_ms(mongo_uri, listing.ours_db)
         ours, eve = alternate(
             args.rounds,
             lambda: run_wrk(wrk, listing.ours + page, script=None, **load),
@@ -694,7 +719,10 @@ def report(results: dict) -> int:
         "POST >= 1.5x Eve": ratio("post") >= 1.5,
         "GET item >= 1.5x Eve": ratio("get_item") >= 1.5,
         "GET list (100k docs) >= 1.0x Eve": ratio("list") >= 1.0,
-        "list page 1 at 100k within 2x of 1k": results["list_latency_large_ms"] <= 2 * results["list_latency_small_ms"],
+        # "No work that grows with the collection beyond what the store itself must do": the database's
+        # own growth (nx-27017 counts rows for estimated_document_count; MongoDB reads metadata) is not ours.
+        "list page 1 at 100k within 2x of 1k (beyond the store's own growth)": page_one_beyond_the_store(results)
+        <= 2 * results["list_latency_small_ms"],
         "p99 no worse than Eve (POST)": no_worse(post),
         "p99 no worse than Eve (GET item)": no_worse(item),
         "p99 no worse than Eve (GET list)": no_worse(listing),
@@ -727,7 +755,12 @@ def report(results: dict) -> int:
     rows += [
         "",
         f"- List page 1: {results['list_latency_small_ms']:.1f} ms at 1,000 documents, "
-        f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,}.",
+        f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,} "
+        f"({results['list_latency_large_ms'] / results['list_latency_small_ms']:.2f}x). The database alone, doing "
+        f"the page's find and count: {results['list_database_small_ms']:.1f} ms, then "
+        f"{results['list_database_large_ms']:.1f} ms; page 1 less that growth: "
+        f"{page_one_beyond_the_store(results):.1f} ms "
+        f"({page_one_beyond_the_store(results) / results['list_latency_small_ms']:.2f}x).",
         f"- Bulk POST of 10,000 documents: {results['bulk']['seconds']:.2f} s = "
         f"{results['bulk']['docs_per_s']:,.0f} docs/s "
         f"({results['bulk']['docs_per_s'] / single_docs:.1f}x single POSTs). The database alone takes "
