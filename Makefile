@@ -7,7 +7,7 @@ export PORT
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator soak fuzz browser clean
+.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~10 min; f
 
 bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.estimator
+
+profile: $(VENV)/.dev-installed ## py-spy on the workers under each benchmark load, by package (~2 min); bench/results/
+	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.profile
 
 soak: $(VENV)/.dev-installed ## 60 s mixed load at 16 connections: no errors, nothing lost, memory flat
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.soak

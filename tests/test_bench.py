@@ -28,3 +28,42 @@ def test_a_database_that_got_faster_credits_nothing():
 def test_growth_of_our_own_still_counts():
     # The database did not grow at all: every millisecond of growth is the service's
     assert page_one_beyond_the_store(figures(4.5, 9.5, 3.0, 3.0)) == pytest.approx(9.5)
+
+
+COLLAPSED = "\n".join(
+    [
+        # serving a request: our view, waiting for the database
+        "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
+        "RequestMiddleware.__call__ (estimator_project/observability.py:79);"
+        "EstimationViewSet.retrieve (estimations/views.py:199);EstimationStore.get (estimations/store.py:150);"
+        "NetworkingInterface.recv_into (pymongo/network_layer.py:441) 6",
+        # serving a request: Django's own work, then the standard library's
+        "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
+        "URLResolver.resolve (django/urls/resolvers.py:660) 3",
+        "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
+        "RequestMiddleware.__call__ (estimator_project/observability.py:79);uuid4 (uuid.py:724) 1",
+        # not serving a request: left out
+        "Thread.run (threading.py:982);PeriodicExecutor._run (pymongo/periodic_executor.py:292) 50",
+        "not a stack line",
+    ]
+)
+
+
+def test_the_profile_counts_request_threads_only_and_splits_waiting_from_work():
+    from bench.profile import WAITING, summarise
+
+    summary = summarise(COLLAPSED)
+
+    assert summary["samples"] == 10
+    assert dict(summary["packages"]) == {WAITING: 0.6, "django": 0.3, "stdlib:uuid": 0.1}
+    ours = dict(summary["ours"])
+    assert ours == {"EstimationViewSet.retrieve": 0.6, "EstimationStore.get": 0.6}  # the middleware wraps all
+
+
+def test_package_names_come_from_the_frames_path():
+    from bench.profile import package_of
+
+    assert package_of("find (pymongo/synchronous/collection.py:1)") == "pymongo"
+    assert package_of("dumps (json/__init__.py:231)") == "stdlib:json"
+    assert package_of("x (/usr/lib/python3/site-packages/bson/__init__.py:3)") == "bson"
+    assert package_of("stamp (estimations/documents.py:70)") == "estimations"

@@ -1,0 +1,173 @@
+"""Where our workers' time goes under each benchmark load: py-spy samples, summed by package.
+
+    python -m bench.profile [--duration 10] [--mongo-uri URI]
+
+Starts the service as `make bench` does (nx-27017 unless a MongoDB URI is given), puts wrk's load on
+one path at a time (single POST, GET one, list page 1, bulk POST of 10,000) and samples every worker
+with py-spy meanwhile. For each path it writes bench/results/profile-<path>.txt (py-spy's collapsed
+stacks, for any flame-graph tool) and prints, per package, the share of the samples whose innermost
+frame is in it (self time), and our own functions' share counting what they call (total time).
+Only the threads serving requests count: gunicorn's idle loops and PyMongo's monitors are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import harness
+
+OUR_PACKAGES = ("estimations", "estimator_project", "ml")
+REQUEST_FRAME = "WSGIHandler.__call__"
+
+
+WAITING = "(waiting for the database's reply)"
+
+
+def package_of(frame: str) -> str:
+    """The package of a py-spy frame, 'function (package/module.py:line)': its first path part, or
+    'stdlib:<module>' for Python's own library."""
+    match = re.search(r"\((.*?):\d+\)$", frame)
+    path = (match.group(1) if match else frame).split("site-packages/")[-1]
+    top = path.split("/", 1)[0].removesuffix(".py")
+    return f"stdlib:{top}" if top in sys.stdlib_module_names or top.startswith("<") else top
+
+
+def _self_bucket(frame: str) -> str:
+    # A thread blocked in PyMongo's socket read is the database's time, not PyMongo's
+    if frame.startswith(("NetworkingInterface.recv_into", "receive_data", "_receive_data_on_socket")):
+        return WAITING
+    return package_of(frame)
+
+
+def summarise(collapsed: str, *, top: int = 12) -> dict:
+    """From py-spy's collapsed stacks: request samples, self share per package, total share per function
+    of ours."""
+    by_package: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        at = next((i for i, frame in enumerate(frames) if frame.startswith(REQUEST_FRAME)), None)
+        if at is None:
+            continue  # not serving a request: gunicorn's loop, PyMongo's monitors
+        samples = int(count)
+        total += samples
+        by_package[_self_bucket(frames[-1])] += samples
+        names = {frame.split(" (")[0] for frame in frames[at:] if package_of(frame) in OUR_PACKAGES}
+        for name in names - {"RequestMiddleware.__call__"}:  # wraps every request: 100% says nothing
+            ours[name] += samples
+    share = (lambda n: n / total) if total else (lambda n: 0.0)
+    return {
+        "samples": total,
+        "packages": [(name, share(n)) for name, n in by_package.most_common(top)],
+        "ours": [(name, share(n)) for name, n in ours.most_common(top)],
+    }
+
+
+def render(path: str, summary: dict) -> str:
+    lines = [f"## {path}: {summary['samples']:,} samples in requests", ""]
+    lines += ["| package (self) | share |", "| --- | ---: |"]
+    lines += [f"| {name} | {value:.1%} |" for name, value in summary["packages"]]
+    lines += ["", "| our function (with what it calls) | share |", "| --- | ---: |"]
+    lines += [f"| {name} | {value:.1%} |" for name, value in summary["ours"]]
+    return "\n".join(lines) + "\n"
+
+
+def ensure_py_spy() -> str:
+    found = shutil.which("py-spy") or str(harness.BIN / "py-spy")
+    if not Path(found).exists():
+        sys.exit("py-spy is missing: pip install -r requirements-dev.txt")
+    return found
+
+
+def record(py_spy: str, pids: list[str], seconds: int, out: Path) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--rate",
+                "200",
+                "--pid",
+                pid,
+                "--format",
+                "raw",
+                "--duration",
+                str(seconds),
+                "--output",
+                f"{out}.{pid}",
+                "--nonblocking",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load and sampling per path")
+    parser.add_argument("--mongo-uri", default=os.environ.get("BENCH_MONGO_URI", ""))
+    args = parser.parse_args(argv)
+    py_spy, wrk = ensure_py_spy(), harness.ensure_wrk()
+    workdir = Path(tempfile.mkdtemp(prefix="profile-"))
+    nx = None
+    mongo_uri = args.mongo_uri
+    if not mongo_uri:
+        nx, mongo_uri = harness.start_nx(workdir)
+    services = harness.Services(mongo_uri, nx is not None, 2, 4, workdir, "profile")
+    harness.RESULTS.mkdir(parents=True, exist_ok=True)
+    report = []
+    try:
+        services.prepare()
+        services.start()
+        ids = harness.seed_via_api(services.ours, 1000)
+        workers = subprocess.run(
+            ["pgrep", "-P", str(services.processes[0].handle.pid)], capture_output=True, text=True
+        ).stdout.split()
+        load = {"duration": args.duration, "connections": 16, "workdir": workdir}
+        bulk = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
+        paths = {
+            "post": lambda: harness.run_wrk(wrk, services.ours + "/estimations", script=harness.POST_LUA, **load),
+            "get-item": lambda: harness.run_wrk(
+                wrk, services.ours + "/", script=harness.GET_IDS_LUA % harness._lua_list(ids), **load
+            ),
+            "list": lambda: harness.run_wrk(wrk, services.ours + "/estimations?max_results=25", script=None, **load),
+            "bulk": lambda: [harness.post_json(services.ours + "/estimations", bulk) for _ in range(3)],
+        }
+        for name, load_it in paths.items():
+            harness.log(f"profiling {name}")
+            out = harness.RESULTS / f"profile-{name}.txt"
+            spies = record(py_spy, workers, args.duration + 2, workdir / name)
+            time.sleep(1)  # py-spy attached
+            load_it()
+            for spy in spies:
+                spy.wait(timeout=args.duration + 60)
+            collapsed = "".join(p.read_text() for p in workdir.glob(f"{name}.*"))
+            out.write_text(collapsed)
+            report.append(render(name, summarise(collapsed)))
+    finally:
+        services.stop()
+        if nx is not None:
+            nx.stop()
+    text = "\n".join(report)
+    (harness.RESULTS / "profile.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
