@@ -496,6 +496,29 @@ def workers_rss_kb(server: Process) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_of(server: Process) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found] or [server.handle.pid]
+
+
+def cpu_per_request(wrk: str, url: str, script: str, workers: list[int], database: Process | None, workdir: Path):
+    """CPU ms per request in the service's worker(s) and in the database server, over 8 s of load from
+    2 connections (the CPU ticks counted, divided by the requests answered)."""
+    before = sum(cpu_seconds(pid) for pid in workers)
+    database_before = cpu_seconds(database.handle.pid) if database else 0.0
+    result = run_wrk(wrk, url, duration=8, connections=2, script=script, workdir=workdir)
+    requests = max(result["rps"] * 8, 1.0)
+    worker_ms = (sum(cpu_seconds(pid) for pid in workers) - before) / requests * 1000
+    database_ms = (cpu_seconds(database.handle.pid) - database_before) / requests * 1000 if database else None
+    return {"worker_ms": worker_ms, "database_ms": database_ms}
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -524,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         results |= http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir)
         results |= process_scenarios(mongo_uri, on_nx, args, workdir)
         results |= list_scenario(wrk, mongo_uri, on_nx, args, load, workdir)
+        results |= cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir)
     finally:
         if nx:
             nx.stop()
@@ -572,6 +596,32 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         services.stop()
 
     return out
+
+
+def cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir) -> dict:
+    """Where the two cores go: CPU per request in each service's worker (1 worker, 1 thread each) and in
+    the database server, for POST and GET one, in alternating rounds."""
+    log("CPU per request: each service's worker and the database server")
+    services = Services(mongo_uri, on_nx, 1, 1, workdir, "cpu")
+    services.prepare()
+    services.start()
+    try:
+        ours_ids, eve_ids = seed_via_api(services.ours, 300), seed_via_api(services.eve, 300)
+        ours_workers, eve_workers = workers_of(services.processes[0]), workers_of(services.processes[1])
+        out = {}
+        for path, ours_script, eve_script, suffix in (
+            ("post", POST_LUA, POST_LUA, "/estimations"),
+            ("get_item", GET_IDS_LUA % _lua_list(ours_ids), GET_IDS_LUA % _lua_list(eve_ids), "/"),
+        ):
+            ours, eve = alternate(
+                args.rounds,
+                lambda s=ours_script, x=suffix: cpu_per_request(wrk, services.ours + x, s, ours_workers, nx, workdir),
+                lambda s=eve_script, x=suffix: cpu_per_request(wrk, services.eve + x, s, eve_workers, nx, workdir),
+            )
+            out[path] = {"ours": ours, "eve": eve}
+    finally:
+        services.stop()
+    return {"cpu": out}
 
 
 def list_scenario(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
@@ -699,6 +749,22 @@ def _script(workdir: Path, text: str) -> Path:
     return path
 
 
+def _cpu_lines(cpu: dict) -> list[str]:
+    lines = []
+    for path, title in (("post", "POST one"), ("get_item", "GET one")):
+        if path not in cpu:
+            continue
+        ours, eve = cpu[path]["ours"], cpu[path]["eve"]
+        line = (
+            f"- CPU per {title} (1 worker, 1 thread, 2 connections): our worker {ours['worker_ms']:.2f} ms, "
+            f"Eve's {eve['worker_ms']:.2f} ms"
+        )
+        if isinstance(ours["database_ms"], float):  # only for a database server the harness started
+            line += f"; the database server {ours['database_ms']:.2f} ms (ours), {eve['database_ms']:.2f} ms (Eve)"
+        lines.append(line + ".")
+    return lines
+
+
 def report(results: dict) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "harness-raw.json").write_text(json.dumps(results, indent=2, default=str) + "\n")  # before any maths
@@ -771,6 +837,7 @@ def report(results: dict) -> int:
         f"gunicorn answers GET /estimations/{{id}} at {item['reference']['rps']:,.1f} req/s "
         f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
         "the ceiling for any framework here.",
+        *_cpu_lines(results.get("cpu", {})),
         f"- CSV export of {results['export']['rows']:,} rows ({results['export']['megabytes']:.1f} MB): "
         f"{results['export']['seconds']:.1f} s; the workers' memory {results['export']['rss_before_mb']:.0f} MB "
         f"before, {results['export']['rss_peak_mb']:.0f} MB at the most while streaming.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench.harness import page_one_beyond_the_store
@@ -67,3 +69,28 @@ def test_package_names_come_from_the_frames_path():
     assert package_of("dumps (json/__init__.py:231)") == "stdlib:json"
     assert package_of("x (/usr/lib/python3/site-packages/bson/__init__.py:3)") == "bson"
     assert package_of("stamp (estimations/documents.py:70)") == "estimations"
+
+
+def test_cpu_seconds_counts_a_process_work():
+    import os
+
+    from bench.harness import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+
+    assert 0.1 <= cpu_seconds(os.getpid()) - before < 5
+
+
+def test_cpu_lines_name_the_database_only_when_it_was_measured():
+    from bench.harness import _cpu_lines
+
+    measured = {"ours": {"worker_ms": 1.9, "database_ms": 1.0}, "eve": {"worker_ms": 2.6, "database_ms": 0.9}}
+    given = {"ours": {"worker_ms": 1.9, "database_ms": [None, None]}, "eve": {"worker_ms": 2.6, "database_ms": [None]}}
+
+    (line,) = _cpu_lines({"post": measured})
+    assert "our worker 1.90 ms, Eve's 2.60 ms; the database server 1.00 ms (ours), 0.90 ms (Eve)" in line
+    (line,) = _cpu_lines({"get_item": given})
+    assert "GET one" in line and "database" not in line
