@@ -546,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results |= http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir)
         results |= process_scenarios(mongo_uri, on_nx, args, workdir)
-        results |= list_scenario(wrk, mongo_uri, on_nx, args, load, workdir)
         results |= cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir)
+        results |= list_scenario(wrk, mongo_uri, on_nx, args, load, workdir)
     finally:
         if nx:
             nx.stop()
@@ -602,6 +602,7 @@ def cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir) -> dict:
     """Where the two cores go: CPU per request in each service's worker (1 worker, 1 thread each) and in
     the database server, for POST and GET one, in alternating rounds."""
     log("CPU per request: each service's worker and the database server")
+    wait_idle(mongo_uri)
     services = Services(mongo_uri, on_nx, 1, 1, workdir, "cpu")
     services.prepare()
     services.start()
@@ -617,6 +618,7 @@ def cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir) -> dict:
                 args.rounds,
                 lambda s=ours_script, x=suffix: cpu_per_request(wrk, services.ours + x, s, ours_workers, nx, workdir),
                 lambda s=eve_script, x=suffix: cpu_per_request(wrk, services.eve + x, s, eve_workers, nx, workdir),
+                settle=lambda: wait_idle(mongo_uri),  # the database's CPU is counted: nothing else may run on it
             )
             out[path] = {"ours": ours, "eve": eve}
     finally:
