@@ -92,24 +92,14 @@ def ensure_py_spy() -> str:
     return found
 
 
-def record(py_spy: str, pids: list[str], seconds: int, out: Path) -> list[subprocess.Popen]:
+def record(py_spy: str, pids: list[str], seconds: int, out: Path, *, gil: bool) -> list[subprocess.Popen]:
+    """One py-spy per worker, in the background, writing collapsed stacks to out.<pid>."""
+    options = ["--rate", "200", "--format", "raw", "--duration", str(seconds), "--nonblocking"]
+    if gil:
+        options.append("--gil")  # only samples holding the GIL: CPU work, no waiting
     return [
         subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--rate",
-                "200",
-                "--pid",
-                pid,
-                "--format",
-                "raw",
-                "--duration",
-                str(seconds),
-                "--output",
-                f"{out}.{pid}",
-                "--nonblocking",
-            ],  # fmt: skip
+            [py_spy, "record", *options, "--pid", pid, "--output", f"{out}.{pid}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -121,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load and sampling per path")
     parser.add_argument("--mongo-uri", default=os.environ.get("BENCH_MONGO_URI", ""))
+    parser.add_argument("--gil", action="store_true", help="only samples holding the GIL: CPU work, no waiting")
     args = parser.parse_args(argv)
     py_spy, wrk = ensure_py_spy(), harness.ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="profile-"))
@@ -151,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, load_it in paths.items():
             harness.log(f"profiling {name}")
             out = harness.RESULTS / f"profile-{name}.txt"
-            spies = record(py_spy, workers, args.duration + 2, workdir / name)
+            spies = record(py_spy, workers, args.duration + 2, workdir / name, gil=args.gil)
             time.sleep(1)  # py-spy attached
             load_it()
             for spy in spies:
