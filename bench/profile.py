@@ -1,12 +1,13 @@
 """Where our workers' time goes under each benchmark load: py-spy samples, summed by package.
 
-    python -m bench.profile [--duration 10] [--mongo-uri URI]
+    python -m bench.profile [--duration 10] [--mongo-uri URI] [--gil]
 
 Starts the service as `make bench` does (nx-27017 unless a MongoDB URI is given), puts wrk's load on
 one path at a time (single POST, GET one, list page 1, bulk POST of 10,000) and samples every worker
 with py-spy meanwhile. For each path it writes bench/results/profile-<path>.txt (py-spy's collapsed
 stacks, for any flame-graph tool) and prints, per package, the share of the samples whose innermost
 frame is in it (self time), and our own functions' share counting what they call (total time).
+With --gil only samples holding the GIL count: the CPU work, without the waits.
 Only the threads serving requests count: gunicorn's idle loops and PyMongo's monitors are left out.
 """
 
@@ -27,8 +28,6 @@ from bench import harness
 
 OUR_PACKAGES = ("estimations", "estimator_project", "ml")
 REQUEST_FRAME = "WSGIHandler.__call__"
-
-
 WAITING = "(waiting for the database's reply)"
 
 
@@ -126,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         services.prepare()
         services.start()
         ids = harness.seed_via_api(services.ours, 1000)
-        workers = subprocess.run(
-            ["pgrep", "-P", str(services.processes[0].handle.pid)], capture_output=True, text=True
-        ).stdout.split()
+        workers = [str(pid) for pid in harness.workers_of(services.processes[0])]
         load = {"duration": args.duration, "connections": 16, "workdir": workdir}
         bulk = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
         paths = {
