@@ -148,13 +148,20 @@ def validate(
     return clean, issues
 
 
-def _sku_issue(sku: Any) -> str | None:
-    if not isinstance(sku, str):
+def _text_issue(value: Any, max_length: int, too_long: str) -> str | None:
+    """A string, not empty, at most ``max_length`` characters; else what is wrong."""
+    if not isinstance(value, str):
         return ISSUE_STRING
-    if not sku:
+    if not value:
         return ISSUE_EMPTY
-    if len(sku) > MAX_SKU_LENGTH:
-        return ISSUE_SKU_LENGTH
+    if len(value) > max_length:
+        return too_long
+    return None
+
+
+def _sku_issue(sku: Any) -> str | None:
+    if problem := _text_issue(sku, MAX_SKU_LENGTH, ISSUE_SKU_LENGTH):
+        return problem
     if not sku.isprintable():
         return ISSUE_SKU_CHARACTERS
     if sku.startswith(FORMULA_STARTS):
@@ -193,12 +200,8 @@ def _rank_issue(rank: Any) -> str | None:
 
 
 def category_issue(category: Any, known: Collection[str]) -> str | None:
-    if not isinstance(category, str):
-        return ISSUE_STRING
-    if not category:
-        return ISSUE_EMPTY
-    if len(category) > MAX_CATEGORY_LENGTH:
-        return ISSUE_CATEGORY_LENGTH
+    if problem := _text_issue(category, MAX_CATEGORY_LENGTH, ISSUE_CATEGORY_LENGTH):
+        return problem
     if category not in known:
         shown = category if category.isprintable() else category.encode("unicode_escape").decode()
         return ISSUE_UNKNOWN_CATEGORY.format(value=shown, known=", ".join(sorted(known)))
