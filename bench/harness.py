@@ -488,9 +488,8 @@ def page_one_beyond_the_store(results: dict) -> float:
 
 def workers_rss_kb(server: Process) -> int:
     """Resident memory of a gunicorn server's worker processes, added up."""
-    children = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
     total = 0
-    for pid in children or [str(server.handle.pid)]:
+    for pid in workers_of(server):
         status = Path(f"/proc/{pid}/status").read_text()
         total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
     return total
@@ -503,17 +502,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 def workers_of(server: Process) -> list[int]:
+    """A gunicorn server's worker processes (the server itself, if it has none)."""
     found = subprocess.run(["pgrep", "-P", str(server.handle.pid)], capture_output=True, text=True).stdout.split()
     return [int(pid) for pid in found] or [server.handle.pid]
 
 
+CPU_SECONDS = 8  # of load per CPU measurement
+
+
 def cpu_per_request(wrk: str, url: str, script: str, workers: list[int], database: Process | None, workdir: Path):
-    """CPU ms per request in the service's worker(s) and in the database server, over 8 s of load from
-    2 connections (the CPU ticks counted, divided by the requests answered)."""
+    """CPU ms per request in the service's worker(s) and in the database server, over CPU_SECONDS of load
+    from 2 connections (the CPU ticks counted, divided by the requests answered)."""
     before = sum(cpu_seconds(pid) for pid in workers)
     database_before = cpu_seconds(database.handle.pid) if database else 0.0
-    result = run_wrk(wrk, url, duration=8, connections=2, script=script, workdir=workdir)
-    requests = max(result["rps"] * 8, 1.0)
+    result = run_wrk(wrk, url, duration=CPU_SECONDS, connections=2, script=script, workdir=workdir)
+    requests = max(result["rps"] * CPU_SECONDS, 1.0)
     worker_ms = (sum(cpu_seconds(pid) for pid in workers) - before) / requests * 1000
     database_ms = (cpu_seconds(database.handle.pid) - database_before) / requests * 1000 if database else None
     return {"worker_ms": worker_ms, "database_ms": database_ms}
