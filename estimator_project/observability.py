@@ -42,6 +42,9 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ESTIMATIONS = Counter("estimations_created_total", "Estimations made and stored", ["model_version"])
+ITEM_READS = Counter(
+    "estimation_item_reads_total", "GET /estimations/{id} reads, by where the document came from", ["source"]
+)
 ACTIVE_MODEL = Gauge("model_active_version", "The model version this process serves", multiprocess_mode="livemax")
 MODEL_LOAD_FAILURES = Counter("model_load_failures_total", "Model versions refused or failed to load")
 
