@@ -183,27 +183,35 @@ class Services:
             stdout=subprocess.DEVNULL,
         )
 
-    def start(self) -> None:
-        ours_env = service_env(
+    def _start_ours(self, port: int, extra: dict[str, str] | None = None, *, wait: bool = True) -> str:
+        env = service_env(
             self.mongo_uri,
             self.ours_db,
             {
-                "PORT": str(self.ours_port),
+                "PORT": str(port),
                 "WEB_CONCURRENCY": str(self.workers),
                 "GUNICORN_THREADS": str(self.threads),
                 # /metrics adds up every worker's counts (the soak reads the writes acknowledged there)
-                "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{self.ours_port}"),
+                "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"metrics-{port}"),
+                **(extra or {}),
             },
         )
         self.processes.append(
             Process(
                 [str(BIN / "gunicorn"), "--config", "estimator_project/gunicorn.conf.py", "estimator_project.wsgi"],
-                ours_env,
+                env,
                 ROOT,
-                self.workdir / f"ours-{self.ours_port}.log",
+                self.workdir / f"ours-{port}.log",
             )
         )
-        eve_env = {"PATH": ours_env["PATH"], "MONGO_URI": _with_database(self.mongo_uri, self.eve_db)}
+        url = f"http://127.0.0.1:{port}"
+        if wait:
+            wait_http(url + "/health/ready")
+        return url
+
+    def start(self) -> None:
+        self._start_ours(self.ours_port, wait=False)
+        eve_env = {"PATH": os.environ.get("PATH", ""), "MONGO_URI": _with_database(self.mongo_uri, self.eve_db)}
         self.processes.append(
             Process(
                 [
@@ -223,6 +231,10 @@ class Services:
         )
         wait_http(self.ours + "/health/ready")
         wait_http(self.eve + "/estimations")
+
+    def start_uncached(self) -> str:
+        """A second instance of our service on the same database with ITEM_CACHE_SECONDS=0; its URL."""
+        return self._start_ours(free_port(), {"ITEM_CACHE_SECONDS": "0"})
 
     def start_reference(self) -> str:
         """bench/reference_app.py on our database, same gunicorn settings; its URL."""
@@ -574,17 +586,18 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         )
         out["post"] = {"ours": ours, "eve": eve}
 
-        log("GET /estimations/{id} (and the no-framework reference on our documents)")
+        log("GET /estimations/{id} (and ours without its item cache, and the no-framework reference)")
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        reference = services.start_reference()
-        ours, eve, bare = alternate(
+        reference, uncached = services.start_reference(), services.start_uncached()
+        ours, eve, bare, no_cache = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
             lambda: run_wrk(wrk, reference + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
+            lambda: run_wrk(wrk, uncached + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
         )
-        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare}
+        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare, "uncached": no_cache}
 
         log("bulk POST of 10,000 documents")
         items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
@@ -754,6 +767,18 @@ def _script(workdir: Path, text: str) -> Path:
     return path
 
 
+def _uncached_lines(item: dict) -> list[str]:
+    """Ours with ITEM_CACHE_SECONDS=0 (every GET reads MongoDB), beside the cached figure."""
+    uncached = item.get("uncached")
+    if not uncached:
+        return []
+    return [
+        f"- Ours with its item cache off (ITEM_CACHE_SECONDS=0) answers GET /estimations/{{id}} at "
+        f"{uncached['rps']:,.1f} req/s (p99 {uncached['p99_ms']:,.1f} ms) = "
+        f"{uncached['rps'] / item['eve']['rps']:.2f}x Eve; with it, {item['ours']['rps'] / item['eve']['rps']:.2f}x."
+    ]
+
+
 def _cpu_lines(cpu: dict) -> list[str]:
     lines = []
     for path, title in (("post", "POST one"), ("get_item", "GET one")):
@@ -841,7 +866,8 @@ def report(results: dict) -> int:
         f"- Reference, not a service: a bare WSGI find_one + json.dumps (bench/reference_app.py) under the same "
         f"gunicorn answers GET /estimations/{{id}} at {item['reference']['rps']:,.1f} req/s "
         f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
-        "the ceiling for any framework here.",
+        "the ceiling for any framework reading the database on every request.",
+        *_uncached_lines(item),
         *_cpu_lines(results.get("cpu", {})),
         f"- CSV export of {results['export']['rows']:,} rows ({results['export']['megabytes']:.1f} MB): "
         f"{results['export']['seconds']:.1f} s; the workers' memory {results['export']['rss_before_mb']:.0f} MB "
