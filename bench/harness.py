@@ -359,10 +359,12 @@ def wait_idle(uri: str, timeout: float = 600) -> float:
 
 
 def _median(samples: list[dict]) -> dict:
-    result = {}
+    """The median of each figure over the rounds, and every round's own figures under "rounds"."""
+    result: dict = {}
     for key in samples[0]:
         values = [sample[key] for sample in samples]
         result[key] = statistics.median(values) if isinstance(values[0], int | float) else values
+    result["rounds"] = [{key: value for key, value in sample.items() if key != "rounds"} for sample in samples]
     return result
 
 
@@ -587,9 +589,10 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         out["post"] = {"ours": ours, "eve": eve}
 
         log("GET /estimations/{id} (and ours without its item cache, and the no-framework reference)")
+        # Started before the seeding, so their workers have finished booting when the first round runs
+        reference, uncached = services.start_reference(), services.start_uncached()
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        reference, uncached = services.start_reference(), services.start_uncached()
         ours, eve, bare, no_cache = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
@@ -767,6 +770,18 @@ def _script(workdir: Path, text: str) -> Path:
     return path
 
 
+def _round_lines(results: dict) -> list[str]:
+    """Each round's requests/s, ours against Eve: how far the shared machine moved them."""
+    parts = []
+    for key, title in (("post", "POST"), ("get_item", "GET one"), ("list", "list")):
+        ours, eve = results.get(key, {}).get("ours", {}), results.get(key, {}).get("eve", {})
+        pairs = zip(ours.get("rounds", []), eve.get("rounds", []), strict=False)
+        shown = ", ".join(f"{o['rps']:,.0f}/{e['rps']:,.0f}" for o, e in pairs)
+        if shown:
+            parts.append(f"{title} {shown}")
+    return [f"- Each round, req/s ours/Eve: {'; '.join(parts)}."] if parts else []
+
+
 def _uncached_lines(item: dict) -> list[str]:
     """Ours with ITEM_CACHE_SECONDS=0 (every GET reads MongoDB), beside the cached figure."""
     uncached = item.get("uncached")
@@ -850,6 +865,7 @@ def report(results: dict) -> int:
             rows.append(f"| {title}: non-2xx | {ours['non_2xx']} | {eve['non_2xx']} | |")
     rows += [
         "",
+        *_round_lines(results),
         f"- List page 1: {results['list_latency_small_ms']:.1f} ms at 1,000 documents, "
         f"{results['list_latency_large_ms']:.1f} ms at {results['config']['list_size']:,} "
         f"({results['list_latency_large_ms'] / results['list_latency_small_ms']:.2f}x). The database alone, doing "

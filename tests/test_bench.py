@@ -105,3 +105,17 @@ def test_the_uncached_get_is_reported_beside_the_cached_one():
 
     assert "540.0 req/s" in line and "1.20x Eve" in line and "with it, 2.00x" in line
     assert _uncached_lines({"ours": {"rps": 1.0}, "eve": {"rps": 1.0}}) == []  # a run made before it existed
+
+
+def test_every_round_is_kept_beside_the_median_and_printed():
+    from bench.harness import _round_lines, alternate
+
+    figures = iter(
+        [{"rps": 700.0, "p99_ms": 40.0}, {"rps": 500.0, "p99_ms": 50.0}] * 2 + [{"rps": 900.0, "p99_ms": 30.0}] * 2
+    )
+    ours, eve = alternate(3, lambda: next(figures), lambda: next(figures))
+
+    assert ours["rps"] == 700.0 and [r["rps"] for r in ours["rounds"]] == [700.0, 700.0, 900.0]
+    assert [r["rps"] for r in eve["rounds"]] == [500.0, 500.0, 900.0]
+    (line,) = _round_lines({"post": {"ours": ours, "eve": eve}})
+    assert line == "- Each round, req/s ours/Eve: POST 700/500, 700/500, 900/900."
