@@ -114,10 +114,6 @@ class ItemCache:
                 del self._entries[next(iter(self._entries))]
             self._entries[key] = (document, mark, self._clock() + self.seconds)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
     def __len__(self) -> int:
         return len(self._entries)
 

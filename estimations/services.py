@@ -51,13 +51,12 @@ def item_cache() -> ItemCache:
 
 
 def estimation_store() -> EstimationStore:
-    """The store of the process's client and database, made once per (client, database)."""
+    """The store of the process's client, database and item cache, made once for each."""
     global _store
-    client, database = get_client(), database_name()
+    client, database, items = get_client(), database_name(), item_cache()
     current = _store
-    if current is None or current[0] is not client or current[1] != database:
-        current = _store = (client, database, EstimationStore(client[database][COLLECTION]))
-    current[2].items = item_cache()
+    if current is None or current[0] is not client or current[1] != database or current[2].items is not items:
+        current = _store = (client, database, EstimationStore(client[database][COLLECTION], items=items))
     return current[2]
 
 
