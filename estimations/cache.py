@@ -101,18 +101,20 @@ class ItemCache:
             document, mark, expires = entry
             if self._clock() < expires and marks.read(object_id) == mark:
                 return dict(document), True
-        mark = marks.read(object_id)  # before the read: a write landing during it changes the mark
+        # Both taken before the read: a write landing during it changes the mark, and the copy's age
+        # counts from the moment the database was asked, not from when it answered.
+        mark, expires = marks.read(object_id), self._clock() + self.seconds
         loaded = load()
         if loaded is not None:
-            self._put(key, dict(loaded), mark)
+            self._put(key, (dict(loaded), mark, expires))
         return loaded, False
 
-    def _put(self, key: tuple[str, ObjectId], document: dict[str, Any], mark: bytes) -> None:
+    def _put(self, key: tuple[str, ObjectId], entry: tuple[dict[str, Any], bytes, float]) -> None:
         with self._lock:
             self._entries.pop(key, None)  # re-inserted last: the dict's order is the eviction order
             while len(self._entries) >= self.size:
                 del self._entries[next(iter(self._entries))]
-            self._entries[key] = (document, mark, self._clock() + self.seconds)
+            self._entries[key] = entry
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -365,3 +365,16 @@ class TestTwoWorkers:
             assert request("GET", url)[0] == HTTPStatus.NOT_FOUND
         # And the test did exercise the cache: both workers answered reads from it
         assert len(self._cache_reads_by_worker(metrics)) == 2, self._cache_reads_by_worker(metrics)
+
+
+def test_a_copys_age_counts_from_when_the_database_was_asked(items, clock):
+    oid = ObjectId()
+
+    def slow_read():
+        clock.now += 3  # the database took 3 s to answer
+        return {"v": 1}
+
+    items.get("db.c", oid, slow_read)
+    clock.now += 2.1  # 5.1 s after the read began
+
+    assert items.get("db.c", oid, Loader({"v": 2})) == ({"v": 2}, False)
