@@ -159,3 +159,18 @@ def test_production_settings_come_from_the_environment():
     assert shown["SECURE_SSL_REDIRECT"] and shown["SESSION_COOKIE_SECURE"] and shown["SECURE_HSTS_SECONDS"] > 0
     assert not shown["CORS_ALLOW_ALL_ORIGINS"] and shown["CORS_ALLOWED_ORIGINS"] == ["https://shop.example"]
     assert shown["DEBUG"] is False
+
+
+@pytest.mark.parametrize("entry_point", ["estimator_project.wsgi", "estimator_project.asgi"])
+def test_a_served_process_keeps_its_start_up_objects_out_of_full_collections(entry_point):
+    code = f"import gc, {entry_point}; print(gc.get_freeze_count(), len(gc.get_objects()))"
+    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG",)}
+    env.update({"DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "x" * 50, "PYTHONPATH": str(ROOT)})
+    env["MONGO_URI"] = "mongodb://127.0.0.1:1/never-contacted"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    frozen, tracked = map(int, result.stdout.split())
+    # Django, DRF and PyMongo alone make tens of thousands; a full collection walks only what is left
+    assert frozen > 50_000
+    assert tracked < frozen / 20
