@@ -22,6 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, 
 from . import cache
 from .documents import EXPIRES_FROM
 from .errors import MSG_QUERY_REFUSED, BadQuery
+from .group_insert import GroupInsert
 from .query import ListQuery
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class EstimationStore:
         self.query_timeout_ms = query_timeout_ms
         # Recently read documents, for get_cached (None: every read goes to the database).
         self.items = items
+        # Single inserts of concurrent requests share one database command (estimations/group_insert.py).
+        self.inserts = GroupInsert(collection)
 
     def ensure_indexes(self, *, ttl_days: int = 0) -> list[str]:
         """Idempotent: creating an index that exists with the same keys is a no-op. With ``ttl_days``,
@@ -218,10 +221,9 @@ class EstimationStore:
     # --- writes -------------------------------------------------------------------------------
 
     def insert(self, document: dict[str, Any]) -> dict[str, Any]:
-        unacknowledged.sweep(self.collection)
         document.setdefault("_id", ObjectId())
         try:
-            self.collection.insert_one(document)
+            self.inserts.insert(document, before_write=lambda: unacknowledged.sweep(self.collection))
         except DuplicateKeyError:
             raise  # refused: nothing was stored
         except PyMongoError:
