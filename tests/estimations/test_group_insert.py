@@ -229,3 +229,20 @@ class TestThroughTheStore:
         assert isinstance(outcomes[2], AutoReconnect) and isinstance(outcomes[3], AutoReconnect)
         # The plain one is removed at once; the keyed one waits for its retry (as for a lone insert)
         assert sorted(d["bestseller_rank"] for d in store.collection.find()) == [1, 3]
+
+    def test_a_taken_idempotency_key_mid_batch_refuses_only_that_document(self, store):
+        store.collection.insert_one({IDEMPOTENCY_FIELD: "anonymous:taken"})
+        spy = Spy(store.collection)
+        group = GroupInsert(spy)
+        queued = [
+            *documents(2, **{IDEMPOTENCY_FIELD: "anonymous:a"}),
+            *documents(3, **{IDEMPOTENCY_FIELD: "anonymous:taken"}),
+            *documents(4, **{IDEMPOTENCY_FIELD: "anonymous:b"}),
+        ]
+
+        outcomes = hold_first_write(group, spy, documents(1)[0], queued)
+
+        assert isinstance(outcomes.pop(3), DuplicateKeyError)
+        assert outcomes == {1: None, 2: None, 4: None}
+        assert [name for name, _ in spy.commands] == ["insert_one", "insert_many"]
+        assert sorted(d.get("bestseller_rank", 0) for d in store.collection.find()) == [0, 1, 2, 4]
