@@ -15,6 +15,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 # DJANGO_ENV_FILE can only come from the environment: which file to read (tests read none).
 environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
+# Empty means unset, as .env.example has it. prometheus_client (imported after the settings) turns
+# multi-process for any value, even "", and would then write its files into the working directory.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 DEBUG = env.bool("DEBUG", default=False)
 

@@ -174,3 +174,29 @@ def test_a_served_process_keeps_its_start_up_objects_out_of_full_collections(ent
     # Django, DRF and PyMongo alone make tens of thousands; a full collection walks only what is left
     assert frozen > 50_000
     assert tracked < frozen / 20
+
+
+def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_process(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PROMETHEUS_MULTIPROC_DIR=\nSECRET_KEY=" + "x" * 50 + "\n")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    code = (
+        "import django; django.setup(); from estimator_project import observability; "
+        "from prometheus_client import values; observability.REQUESTS.labels('GET', 'home', '200').inc(); "
+        "print(values.ValueClass.__name__)"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PROMETHEUS", "DJANGO", "SECRET"))}
+    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": str(env_file)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=workdir,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() != "MmapedValue"
+    assert list(workdir.iterdir()) == []  # no counter_<pid>.db left in the working directory
