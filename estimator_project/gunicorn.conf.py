@@ -10,6 +10,8 @@ environ.Env.read_env(
     os.environ.get("DJANGO_ENV_FILE", Path(__file__).resolve().parent.parent / ".env"), overwrite=False
 )
 
+env = environ.Env()  # booleans read as the Django settings read them
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
 if os.environ.get("MONGO_URI"):
@@ -24,7 +26,7 @@ else:
 # them. On one shared socket, whichever worker wakes first accepts: under a burst of keep-alive clients
 # one worker often took 12 to 16 of 16 connections while the other idled (measured with `ss`), halving
 # throughput for as long as those connections lived. Set GUNICORN_REUSE_PORT=false to share one socket.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() in ("1", "true", "yes", "on")
+reuse_port = env.bool("GUNICORN_REUSE_PORT", default=True)
 
 # Gunicorn's largest request line (it answers 414 beyond, before the app); query parameters such as
 # `where` have their own, smaller limits in the app, answered in the error envelope.
