@@ -80,6 +80,19 @@ class LiveServer:
         stop_process(self.process)
 
 
+def counts_by_worker(metrics: Path, *parts: str) -> dict[str, float]:
+    """Per worker (its metrics file), the sum of the counter samples whose key holds every one of
+    ``parts``, read from a server's PROMETHEUS_MULTIPROC_DIR; workers with none are left out."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    found: dict[str, float] = {}
+    for path in metrics.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            if value and all(part in key for part in parts):
+                found[path.stem] = found.get(path.stem, 0) + value
+    return found
+
+
 def stop_process(process: subprocess.Popen | None) -> None:
     """Terminate, and kill if it will not go within 15 s."""
     if process is not None and process.poll() is None:

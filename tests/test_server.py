@@ -33,9 +33,7 @@ def test_reuse_port_follows_the_setting(monkeypatch, value, expected):
 
 @pytest.mark.integration
 def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, tmp_path):
-    from prometheus_client.mmap_dict import MmapedDict
-
-    from .live import LiveServer, trained_database
+    from .live import LiveServer, counts_by_worker, trained_database
 
     signing_key = "server-signing-key-not-a-secret"
     metrics = tmp_path / "metrics"
@@ -69,10 +67,6 @@ def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, 
             server.stop()
 
     # Then each worker answered a fair share (by chance alone, under 16 of 64 happens once in 30,000)
-    answered = {}
-    for path in metrics.glob("counter_*.db"):
-        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
-            if '"http_requests_total"' in key and '"health-live"' in key:
-                answered[path.stem] = answered.get(path.stem, 0) + value
+    answered = counts_by_worker(metrics, '"http_requests_total"', '"health-live"')
     assert sum(answered.values()) == 64, answered
     assert len(answered) == 2 and min(answered.values()) >= 16, answered

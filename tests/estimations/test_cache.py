@@ -329,14 +329,9 @@ class TestTwoWorkers:
 
     @staticmethod
     def _cache_reads_by_worker(metrics) -> dict[str, float]:
-        from prometheus_client.mmap_dict import MmapedDict
+        from ..live import counts_by_worker
 
-        found = {}
-        for path in metrics.glob("counter_*.db"):
-            for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
-                if "estimation_item_reads_total" in key and '"cache"' in key and value:
-                    found[path.stem] = value
-        return found
+        return counts_by_worker(metrics, "estimation_item_reads_total", '"cache"')
 
     def test_a_client_reads_its_own_writes_whichever_worker_answers(self, live):
         from ..live import request
