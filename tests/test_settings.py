@@ -18,23 +18,22 @@ from estimator_project import mongo
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_python(code: str, env_overrides: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh process: this environment without the settings the tests decide (no env
+    file, no key, no DEBUG, no database, no metrics directory), then ``env_overrides``."""
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "MONGO_URI")}
+    env = {key: value for key, value in env.items() if not key.startswith("PROMETHEUS")}
+    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": os.devnull})
+    env.update({**env_overrides, "PYTHONPATH": str(ROOT)})
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
 def run_django(env_overrides: dict[str, str], show: str = "") -> subprocess.CompletedProcess:
     """Start Django in a fresh process with this environment; print 'started' and the named settings."""
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "MONGO_URI")}
-    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": os.devnull})
-    env.update(env_overrides)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django, json; django.setup(); from django.conf import settings; print('started'); "
-            f"print(json.dumps({{name: getattr(settings, name) for name in {show.split()!r}}}, default=str))",
-        ],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return run_python(
+        "import django, json; django.setup(); from django.conf import settings; print('started'); "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {show.split()!r}}}, default=str))",
+        env_overrides,
     )
 
 
@@ -164,10 +163,7 @@ def test_production_settings_come_from_the_environment():
 @pytest.mark.parametrize("entry_point", ["estimator_project.wsgi", "estimator_project.asgi"])
 def test_a_served_process_keeps_its_start_up_objects_out_of_full_collections(entry_point):
     code = f"import gc, {entry_point}; print(gc.get_freeze_count(), len(gc.get_objects()))"
-    env = {key: value for key, value in os.environ.items() if key not in ("DEBUG",)}
-    env.update({"DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "x" * 50, "PYTHONPATH": str(ROOT)})
-    env["MONGO_URI"] = "mongodb://127.0.0.1:1/never-contacted"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = run_python(code, {"SECRET_KEY": "x" * 50, "MONGO_URI": "mongodb://127.0.0.1:1/never-contacted"})
 
     assert result.returncode == 0, result.stderr
     frozen, tracked = map(int, result.stdout.split())
@@ -186,16 +182,7 @@ def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_proce
         "from prometheus_client import values; observability.REQUESTS.labels('GET', 'home', '200').inc(); "
         "print(values.ValueClass.__name__)"
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PROMETHEUS", "DJANGO", "SECRET"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": str(env_file)})
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=workdir,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_python(code, {"DJANGO_ENV_FILE": str(env_file)}, cwd=workdir)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() != "MmapedValue"
