@@ -31,6 +31,7 @@ from .errors import (
 )
 from .query import ListQuery
 from .store import COLLECTION, EstimationStore, Outcome
+from .turns import in_turns
 
 MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
 MSG_IDEMPOTENCY_CONFLICT = "This Idempotency-Key was already used for a different estimation."
@@ -122,7 +123,7 @@ def estimation_create_many(*, store: EstimationStore, estimator: Estimator, item
     """Eve's bulk insert: every item valid, or nothing stored and each item's issues reported."""
     _check_bulk_size(len(items))
     rules = _rules(estimator)
-    validated = [validation.validate(item, rules) for item in items]
+    validated = [validation.validate(item, rules) for item in in_turns(items)]
     failures = sum(1 for _, issues in validated if issues)
     if failures:
         report = [{"_status": "ERR", "_issues": issues} if issues else {"_status": "OK"} for _, issues in validated]
@@ -147,7 +148,7 @@ def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[
     now = utc_now()  # one insert, one moment: Eve stamps a bulk insert's documents alike
     documents = [
         _retained(stamp(_content(fields, estimate, estimator), now=now))
-        for fields, estimate in zip(inputs, estimates, strict=True)
+        for fields, estimate in in_turns(zip(inputs, estimates, strict=True))
     ]
     stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
@@ -165,7 +166,7 @@ def estimation_import_csv(*, store: EstimationStore, estimator: Estimator, uploa
     _check_bulk_size(len(upload.rows))
     rules = _rules(estimator)
     inputs, problems = [], {}
-    for line, cells in upload.rows:
+    for line, cells in in_turns(upload.rows):
         fields, issues = validation.validate(cells, rules, from_form=True)  # numbers arrive as text
         if issues:
             problems[f"line {line}"] = "; ".join(f"{field}: {issue}" for field, issue in issues.items())

@@ -30,6 +30,7 @@ from .documents import RESOURCE, http_date, item_href, to_resource
 from .parsers import CsvParser
 from .query import ListQuery, parse_list_query
 from .serializers import EstimationFormSerializer
+from .turns import in_turns
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -185,7 +186,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
                 documents = services.estimation_import_csv(store=store, estimator=estimator, upload=data)
             else:
                 documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
-            body = {"_status": "OK", "_items": [_written(document) for document in documents]}
+            body = {"_status": "OK", "_items": [_written(document) for document in in_turns(documents)]}
             return Response(body, status=status.HTTP_201_CREATED)
         if not isinstance(data, dict):
             raise ParseError(MSG_BODY_SHAPE)
