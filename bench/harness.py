@@ -2,10 +2,13 @@
 
     python -m bench.harness [--duration 10] [--connections 16] [--rounds 2] [--mongo-uri URI]
 
-Both services run under gunicorn with the same workers and threads, against the same MongoDB: the URI
-given, else a local nx-27017 wire-protocol server started here. wrk (installed when missing) loads
-them in alternating rounds, so machine drift hits both; each figure is the median of the rounds. Only
-ratios measured in one run are compared. Results: bench/results/harness.md and harness.json.
+Both services run under gunicorn with the same number of workers, against the same MongoDB: the URI
+given, else a local nx-27017 wire-protocol server started here. Each runs as deployed: ours with its
+gunicorn.conf.py (gevent workers), Eve with --threads (gthread). Eve under gevent workers is measured
+beside them as a reference, so the share of the gain owed to the worker class is on the record. wrk
+(installed when missing) loads them in alternating rounds, so machine drift hits both; each figure is
+the median of the rounds. Only ratios measured in one run are compared. Results:
+bench/results/harness.md and harness.json.
 
 nx-27017 cannot index ``_id`` inside a compound index (MongoDB can; see README), so on a server this
 harness starts itself, our indexes are built without ``_id``, as the test fixture does. It also builds
@@ -245,6 +248,18 @@ class Services:
         self.processes.append(Process(argv, env, ROOT, self.workdir / f"reference-{port}.log"))
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/estimations/" + str(ObjectId()), timeout=30, any_answer=True)
+        return url
+
+    def start_eve_gevent(self) -> str:
+        """A reference, not the baseline: the same Eve app and database under gevent workers, as ours runs
+        by default (same worker count); its URL."""
+        port = free_port()
+        env = {"PATH": os.environ.get("PATH", ""), "MONGO_URI": _with_database(self.mongo_uri, self.eve_db)}
+        argv = [str(ensure_eve()), "--workers", str(self.workers), "--worker-class", "gevent",
+                "--bind", f"127.0.0.1:{port}", "app:app"]  # fmt: skip
+        self.processes.append(Process(argv, env, EVE_DIR, self.workdir / f"eve-gevent-{port}.log"))
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/estimations")
         return url
 
     def stop(self) -> None:
@@ -577,30 +592,35 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
     services.prepare()
     services.start()
     try:
-        log("warming up both services")
-        for url in (services.ours, services.eve):
+        eve_gevent = services.start_eve_gevent()
+        log("warming up both services (and Eve under gevent)")
+        for url in (services.ours, services.eve, eve_gevent):
             run_wrk(wrk, url + "/estimations", script=POST_LUA, **{**load, "duration": 2})
         log("POST /estimations, one document")
-        ours, eve = alternate(
+        ours, eve, eve_on_gevent = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/estimations", script=POST_LUA, **load),
             lambda: run_wrk(wrk, services.eve + "/estimations", script=POST_LUA, **load),
+            lambda: run_wrk(wrk, eve_gevent + "/estimations", script=POST_LUA, **load),
         )
-        out["post"] = {"ours": ours, "eve": eve}
+        out["post"] = {"ours": ours, "eve": eve, "eve_gevent": eve_on_gevent}
 
         log("GET /estimations/{id} (and ours without its item cache, and the no-framework reference)")
         # Started before the seeding, so their workers have finished booting when the first round runs
         reference, uncached = services.start_reference(), services.start_uncached()
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        ours, eve, bare, no_cache = alternate(
+        ours, eve, bare, no_cache, eve_on_gevent = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
             lambda: run_wrk(wrk, reference + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, uncached + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
+            lambda: run_wrk(wrk, eve_gevent + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
         )
-        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare, "uncached": no_cache}
+        out["get_item"] = {
+            "ours": ours, "eve": eve, "reference": bare, "uncached": no_cache, "eve_gevent": eve_on_gevent
+        }  # fmt: skip
 
         log("bulk POST of 10,000 documents")
         items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
@@ -794,6 +814,17 @@ def _uncached_lines(item: dict) -> list[str]:
     ]
 
 
+def _eve_gevent_lines(results: dict) -> list[str]:
+    """Eve under gevent workers (a reference: the baseline is Eve as its tutorial runs, with threads)."""
+    figures = [
+        f"{title} {results[key]['eve_gevent']['rps']:,.1f} req/s (p99 {results[key]['eve_gevent']['p99_ms']:,.1f} ms; "
+        f"ours {results[key]['ours']['rps'] / results[key]['eve_gevent']['rps']:.2f}x that)"
+        for key, title in (("post", "POST"), ("get_item", "GET one"))
+        if "eve_gevent" in results.get(key, {})
+    ]
+    return [f"- Reference, not the baseline: Eve under gevent workers: {'; '.join(figures)}."] if figures else []
+
+
 def _cpu_lines(cpu: dict) -> list[str]:
     lines = []
     for path, title in (("post", "POST one"), ("get_item", "GET one")):
@@ -884,6 +915,7 @@ def report(results: dict) -> int:
         f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
         "the ceiling for any framework reading the database on every request.",
         *_uncached_lines(item),
+        *_eve_gevent_lines(results),
         *_cpu_lines(results.get("cpu", {})),
         f"- CSV export of {results['export']['rows']:,} rows ({results['export']['megabytes']:.1f} MB): "
         f"{results['export']['seconds']:.1f} s; the workers' memory {results['export']['rss_before_mb']:.0f} MB "
@@ -897,8 +929,9 @@ def report(results: dict) -> int:
         f"({results['memory']['growth'] * 100:+.1f}%).",
         f"- A fresh process answered its first POST {results['first_post_seconds']:.1f} s after start.",
         f"- Load: wrk, {results['config']['connections']} connections, {results['config']['duration']} s, "
-        f"{results['config']['rounds']} alternating rounds (medians); {results['config']['workers']} workers x "
-        f"{results['config']['threads']} threads each; MongoDB: {results['config']['mongo']}.",
+        f"{results['config']['rounds']} alternating rounds (medians); {results['config']['workers']} workers each: "
+        f"ours as deployed (gevent), Eve with {results['config']['threads']} threads (gthread); "
+        f"MongoDB: {results['config']['mongo']}.",
         "",
         *[f"- [{'x' if ok else ' '}] {name}" for name, ok in checks.items()],
     ]
