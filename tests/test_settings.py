@@ -187,3 +187,32 @@ def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_proce
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() != "MmapedValue"
     assert list(workdir.iterdir()) == []  # no counter_<pid>.db left in the working directory
+
+
+SQL_SIGNALS = (
+    "import django; django.setup(); "
+    "from django.core.signals import request_finished, request_started; "
+    "from django.db import close_old_connections, reset_queries; "
+    # disconnect() answers whether the receiver was still connected
+    "print([request_started.disconnect(reset_queries), request_started.disconnect(close_old_connections), "
+    "request_finished.disconnect(close_old_connections)])"
+)
+
+
+def test_without_a_sql_database_no_request_pays_for_its_bookkeeping():
+    result = run_python(SQL_SIGNALS, {"DEBUG": "true"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[False,", "False,", "False]"]
+
+
+def test_a_project_with_a_sql_database_keeps_it(tmp_path):
+    # The same settings with one SQLite database added
+    (tmp_path / "with_sql.py").write_text(
+        "from estimator_project.settings import *  # noqa: F403\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}}\n"
+    )
+    result = run_python(SQL_SIGNALS, {"DEBUG": "true", "DJANGO_SETTINGS_MODULE": "with_sql"}, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[True,", "True,", "True]"]
