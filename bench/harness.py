@@ -638,8 +638,8 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
 
 
 def cpu_scenario(wrk, mongo_uri, on_nx, nx, args, workdir) -> dict:
-    """Where the two cores go: CPU per request in each service's worker (1 worker, 1 thread each) and in
-    the database server, for POST and GET one, in alternating rounds."""
+    """Where the two cores go: CPU per request in each service's worker (1 worker each: ours a gevent
+    worker, Eve's 1 thread) and in the database server, for POST and GET one, in alternating rounds."""
     log("CPU per request: each service's worker and the database server")
     wait_idle(mongo_uri)
     services = Services(mongo_uri, on_nx, 1, 1, workdir, "cpu")
@@ -832,7 +832,7 @@ def _cpu_lines(cpu: dict) -> list[str]:
             continue
         ours, eve = cpu[path]["ours"], cpu[path]["eve"]
         line = (
-            f"- CPU per {title} (1 worker, 1 thread, 2 connections): our worker {ours['worker_ms']:.2f} ms, "
+            f"- CPU per {title} (1 worker each, 2 connections): our worker {ours['worker_ms']:.2f} ms, "
             f"Eve's {eve['worker_ms']:.2f} ms"
         )
         if isinstance(ours["database_ms"], float):  # only for a database server the harness started
