@@ -18,8 +18,8 @@ if os.environ.get("MONGO_URI"):
     workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
     # MongoDB. Single POSTs arriving together then share one insert command (estimations/group_insert.py)
-    # in bigger batches than a pool of 4 threads allows: 1.3x the POSTs per second of gthread, measured
-    # side by side (README, Performance). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
+    # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
+    # measured side by side (README, Performance). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
     worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
     threads = int(os.environ.get("GUNICORN_THREADS", "4"))  # gthread only
