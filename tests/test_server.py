@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import runpy
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,40 +33,48 @@ def test_reuse_port_follows_the_setting(monkeypatch, value, expected):
     assert load_config(monkeypatch, GUNICORN_REUSE_PORT=value)["reuse_port"] is expected
 
 
-@pytest.mark.integration
-def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, tmp_path):
-    from .live import LiveServer, counts_by_worker, trained_database
+@contextlib.contextmanager
+def served(wire_server, tmp_path: Path, **env: str) -> Iterator[tuple[str, int]]:
+    """The production server on a fresh trained database of the wire server, with ``env``; (host, port)."""
+    from .live import LiveServer, trained_database
 
     signing_key = "server-signing-key-not-a-secret"
-    metrics = tmp_path / "metrics"
     with trained_database(wire_server, "test_server", signing_key) as database:
         server = LiveServer(
             {
                 "MONGO_URI": wire_server.uri,
                 "MONGO_DB_NAME": database,
                 "MODEL_SIGNING_KEY": signing_key,
-                "WEB_CONCURRENCY": "2",
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                 "LOG_LEVEL": "WARNING",
+                **env,
             },
             tmp_path / "server.log",
         )
         server.start()
         try:
             host, port = server.url.removeprefix("http://").split(":")
-            # Given 64 clients connecting at once, each keeping its connection open
-            connections = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(64)]
-            for connection in connections:
-                connection.connect()
-            # When each asks once
-            for connection in connections:
-                connection.request("GET", "/health/live")
-            for connection in connections:
-                assert connection.getresponse().read()
-            for connection in connections:
-                connection.close()
+            yield host, int(port)
         finally:
             server.stop()
+
+
+@pytest.mark.integration
+def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, tmp_path):
+    from .live import counts_by_worker
+
+    metrics = tmp_path / "metrics"
+    with served(wire_server, tmp_path, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics)) as (host, port):
+        # Given 64 clients connecting at once, each keeping its connection open
+        connections = [http.client.HTTPConnection(host, port, timeout=10) for _ in range(64)]
+        for connection in connections:
+            connection.connect()
+        # When each asks once
+        for connection in connections:
+            connection.request("GET", "/health/live")
+        for connection in connections:
+            assert connection.getresponse().read()
+        for connection in connections:
+            connection.close()
 
     # Then each worker answered a fair share (by chance alone, under 16 of 64 happens once in 30,000)
     answered = counts_by_worker(metrics, '"http_requests_total"', '"health-live"')
@@ -107,54 +117,36 @@ def test_keep_alive_connections_are_served_in_turn_under_gevent(wire_server, tmp
     import socket
     import threading
 
-    from .live import LiveServer, trained_database
+    clients, per_client = 16, 20
+    order: list[int] = []  # the client of each response, in the order they arrived
+    lock = threading.Lock()
 
-    signing_key = "server-signing-key-not-a-secret"
-    with trained_database(wire_server, "test_server_turns", signing_key) as database:
-        server = LiveServer(
-            {
-                "MONGO_URI": wire_server.uri,
-                "MONGO_DB_NAME": database,
-                "MODEL_SIGNING_KEY": signing_key,
-                "WEB_CONCURRENCY": "1",
-                "LOG_LEVEL": "WARNING",
-            },
-            tmp_path / "server.log",
-        )
-        server.start()
-        try:
-            host, port = server.url.removeprefix("http://").split(":")
-            clients, per_client = 16, 20
-            sockets = [socket.create_connection((host, int(port)), timeout=30) for _ in range(clients)]
-            order: list[int] = []  # the client of each response, in the order they arrived
-            lock = threading.Lock()
+    def read_all(index: int, sock: socket.socket) -> None:
+        buffered, seen = b"", 0
+        while seen < per_client:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            buffered += chunk
+            # Every answer of /health/live carries one status line
+            while b"HTTP/1.1 200" in buffered:
+                _, _, buffered = buffered.partition(b"HTTP/1.1 200")
+                seen += 1
+                with lock:
+                    order.append(index)
 
-            def read_all(index: int, sock: socket.socket) -> None:
-                buffered, seen = b"", 0
-                while seen < per_client:
-                    chunk = sock.recv(65536)
-                    assert chunk, "the server closed the connection"
-                    buffered += chunk
-                    # Every answer of /health/live carries one status line
-                    while b"HTTP/1.1 200" in buffered:
-                        _, _, buffered = buffered.partition(b"HTTP/1.1 200")
-                        seen += 1
-                        with lock:
-                            order.append(index)
-
-            readers = [threading.Thread(target=read_all, args=(i, s)) for i, s in enumerate(sockets)]
-            for reader in readers:
-                reader.start()
-            # Given every client's next requests already waiting (pipelined) when its answer is sent
-            request = f"GET /health/live HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-            for sock in sockets:
-                sock.sendall(request * per_client)
-            for reader in readers:
-                reader.join(timeout=60)
-            for sock in sockets:
-                sock.close()
-        finally:
-            server.stop()
+    with served(wire_server, tmp_path, WEB_CONCURRENCY="1") as (host, port):
+        sockets = [socket.create_connection((host, port), timeout=30) for _ in range(clients)]
+        readers = [threading.Thread(target=read_all, args=(i, s)) for i, s in enumerate(sockets)]
+        for reader in readers:
+            reader.start()
+        # Given every client's next requests already waiting (pipelined) when its answer is sent
+        request = f"GET /health/live HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        for sock in sockets:
+            sock.sendall(request * per_client)
+        for reader in readers:
+            reader.join(timeout=60)
+        for sock in sockets:
+            sock.close()
 
     # Then the worker took the clients in turn: each had its first answer among the first few rounds,
     # not after other clients' whole queues (one connection at a time: up to 15 x 20 answers before it)
