@@ -148,7 +148,9 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         known = None if force else NEGOTIATED.get(key)
         if known is not None:
             renderer_class, media_type = known
-            return next(r for r in self.get_renderers() if type(r) is renderer_class), media_type
+            renderer = next((r for r in self.get_renderers() if type(r) is renderer_class), None)
+            if renderer is not None:  # else the renderers changed since (settings): negotiate afresh
+                return renderer, media_type
         try:
             renderer, media_type = super().perform_content_negotiation(request, force)
         except Http404 as exc:  # DRF's answer to a ?format= it has no renderer for

@@ -71,3 +71,18 @@ def test_distinct_inputs_beyond_the_bound_are_worked_out_each_time(api, negotiat
     assert len(views.NEGOTIATED) == 2
     # The first two were kept; the other two were worked out on each of their requests
     assert negotiations == [*accepts, *accepts[2:]]
+
+
+def test_an_answer_kept_for_a_renderer_no_longer_offered_is_worked_out_afresh(api, negotiations):
+    from rest_framework.renderers import BaseRenderer
+
+    class Gone(BaseRenderer):
+        media_type = "application/x-gone"
+
+    # Given an answer kept from before the renderers changed (settings)
+    views.NEGOTIATED[(True, None, "application/json", None)] = (Gone, Gone.media_type)
+
+    response = api.get(URL, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert negotiations == ["application/json"]
