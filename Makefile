@@ -52,7 +52,7 @@ format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~10 min; fails when a target is missed); bench/results/
+bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~15 min; fails when a target is missed); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.harness
 
 bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)

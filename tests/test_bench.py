@@ -119,3 +119,16 @@ def test_every_round_is_kept_beside_the_median_and_printed():
     assert [r["rps"] for r in eve["rounds"]] == [500.0, 500.0, 900.0]
     (line,) = _round_lines({"post": {"ours": ours, "eve": eve}})
     assert line == "- Each round, req/s ours/Eve: POST 700/500, 700/500, 900/900."
+
+
+def test_a_figure_is_the_median_of_an_odd_number_of_rounds_so_one_slow_round_cannot_move_it():
+    from bench.harness import alternate, build_parser
+
+    rounds = build_parser().parse_args([]).rounds
+    assert rounds % 2 == 1
+
+    # Given Eve slowed down by the machine in one round of the default count
+    eve_rounds = iter([531.0, 330.0, *[540.0] * (rounds - 2)])
+    (eve,) = alternate(rounds, lambda: {"rps": next(eve_rounds)})
+
+    assert eve["rps"] >= 531.0
