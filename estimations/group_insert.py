@@ -1,9 +1,10 @@
 """Concurrent single inserts of one process share one insert_many.
 
-A worker's threads each insert one document per POST. While one insert is on its way to the database,
-the others that arrive wait in a queue; when it returns, the first of them takes the whole queue to the
-database as one unordered insert_many. Nobody waits for a batch to fill: a lone insert goes at once,
-as an insert_one. Under load the batches form by themselves, up to the number of threads, and each
+A worker's requests (its threads, or gevent's greenlets) each insert one document per POST. While one
+insert is on its way to the database, the others that arrive wait in a queue; when it returns, the first
+of them takes the whole queue to the database as one unordered insert_many. Nobody waits for a batch to
+fill: a lone insert goes at once, as an insert_one. Under load the batches form by themselves, up to the
+number of requests the worker holds at once (its threads; under gevent, its connections), and each
 document costs the database and PyMongo less than a command of its own: on nx-27017, 1.0 ms of CPU
 alone, 0.6 ms in twos, 0.4 ms in fours (database and client together).
 
