@@ -15,14 +15,14 @@ env = environ.Env()  # booleans read as the Django settings read them
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
 if os.environ.get("MONGO_URI"):
-    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    workers = env.int("WEB_CONCURRENCY", default=2)
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
     # MongoDB. Single POSTs arriving together then share one insert command (estimations/group_insert.py)
     # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
     # measured side by side (README, Performance). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
     worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
-    threads = int(os.environ.get("GUNICORN_THREADS", "4"))  # gthread only
+    threads = env.int("GUNICORN_THREADS", default=4)  # gthread only
 else:
     # The embedded store lives inside one process: more workers would each have their own data, and
     # its in-memory store (mongomock) is served one request at a time.
@@ -39,7 +39,7 @@ reuse_port = env.bool("GUNICORN_REUSE_PORT", default=True)
 # Gunicorn's largest request line (it answers 414 beyond, before the app); query parameters such as
 # `where` have their own, smaller limits in the app, answered in the error envelope.
 limit_request_line = 8190
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = 20
 keepalive = 5
 errorlog = "-"
