@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import mongomock
 import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
+from estimations import group_insert
 from estimations.group_insert import GroupInsert
 from estimations.services import estimation_store
 from estimations.store import IDEMPOTENCY_FIELD
@@ -168,6 +174,74 @@ def test_after_a_failed_batch_the_next_inserts_still_go_through():
     assert isinstance(outcomes[2], AutoReconnect) and isinstance(outcomes[3], AutoReconnect)
     assert spy.collection.count_documents({"bestseller_rank": 5}) == 1
     assert group.waiting == 0
+
+
+def test_the_writer_gives_way_first_so_the_requests_already_read_join_its_batch(monkeypatch):
+    spy = Spy(mongomock.MongoClient().db.c)
+    spy.release.set()
+    group = GroupInsert(spy)
+    others: list[threading.Thread] = []
+
+    def give_way():  # as gevent does: the worker's other requests in hand run up to the queue
+        if not others:
+            others.append(threading.Thread(target=insert_in_threads, args=(group, documents(2, 3, 4))))
+            others[0].start()
+            wait_until(lambda: group.waiting == 4)  # the writer's own document and theirs
+
+    monkeypatch.setattr(group_insert, "give_way", give_way)
+    group.insert(documents(1)[0])
+    others[0].join(WAIT)
+
+    assert [(name, sorted(d["bestseller_rank"] for d in docs)) for name, docs in spy.commands] == [
+        ("insert_many", [1, 2, 3, 4])
+    ]
+
+
+GREENLETS = """
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import json
+
+    import gevent
+    import mongomock
+
+    from estimations.group_insert import GroupInsert
+
+    class Counting:
+        def __init__(self, collection):
+            self.collection, self.commands = collection, []
+
+        def insert_one(self, document):
+            self.commands.append(1)
+            return self.collection.insert_one(document)
+
+        def insert_many(self, documents, ordered=True):
+            self.commands.append(len(documents))
+            return self.collection.insert_many(documents, ordered=ordered)
+
+    spy = Counting(mongomock.MongoClient().db.c)
+    group = GroupInsert(spy)
+    gevent.joinall([gevent.spawn(group.insert, {"n": n}) for n in range(8)], raise_error=True)
+    print(json.dumps({"commands": spy.commands, "stored": spy.collection.count_documents({})}))
+"""
+
+
+def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
+    # Eight greenlets insert at once on a database that never blocks (no I/O to switch on): without
+    # giving way, each would finish its own insert_one before the next even started.
+    pytest.importorskip("gevent")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(GREENLETS)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"commands": [8], "stored": 8}
 
 
 class TestThroughTheStore:
