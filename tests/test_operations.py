@@ -7,9 +7,10 @@ import logging
 from http import HTTPStatus
 
 import pytest
+from prometheus_client import Counter
 
 from estimator_project import mongo
-from estimator_project.observability import REQUEST_ID_HEADER
+from estimator_project.observability import REQUEST_ID_HEADER, Labelled
 
 from .estimations.test_api_create import assert_error_envelope, post_json
 
@@ -72,6 +73,33 @@ class TestMetrics:
         assert metric(after, "http_request_duration_seconds_count", method="POST", route="estimations-list") >= 1
         assert metric(after, "model_active_version") == active_model["version"]
 
+    def test_a_made_up_method_is_counted_as_other_not_as_a_series_of_its_own(self, api):
+        refused = {"method": "other", "route": "estimations-list", "status": "405"}
+        before = metric(api.get("/metrics").content.decode(), "http_requests_total", **refused)
+
+        for method in ("BREW", "PROPFIND", "X-MADE-UP"):
+            assert_error_envelope(api.generic(method, "/estimations"), 405)
+        after = api.get("/metrics").content.decode()
+
+        assert metric(after, "http_requests_total", **refused) == before + 3
+        assert 'method="BREW"' not in after and 'method="X-MADE-UP"' not in after
+
+    def test_a_labelled_child_is_made_once_and_counts_into_the_metric(self):
+        counter = Counter("kept_children_total", "test only", ["kind"], registry=None)
+        made: list[tuple[str, ...]] = []
+        make = counter.labels
+        counter.labels = lambda *values: made.append(values) or make(*values)  # type: ignore[method-assign]
+        kept = Labelled(counter)
+
+        first = kept.labels("a")
+        first.inc()
+        kept.labels("a").inc(2)
+
+        assert kept.labels("a") is first
+        assert kept.labels("b") is not first
+        assert made == [("a",), ("b",)]  # prometheus_client's labels(), with its lock, once per child
+        assert make("a")._value.get() == 3 and make("b")._value.get() == 0
+
     def test_model_load_failures_are_counted(self, api, active_model, trained_model, settings):
         from ml import serving
 
@@ -109,6 +137,16 @@ class TestRequestIds:
         record = lines[0]
         assert record.request_id == "req-1" and record.status == 200 and record.route == "estimations-list"
         assert record.getMessage().startswith("GET /estimations 200")
+
+    def test_with_the_request_log_off_requests_are_still_counted_and_answered_with_an_id(self, api, caplog):
+        before = metric(api.get("/metrics").content.decode(), "http_requests_total", route="health-live")
+
+        with caplog.at_level(logging.WARNING, logger="estimator.requests"):
+            response = api.get("/health/live", HTTP_X_REQUEST_ID="quiet-1")
+
+        assert response[REQUEST_ID_HEADER] == "quiet-1"
+        assert not [record for record in caplog.records if "/health/live" in record.getMessage()]
+        assert metric(api.get("/metrics").content.decode(), "http_requests_total", route="health-live") == before + 1
 
     def test_json_log_format(self, settings):
         from pythonjsonlogger.json import JsonFormatter
