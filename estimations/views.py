@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import Http404, QueryDict, StreamingHttpResponse
-from django.utils.http import http_date as unix_http_date
 from rest_framework import status, viewsets
 from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.renderers import JSONRenderer
@@ -68,6 +68,21 @@ MSG_BODY_SHAPE = (
 )
 
 
+_expires: tuple[int, int, str] = (0, 0, "")
+
+
+def expires_in(seconds: int) -> str:
+    """The Expires header for ``seconds`` from now, written out once a second, not on every GET (email's
+    formatdate was 2.3% of a GET's CPU under load)."""
+    global _expires
+    now = int(time.time())
+    at, ahead, value = _expires
+    if at != now or ahead != seconds:
+        value = http_date(datetime.fromtimestamp(now + seconds, UTC))
+        _expires = (now, seconds, value)
+    return value
+
+
 class CacheHeadersMixin(APIView):
     """Eve's CACHE_CONTROL / CACHE_EXPIRES on every successful GET."""
 
@@ -75,7 +90,7 @@ class CacheHeadersMixin(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         if request.method in ("GET", "HEAD") and response.status_code < 400:
             response.setdefault("Cache-Control", settings.CACHE_CONTROL)
-            response.setdefault("Expires", unix_http_date(time.time() + settings.CACHE_EXPIRES))
+            response.setdefault("Expires", expires_in(settings.CACHE_EXPIRES))
         return response
 
 
@@ -98,6 +113,12 @@ def _payload(request: Request) -> tuple[Any, bool]:
 
 def _written(document: dict[str, Any]) -> dict[str, Any]:
     return {**to_resource(document), "_status": "OK"}
+
+
+def _absolute(request: Request, href: str) -> str:
+    """``request.build_absolute_uri("/" + href)`` for our own hrefs, without its parsing and IRI quoting:
+    they are ASCII paths already, and get_host() only returns a validated ASCII host (4% of a POST's CPU)."""
+    return f"{request.scheme}://{request.get_host()}/{href}"
 
 
 def _item_headers(document: dict[str, Any]) -> dict[str, str]:
@@ -211,7 +232,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         document, created = services.estimation_create(
             store=store, estimator=estimator, data=data, from_form=from_form, idempotency_key=key
         )
-        headers = {"Location": request.build_absolute_uri("/" + item_href(document["_id"])), **_item_headers(document)}
+        headers = {"Location": _absolute(request, item_href(document["_id"])), **_item_headers(document)}
         if not created:
             headers[REPLAYED_HEADER] = "true"
         return Response(_written(document), status=status.HTTP_201_CREATED, headers=headers)

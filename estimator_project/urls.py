@@ -1,6 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from estimations.urls import urlpatterns as estimation_urls
 from estimations.views import HomeView
 
 from . import health, inspection
@@ -8,8 +9,10 @@ from .audit_api import AuditListView
 from .observability import metrics_view
 
 urlpatterns = [
+    # First, and not behind include(""): every request to the estimations resolves through one level of
+    # patterns fewer (URL resolving was 7% of a GET's CPU under load).
+    *estimation_urls,
     path("", HomeView.as_view(), name="home"),
-    path("", include("estimations.urls")),
     path("", include("ml.urls")),
     path("audit", AuditListView.as_view(), name="audit"),
     path("health/live", health.live, name="health-live"),

@@ -6,7 +6,7 @@ import json
 from http import HTTPStatus
 
 import pytest
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from estimations import validation
 from estimations.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
@@ -49,6 +49,18 @@ class TestCreateOne:
         assert body["model_version"] == get_estimator().version
         assert response["Location"] == f"http://testserver/estimations/{body['_id']}"
         assert response["ETag"] == f'"{body["_etag"]}"'
+
+    def test_location_behind_a_tls_proxy_is_what_django_would_build(self, api, mongo_db, settings):
+        settings.ALLOWED_HOSTS = ["api.example.com"]
+        settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        headers = {"HTTP_HOST": "API.example.com:8443", "HTTP_X_FORWARDED_PROTO": "https"}
+
+        response = post_json(api, {"bestseller_rank": 70}, **headers)
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        href = f"/estimations/{response.json()['_id']}"
+        assert response["Location"] == RequestFactory().get("/", **headers).build_absolute_uri(href)
+        assert response["Location"] == f"https://API.example.com:8443{href}"
 
     def test_the_tutorials_body_without_category_stores_the_default(self, api, mongo_db, settings):
         settings.DEFAULT_CATEGORY = "toys_games"
