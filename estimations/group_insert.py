@@ -17,6 +17,8 @@ connections on two workers it took batches from 2.5-3.5 documents to 5-7.6, and 
 Each document still has its own outcome: stored (the caller answers 201), refused by a unique index
 (DuplicateKeyError, as insert_one raises it), or unknown because the database failed (the PyMongoError
 is raised to every caller of that batch). Nothing is acknowledged before the database acknowledged it.
+A request stopped while it waits in the queue (a greenlet killed as its worker stops) leaves it, and
+hands the lead on if it had it: the requests behind it never wait for a writer that is gone.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class _Pending:
         self.document = document
         self.error: BaseException | None = None
         self.event = threading.Event()
-        self.leads = False  # woken to take the queue to the database, not because it was written
+        self.leads = False  # it takes the queue to the database: first in, or handed the lead when woken
 
 
 class GroupInsert:
@@ -61,18 +63,39 @@ class GroupInsert:
         mine = _Pending(document)
         with self._lock:
             self._queue.append(mine)
-            leads = not self._writing
+            mine.leads = not self._writing
             self._writing = True
-        if not leads:
-            mine.event.wait()
-            leads = mine.leads
-        if leads:
+        try:
+            if not mine.leads:
+                mine.event.wait()
+            if mine.leads:
+                give_way()  # under gevent: the requests already read join this batch (module docstring)
+        except BaseException:  # interrupted before any write took it: a greenlet killed as its worker stops
+            self._leave(mine)
+            raise
+        if mine.leads:
             self._write_queue(before_write)
         if mine.error is not None:
             raise mine.error
 
+    def _leave(self, mine: _Pending) -> None:
+        """``mine`` gives up while still queued: it leaves the queue, and passes the lead on if it had it
+        (else the requests behind it would wait for a writer that never comes). Taken into a batch
+        already, it is written as the others are."""
+        with self._lock:
+            self._queue = [pending for pending in self._queue if pending is not mine]
+            if mine.leads:
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """With the lock held: the first request queued writes next, or nobody is writing."""
+        if self._queue:
+            self._queue[0].leads = True
+            self._queue[0].event.set()
+        else:
+            self._writing = False
+
     def _write_queue(self, before_write: Callable[[], None]) -> None:
-        give_way()  # under gevent: the requests already read join this batch (module docstring)
         with self._lock:
             batch, self._queue = self._queue, []
         try:
@@ -83,11 +106,7 @@ class GroupInsert:
                 pending.error = pending.error or exc
         finally:
             with self._lock:
-                if self._queue:  # arrived meanwhile: the first of them writes the next batch
-                    self._queue[0].leads = True
-                    self._queue[0].event.set()
-                else:
-                    self._writing = False
+                self._hand_on()  # those who arrived meanwhile: the first of them writes the next batch
             for pending in batch:
                 pending.event.set()
 

@@ -58,7 +58,7 @@ def insert_in_threads(group: GroupInsert, documents: list[dict], **kwargs) -> di
         except BaseException as exc:  # noqa: BLE001 - the outcome is what the test looks at
             outcomes[document["bestseller_rank"]] = exc
 
-    threads = [threading.Thread(target=insert, args=(document,)) for document in documents]
+    threads = [threading.Thread(target=insert, args=(document,), daemon=True) for document in documents]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -197,6 +197,40 @@ def test_the_writer_gives_way_first_so_the_requests_already_read_join_its_batch(
     ]
 
 
+class Stopped(BaseException):
+    """What a greenlet killed as its worker stops gets (GreenletExit is a BaseException too)."""
+
+
+def test_a_writer_stopped_while_giving_way_hands_the_lead_on_and_nobody_waits_for_it(monkeypatch):
+    spy = Spy(mongomock.MongoClient().db.c)
+    spy.release.set()
+    group = GroupInsert(spy)
+    others: list[threading.Thread] = []
+    outcomes: dict = {}
+
+    def give_way():
+        if not others:  # the first writer: two requests queue behind it, then it is stopped
+            others.append(
+                threading.Thread(target=lambda: outcomes.update(insert_in_threads(group, documents(2, 3))), daemon=True)
+            )
+            others[0].start()
+            wait_until(lambda: group.waiting == 3)
+            raise Stopped
+
+    monkeypatch.setattr(group_insert, "give_way", give_way)
+    with pytest.raises(Stopped):
+        group.insert(documents(1)[0])
+    others[0].join(WAIT)
+
+    assert outcomes == {2: None, 3: None}  # without the hand-on: "an insert never returned"
+    assert [(name, sorted(d["bestseller_rank"] for d in docs)) for name, docs in spy.commands] == [
+        ("insert_many", [2, 3])
+    ]
+    assert group.waiting == 0
+    group.insert(documents(4)[0])  # and the next one is not stuck behind a writer that never came
+    assert spy.collection.count_documents({}) == 3
+
+
 GREENLETS = """
     from gevent import monkey
 
@@ -242,6 +276,60 @@ def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"commands": [8], "stored": 8}
+
+
+KILLED_WHILE_QUEUED = """
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import json
+
+    import gevent
+    import mongomock
+
+    from estimations.group_insert import GroupInsert
+
+    class Slow:
+        def __init__(self, collection):
+            self.collection = collection
+
+        def insert_one(self, document):
+            gevent.sleep(0.05)  # at the database
+            return self.collection.insert_one(document)
+
+        def insert_many(self, documents, ordered=True):
+            gevent.sleep(0.05)
+            return self.collection.insert_many(documents, ordered=ordered)
+
+    group = GroupInsert(Slow(mongomock.MongoClient().db.c))
+    first = gevent.spawn(group.insert, {"n": 1})
+    gevent.sleep(0.01)  # its write is at the database
+    doomed, behind = gevent.spawn(group.insert, {"n": 2}), gevent.spawn(group.insert, {"n": 3})
+    gevent.sleep(0.01)  # both queued behind it
+    doomed.kill()  # as gunicorn kills a stopping worker's greenlets
+    finished = gevent.joinall([first, behind], timeout=5)
+    print(json.dumps({
+        "finished": len(finished),
+        "stored": sorted(d["n"] for d in group.collection.collection.find()),
+        "waiting": group.waiting,
+    }))
+"""
+
+
+def test_under_gevent_a_request_killed_while_queued_leaves_the_queue():
+    # Without leaving, it would be handed the lead after the first write and nobody would write again.
+    pytest.importorskip("gevent")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WHILE_QUEUED)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"finished": 2, "stored": [1, 3], "waiting": 0}
 
 
 class TestThroughTheStore:
