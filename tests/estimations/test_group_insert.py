@@ -262,20 +262,25 @@ GREENLETS = """
 """
 
 
-def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
-    # Eight greenlets insert at once on a database that never blocks (no I/O to switch on): without
-    # giving way, each would finish its own insert_one before the next even started.
+def under_gevent(script: str) -> dict:
+    """Run ``script`` in a fresh interpreter that monkey-patches itself as a gevent worker; what it
+    printed, as JSON."""
     pytest.importorskip("gevent")
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(GREENLETS)],
+        [sys.executable, "-c", textwrap.dedent(script)],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,
     )
-
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"commands": [8], "stored": 8}
+    return json.loads(done.stdout)
+
+
+def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
+    # Eight greenlets insert at once on a database that never blocks (no I/O to switch on): without
+    # giving way, each would finish its own insert_one before the next even started.
+    assert under_gevent(GREENLETS) == {"commands": [8], "stored": 8}
 
 
 KILLED_WHILE_QUEUED = """
@@ -319,17 +324,7 @@ KILLED_WHILE_QUEUED = """
 
 def test_under_gevent_a_request_killed_while_queued_leaves_the_queue():
     # Without leaving, it would be handed the lead after the first write and nobody would write again.
-    pytest.importorskip("gevent")
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(KILLED_WHILE_QUEUED)],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"finished": 2, "stored": [1, 3], "waiting": 0}
+    assert under_gevent(KILLED_WHILE_QUEUED) == {"finished": 2, "stored": [1, 3], "waiting": 0}
 
 
 class TestThroughTheStore:
