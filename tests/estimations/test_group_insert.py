@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import mongomock
 import pytest
@@ -20,6 +17,7 @@ from estimations.group_insert import GroupInsert
 from estimations.services import estimation_store
 from estimations.store import IDEMPOTENCY_FIELD
 
+from ..test_settings import run_python
 from .test_store import new_document
 
 WAIT = 10  # seconds: a thread still waiting after this is stuck
@@ -232,17 +230,6 @@ def test_a_writer_stopped_while_giving_way_hands_the_lead_on_and_nobody_waits_fo
 
 
 GREENLETS = """
-    from gevent import monkey
-
-    monkey.patch_all()
-
-    import json
-
-    import gevent
-    import mongomock
-
-    from estimations.group_insert import GroupInsert
-
     class Counting:
         def __init__(self, collection):
             self.collection, self.commands = collection, []
@@ -262,17 +249,25 @@ GREENLETS = """
 """
 
 
+GEVENT_WORKER = """
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import json
+
+    import gevent
+    import mongomock
+
+    from estimations.group_insert import GroupInsert
+"""
+
+
 def under_gevent(script: str) -> dict:
-    """Run ``script`` in a fresh interpreter that monkey-patches itself as a gevent worker; what it
-    printed, as JSON."""
+    """Run ``script`` in a fresh interpreter monkey-patched as a gevent worker is (with gevent, mongomock
+    and GroupInsert imported); what it printed, as JSON."""
     pytest.importorskip("gevent")
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(textwrap.dedent(GEVENT_WORKER) + textwrap.dedent(script), {})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -284,17 +279,6 @@ def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
 
 
 KILLED_WHILE_QUEUED = """
-    from gevent import monkey
-
-    monkey.patch_all()
-
-    import json
-
-    import gevent
-    import mongomock
-
-    from estimations.group_insert import GroupInsert
-
     class Slow:
         def __init__(self, collection):
             self.collection = collection
