@@ -58,7 +58,10 @@ class TestLiterature:
             values = trained_model.pipeline.regressor_.predict(model_input(["books", "books"], np.array([low, high])))
             return (values[0] - values[1]) / math.log(high / low)
 
-        assert slope(2, 50) < slope(1_000, 10_000) < slope(200_000, 900_000)
+        # The fit is concave by construction, so the tail is never flatter than the middle. On the sample
+        # data the log1p target flattens the tail's few units a month, the constraint binds there, and the
+        # two slopes are equal up to the last bit: which bit depends on the machine's BLAS.
+        assert slope(2, 50) < slope(1_000, 10_000) <= slope(200_000, 900_000) + 1e-9
 
 
 class TestHoldout:
