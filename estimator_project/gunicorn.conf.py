@@ -19,7 +19,7 @@ if os.environ.get("MONGO_URI"):
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
     # MongoDB. Single POSTs arriving together then share one insert command (estimations/group_insert.py)
     # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
-    # measured side by side (README, Performance). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
+    # measured side by side (docs/performance.md). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
     worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
     threads = env.int("GUNICORN_THREADS", default=4)  # gthread only
