@@ -26,6 +26,7 @@ if os.environ.get("MONGO_URI"):
     # measured side by side (docs/performance.md). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
     threads = env.int("GUNICORN_THREADS", default=4)  # gthread only
+    timeout = env.int("GUNICORN_TIMEOUT", default=30)  # a worker silent this long is restarted
 else:
     # The embedded store (mongomock) lives inside one process, so one worker: more would each have their
     # own data. It is a gevent worker, whose greenlets switch only where one waits: on a socket (a client's
@@ -37,6 +38,11 @@ else:
     # mongomock takes inside an operation (threading locks, gevent's once patched) are never contended.
     workers = 1
     worker_class = "gevent"
+    # Never restarted for being silent: its one worker holds the only copy of the data. A gevent worker
+    # is silent while one request computes without waiting, and mongomock reads a whole collection for
+    # every query (a page of 25 from 10,000 estimations: 0.7 s here; all of 100,000, for an export or a
+    # replay: over a minute), so a restart after GUNICORN_TIMEOUT would wipe the store mid-request.
+    timeout = 0
 worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
 
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
@@ -48,7 +54,6 @@ reuse_port = env.bool("GUNICORN_REUSE_PORT", default=True)
 # Gunicorn's largest request line (it answers 414 beyond, before the app); query parameters such as
 # `where` have their own, smaller limits in the app, answered in the error envelope.
 limit_request_line = 8190
-timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = 20
 keepalive = 5
 errorlog = "-"

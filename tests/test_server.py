@@ -101,6 +101,12 @@ def test_worker_class_and_count_follow_the_store(monkeypatch, env, expected):
     assert (config["worker_class"], config["workers"]) == expected
 
 
+def test_the_embedded_stores_one_worker_is_never_restarted_for_being_silent(monkeypatch):
+    # A restart would lose the only copy of the data; with MongoDB a silent worker is restarted
+    assert load_config(monkeypatch, MONGO_URI="", GUNICORN_TIMEOUT="5")["timeout"] == 0
+    assert load_config(monkeypatch, MONGO_URI="mongodb://db:27017/x", GUNICORN_TIMEOUT="5")["timeout"] == 5
+
+
 def test_each_request_ends_by_giving_way(monkeypatch):
     from estimations import turns
 
