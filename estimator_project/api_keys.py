@@ -160,5 +160,8 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Api-Key <key>` or `Bearer <key>`; keys come from `manage.py create_api_key`.",
+            "description": (
+                "`Api-Key <key>` or `Bearer <key>`; keys come from `manage.py create_api_key`, or, with the "
+                "embedded store, the admin key the server prints when it starts."
+            ),
         }

@@ -14,6 +14,10 @@ env = environ.Env()  # booleans read as the Django settings read them
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 
+# A client that is silent or slow never holds up the others, with MongoDB or without: under gevent a
+# connection waiting for its request costs a greenlet, not the worker. gunicorn closes a connection whose
+# request head has not arrived within `keepalive` seconds, and serves at most `worker_connections` at once
+# per worker; behind the bundled nginx, a request reaches gunicorn only once its body is all in.
 if os.environ.get("MONGO_URI"):
     workers = env.int("WEB_CONCURRENCY", default=2)
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
@@ -21,14 +25,25 @@ if os.environ.get("MONGO_URI"):
     # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
     # measured side by side (docs/performance.md). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
-    worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
     threads = env.int("GUNICORN_THREADS", default=4)  # gthread only
+    timeout = env.int("GUNICORN_TIMEOUT", default=30)  # a worker silent this long is restarted
 else:
-    # The embedded store lives inside one process: more workers would each have their own data, and
-    # its in-memory store (mongomock) is served one request at a time.
-    worker_class = "gthread"
+    # The embedded store (mongomock) lives inside one process, so one worker: more would each have their
+    # own data. It is a gevent worker, whose greenlets switch only where one waits: on a socket (a client's
+    # request or answer), or where our code gives way (estimations/turns.py: between requests, and every
+    # 500 items of a bulk insert's validation and stamping, all before or after its one insert_many;
+    # group_insert.py: before a write, and waiting for the batch ahead). mongomock does no I/O and never
+    # waits: a find copies its matches into a list in one go, and each write runs to its end. So every
+    # store operation runs whole between two switches, as one command runs on MongoDB, and the locks
+    # mongomock takes inside an operation (threading locks, gevent's once patched) are never contended.
     workers = 1
-    threads = 1
+    worker_class = "gevent"
+    # Never restarted for being silent: its one worker holds the only copy of the data. A gevent worker
+    # is silent while one request computes without waiting, and mongomock reads a whole collection for
+    # every query (a page of 25 from 10,000 estimations: 0.7 s here; all of 100,000, for an export or a
+    # replay: over a minute), so a restart after GUNICORN_TIMEOUT would wipe the store mid-request.
+    timeout = 0
+worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
 
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
 # them. On one shared socket, whichever worker wakes first accepts: under a burst of keep-alive clients
@@ -39,7 +54,6 @@ reuse_port = env.bool("GUNICORN_REUSE_PORT", default=True)
 # Gunicorn's largest request line (it answers 414 beyond, before the app); query parameters such as
 # `where` have their own, smaller limits in the app, answered in the error envelope.
 limit_request_line = 8190
-timeout = env.int("GUNICORN_TIMEOUT", default=30)
 graceful_timeout = 20
 keepalive = 5
 errorlog = "-"

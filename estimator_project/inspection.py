@@ -21,6 +21,7 @@ from ml.plot import accuracy_svg, curves_svg
 from ml.services import replay_reports
 from ml.serving import NoActiveModel, get_estimator, model_registry
 
+from . import mongo
 from .api_keys import SCHEMES, ApiKeyStore, api_key_store
 from .audit import audit_log
 
@@ -57,7 +58,8 @@ def login(request: HttpRequest) -> HttpResponse:
             request.session[SESSION_KEY] = ApiKeyStore.hash(key)
             return HttpResponseRedirect("/inspect/")
         error = MSG_BAD_LOGIN
-    return render(request, "inspection/login.html", {"error": error}, status=401 if error else 200)
+    context = {"error": error, "embedded": mongo.is_embedded()}
+    return render(request, "inspection/login.html", context, status=401 if error else 200)
 
 
 @require_http_methods(["POST"])

@@ -5,7 +5,8 @@ a gunicorn worker forked from a master never inherits a connected client (PyMong
 An ``os.register_at_fork`` hook drops any client a child would inherit.
 
 With ``MONGO_URI`` unset the service runs on an embedded in-memory store (mongomock): everything
-works, nothing is kept when the process ends.
+works, nothing is kept when the process ends. Only the process that serves requests from it can reach
+it: a management command run beside the server has a store of its own (``serves_embedded_store``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,24 @@ EMBEDDED_STORE_WARNING = (
 _lock = threading.Lock()
 _client: Any = None
 _client_uri: str | None = None
+_serving_embedded = False
 
 
 def is_embedded() -> bool:
     return not settings.MONGO_URI
+
+
+def serve_embedded_store() -> None:
+    """Say that this process serves requests from its embedded store: the server, once at start
+    (estimations/startup.py); the tests, whose API client serves from the test's own process."""
+    global _serving_embedded
+    _serving_embedded = True
+
+
+def serves_embedded_store() -> bool:
+    """Whether this process's embedded store is the one requests are served from. Not in a management
+    command run on its own (``manage.py ...``): what it reads or writes there, no server ever sees."""
+    return _serving_embedded
 
 
 def _new_client(uri: str) -> Any:
@@ -96,10 +111,11 @@ def get_database() -> Database:
 
 
 def reset() -> None:
-    """Forget the process's client (tests, and a forked child)."""
-    global _client, _client_uri
+    """Forget the process's client (tests, and a forked child), and with it that its store was served."""
+    global _client, _client_uri, _serving_embedded
     _client = None
     _client_uri = None
+    _serving_embedded = False
 
 
 def _after_fork_in_child() -> None:

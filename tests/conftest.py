@@ -154,6 +154,8 @@ def mongo_db(store_kind, settings, request):
     mongo.reset()
     serving.reset()
     database = mongo.get_database()
+    if not server:
+        mongo.serve_embedded_store()  # the tests' API client serves from this process's embedded store
     ensure_test_indexes(database, on_nx_27017=bool(server and server.managed))
     yield database
     try:

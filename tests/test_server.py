@@ -87,7 +87,9 @@ def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, 
     [
         ({"MONGO_URI": "mongodb://db:27017/x"}, ("gevent", 2)),
         ({"MONGO_URI": "mongodb://db:27017/x", "GUNICORN_WORKER_CLASS": "gthread"}, ("gthread", 2)),
-        ({"MONGO_URI": ""}, ("gthread", 1)),  # the embedded store: one process, one request at a time
+        # the embedded store: one process, whatever is asked, and gevent, so no client holds up another
+        ({"MONGO_URI": ""}, ("gevent", 1)),
+        ({"MONGO_URI": "", "GUNICORN_WORKER_CLASS": "gthread", "WEB_CONCURRENCY": "4"}, ("gevent", 1)),
     ],
 )
 def test_worker_class_and_count_follow_the_store(monkeypatch, env, expected):
@@ -97,6 +99,12 @@ def test_worker_class_and_count_follow_the_store(monkeypatch, env, expected):
     config = load_config(monkeypatch, **env)
 
     assert (config["worker_class"], config["workers"]) == expected
+
+
+def test_the_embedded_stores_one_worker_is_never_restarted_for_being_silent(monkeypatch):
+    # A restart would lose the only copy of the data; with MongoDB a silent worker is restarted
+    assert load_config(monkeypatch, MONGO_URI="", GUNICORN_TIMEOUT="5")["timeout"] == 0
+    assert load_config(monkeypatch, MONGO_URI="mongodb://db:27017/x", GUNICORN_TIMEOUT="5")["timeout"] == 5
 
 
 def test_each_request_ends_by_giving_way(monkeypatch):

@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from estimator_project import mongo
 from estimator_project.api_keys import SCOPES, api_key_create
 from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import database_errors_as_command_errors, require_the_servers_store
 
 
 class Command(BaseCommand):
@@ -14,8 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--scope", required=True, choices=SCOPES, help="write: create estimations; admin: all")
 
     def handle(self, *args, name: str, scope: str, **options):
-        if mongo.is_embedded():
-            self.stderr.write("Warning: MONGO_URI is not set; this key lives in an in-memory store that ends now.")
+        require_the_servers_store(
+            "stored", "Use the admin key the server printed when it started: it can do all a write key can."
+        )
         with database_errors_as_command_errors("Storing the key"):
             key = api_key_create(name=name, scope=scope, actor=command_actor())
         self.stdout.write(f"API key for '{name}' (scope {scope}). It is shown only now; store it safely:")

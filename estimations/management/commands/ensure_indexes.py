@@ -12,10 +12,11 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        if mongo.is_embedded():
+        if mongo.is_embedded() and not mongo.serves_embedded_store():
+            # Not a failure: what this command ensures, the server ensures for its embedded store at start.
             self.stdout.write(
-                "MONGO_URI is not set: the embedded in-memory store is indexed by the server process "
-                "itself when it starts. Nothing to do here."
+                "Nothing to do here: MONGO_URI is not set, and the server indexes its embedded in-memory "
+                "store itself when it starts."
             )
             return
         with database_errors_as_command_errors("Creating indexes"):

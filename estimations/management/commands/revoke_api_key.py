@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from estimator_project.api_keys import api_key_revoke
 from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import database_errors_as_command_errors, require_the_servers_store
 
 
 class Command(BaseCommand):
@@ -12,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("name", help="the name the key was created with (create_api_key --name)")
 
     def handle(self, *args, name: str, **options):
+        require_the_servers_store("revoked", "The embedded store's keys end with the server: stopping it revokes them.")
         with database_errors_as_command_errors("Revoking"):
             revoked = api_key_revoke(name=name, actor=command_actor())
         if not revoked:

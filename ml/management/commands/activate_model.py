@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.registry import RegistryError
 from ml.services import model_activate
 
@@ -13,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("version", type=int, help="the version number (see list_models)")
 
     def handle(self, *args, version: int, **options):
+        require_the_servers_store(
+            "activated", f"Activate through the server: POST /models/{version}/activate {WITH_THE_KEY}."
+        )
         try:
             with database_errors_as_command_errors("Activating"):
                 model_activate(version=version, actor=command_actor())

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import database_errors_as_command_errors, require_the_servers_store
 from ml.report import versions_table
 from ml.serving import model_registry
 
@@ -9,6 +9,7 @@ class Command(BaseCommand):
     help = "List the stored model versions with their holdout metrics; * marks the active one."
 
     def handle(self, *args, **options):
+        require_the_servers_store("listed", "The server lists its model versions at GET /models.")
         with database_errors_as_command_errors("Listing the models"):
             registry = model_registry()
             versions, active = registry.list(), registry.active_version()

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.registry import RegistryError
 from ml.report import replay_table
 from ml.services import model_replay
@@ -29,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, version: int, sample: int | None, no_progress: bool, **options):
+        require_the_servers_store(
+            "replayed", f"Replay through the server: POST /models/{version}/replay {WITH_THE_KEY}."
+        )
         try:
             with database_errors_as_command_errors("Replaying"):
                 report = model_replay(version=version, sample=sample, actor=command_actor(), progress=not no_progress)

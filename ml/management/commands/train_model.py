@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from estimator_project import mongo
 from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors
+from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.data import DataError
 from ml.fast import FastModel
 from ml.plot import curves_svg
@@ -41,15 +41,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         csv = options["csv"] or Path(settings.DEFAULT_TRAINING_CSV)
+        if options["if_no_active"] and self._the_server_trains_it(options):
+            return
+        require_the_servers_store(
+            "trained",
+            f"Train through the server: POST /models with the CSV as the body (Content-Type: text/csv) {WITH_THE_KEY}.",
+        )
         try:
             with database_errors_as_command_errors("Training"):
                 if options["if_no_active"] and self._nothing_to_do():
                     return
-                if mongo.is_embedded():
-                    self.stderr.write(
-                        "Warning: MONGO_URI is not set, so this trains into an in-memory store that ends with this "
-                        "command. Set MONGO_URI to keep the model."
-                    )
                 metadata = model_train(
                     csv_path=csv,
                     actor=command_actor(),
@@ -65,10 +66,27 @@ class Command(BaseCommand):
             raise CommandError(f"The model was trained but not stored: {exc}") from exc
         self._report(metadata)
 
+    def _the_server_trains_it(self, options: dict[str, Any]) -> bool:
+        """--if-no-active with the default training, beside a server on the embedded store: not a failure,
+        since that server trains exactly this into its store at start (estimations/startup.py)."""
+        if not mongo.is_embedded() or mongo.serves_embedded_store():
+            return False
+        own_choices = (
+            options["csv"],
+            options["plot"],
+            not options["activate"],
+            options["skip_bad_rows"],
+            options["seed"],
+        )
+        if any(own_choices):
+            return False  # more than the server's own default training: the store guard stops it
+        self.stdout.write(
+            "Nothing to do here: MONGO_URI is not set, and the server trains the default model into its "
+            "embedded in-memory store when it starts."
+        )
+        return True
+
     def _nothing_to_do(self) -> bool:
-        if mongo.is_embedded():
-            self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
-            return True
         active = model_registry().active_version()
         if active is not None:
             self.stdout.write(f"Model version {active} is active; nothing to train.")
