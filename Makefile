@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
-export PORT
+# No PORT here: gunicorn.conf.py reads it from the environment, else .env, else 8000. A default set here
+# would be exported to every recipe and hide the one in .env.
 
 .DEFAULT_GOAL := help
 
@@ -29,7 +29,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
 	@echo "Wrote .env from .env.example, with a new SECRET_KEY."
 
-run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on $PORT
+run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on PORT (.env; default 8000)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensure_indexes
 	$(BIN)/python manage.py train_model --if-no-active
