@@ -10,7 +10,7 @@ from estimator_project.commands import database_errors_as_command_errors
 from ml.data import DataError
 from ml.fast import FastModel
 from ml.plot import curves_svg
-from ml.registry import RegistryError
+from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
 from ml.serving import model_registry
@@ -36,7 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
         parser.add_argument("--plot", type=Path, help="also draw the model's curves into this SVG file")
         parser.add_argument(
-            "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
+            "--if-no-active",
+            action="store_true",
+            help="do nothing when a version is active and loads (for start-up); one this key refuses is replaced",
         )
 
     def handle(self, *args, **options):
@@ -69,11 +71,17 @@ class Command(BaseCommand):
         if mongo.is_embedded():
             self.stdout.write("MONGO_URI is not set: the server trains the default model into its embedded store.")
             return True
-        active = model_registry().active_version()
-        if active is not None:
-            self.stdout.write(f"Model version {active} is active; nothing to train.")
-            return True
-        return False
+        registry = model_registry()
+        active = registry.active_version()
+        if active is None:
+            return False
+        try:
+            registry.load(active)  # verified as serving would: a version it refuses is no model at all
+        except (ArtifactRefused, UnknownVersion) as exc:
+            self.stderr.write(f"Model version {active} is active but cannot be served: {exc}. Training a new version.")
+            return False
+        self.stdout.write(f"Model version {active} is active; nothing to train.")
+        return True
 
     def _report(self, metadata: dict[str, Any]) -> None:
         data = metadata["training_data"]
