@@ -58,6 +58,7 @@ class Command(BaseCommand):
                     activate=options["activate"],
                     skip_bad_rows=options["skip_bad_rows"],
                     seed=options["seed"],
+                    warn=self._warn,
                 )
                 if options["plot"]:
                     self._draw(options["plot"], metadata)
@@ -83,6 +84,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Model version {active} is active; nothing to train.")
         return True
 
+    def _warn(self, changes: list[str]) -> None:
+        for change in changes:
+            self.stderr.write(self.style.WARNING(f"Warning: activating it narrows what is accepted: {change}."))
+
     def _report(self, metadata: dict[str, Any]) -> None:
         data = metadata["training_data"]
         self.stdout.write(
@@ -90,6 +95,9 @@ class Command(BaseCommand):
             f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
         )
         self.stdout.write(metrics_table(metadata))
+        if not metadata["active"]:
+            for change in metadata["warnings"]:
+                self.stdout.write(f"Activating it would narrow what is accepted: {change}.")
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
 
