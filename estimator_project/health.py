@@ -47,4 +47,4 @@ def _model() -> str:
     version, reason = refused
     if served:  # still serving what it had: ready, and saying why the newer one is not served
         return f"{served} (active version {version} refused: {reason})"
-    return f"active version {version} refused: {reason} (run: python manage.py train_model)"
+    return f"active version {version} refused: {reason}; run: python manage.py train_model"
