@@ -8,7 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 
 @contextmanager
@@ -24,10 +30,15 @@ def database_errors_as_command_errors(doing: str) -> Iterator[None]:
 def describe_database_error(exc: PyMongoError) -> str:
     if isinstance(exc, OperationFailure):
         return f"MongoDB refused it: {server_message(exc)}."
-    if isinstance(exc, ConnectionFailure):
+    if isinstance(exc, ServerSelectionTimeoutError):
         return (
             f"cannot reach MongoDB at {mongo_hosts()} (waited {settings.MONGO_SERVER_SELECTION_TIMEOUT_MS} ms, "
             f"MONGO_SERVER_SELECTION_TIMEOUT_MS; {type(exc).__name__}). Is it running, and is MONGO_URI right?"
+        )
+    if isinstance(exc, ConnectionFailure):
+        return (
+            f"lost the connection to MongoDB at {mongo_hosts()} ({type(exc).__name__}: {exc}). Check that it is "
+            "up, then run the command again."
         )
     return f"MongoDB did not answer as expected ({type(exc).__name__}). Is it running, and is MONGO_URI right?"
 

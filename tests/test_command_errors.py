@@ -11,7 +11,7 @@ from pathlib import Path
 import pymongo
 import pytest
 from django.core.management import CommandError, call_command
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
+from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 from estimator_project import mongo
 from estimator_project.commands import database_errors_as_command_errors
@@ -87,6 +87,17 @@ def test_an_unreachable_server_is_named_by_its_hosts_with_the_timeout_and_no_cre
     assert message.startswith("Listing the models failed: cannot reach MongoDB at 127.0.0.1:9,127.0.0.1:10 ")
     assert "waited 200 ms, MONGO_SERVER_SELECTION_TIMEOUT_MS; ServerSelectionTimeoutError" in message
     assert "bob" not in message and "s3cr" not in message and "authSource" not in message
+
+
+def test_a_lost_connection_names_the_hosts_without_credentials(settings):
+    settings.MONGO_URI = "mongodb+srv://bob:s3cret@cluster0.example.net/estimations"
+
+    message = stopped_by(AutoReconnect("cluster0-shard-00-01.example.net:27017: connection closed"))
+
+    assert message == (
+        "Training failed: lost the connection to MongoDB at cluster0.example.net (AutoReconnect: "
+        "cluster0-shard-00-01.example.net:27017: connection closed). Check that it is up, then run the command again."
+    )
 
 
 @pytest.mark.integration
