@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser clean
+.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser curl clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,12 @@ browser: ## Debian's chromium for the browser tests: installed when missing (as 
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)"; fi; }
 
-test: lint browser ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
+curl: ## curl, which the README session test runs: installed when missing (as root)
+	@command -v curl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl >/dev/null; \
+	  else echo "curl is missing: the README session test will fail (sudo apt-get install curl)"; fi; }
+
+test: lint browser curl ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed ## Lint and type-check only

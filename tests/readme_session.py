@@ -26,6 +26,7 @@ import io
 import json
 import math
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +221,7 @@ def compare(step: Step, output: str, bindings: Bindings, base_url: str) -> list[
 def run_readme_session(base_url: str, workdir: Path, readme: Path = README, timeout: float = 30) -> list[Step]:
     """Run every console command of ``readme`` against ``base_url`` (e.g. http://127.0.0.1:8123) in
     ``workdir``; each step carries its problems (none: it answered as the README shows)."""
+    assert shutil.which("curl"), "curl is not installed: `make test` installs it (as root), or apt-get install curl"
     base_url = base_url.rstrip("/")
     bindings = Bindings()
     steps = parse_console_blocks(readme.read_text())
