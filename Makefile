@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
-export PORT
+# No PORT here: gunicorn.conf.py reads it from the environment, else .env, else 8000. A default set here
+# would be exported to every recipe and hide the one in .env.
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser clean
+.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser curl clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
 	@echo "Wrote .env from .env.example, with a new SECRET_KEY."
 
-run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on $PORT
+run: $(VENV)/.runtime-installed .env ## Install, index, train the default model if none is active, serve on PORT (.env; default 8000)
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@# Without MONGO_URI (from the environment or .env) these two say "Nothing to do here": the server
 	@# indexes its embedded store and trains the default model into it when it starts.
@@ -42,7 +42,12 @@ browser: ## Debian's chromium for the browser tests: installed when missing (as 
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)"; fi; }
 
-test: lint browser ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
+curl: ## curl, which the README session test runs: installed when missing (as root)
+	@command -v curl >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl >/dev/null; \
+	  else echo "curl is missing: the README session test will fail (sudo apt-get install curl)"; fi; }
+
+test: lint browser curl ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed ## Lint and type-check only

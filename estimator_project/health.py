@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from pymongo.errors import PyMongoError
 
 from estimations.errors import envelope
-from ml.serving import NoActiveModel, get_estimator
+from ml.serving import NoActiveModel, get_estimator, refused_active_version
 
 from .mongo import get_database
 
@@ -38,6 +38,13 @@ def _database() -> str:
 
 def _model() -> str:
     try:
-        return f"version {get_estimator().version}"
+        served = f"version {get_estimator().version}"
     except (NoActiveModel, PyMongoError):
-        return "no active model (run: python manage.py train_model)"
+        served = ""
+    refused = refused_active_version()
+    if refused is None:
+        return served or "no active model (run: python manage.py train_model)"
+    version, reason = refused
+    if served:  # still serving what it had: ready, and saying why the newer one is not served
+        return f"{served} (active version {version} refused: {reason})"
+    return f"active version {version} refused: {reason}; run: python manage.py train_model"

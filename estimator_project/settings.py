@@ -5,6 +5,7 @@ with their defaults. A `.env` file beside manage.py is read when present.
 """
 
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -126,8 +127,21 @@ MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS",
 MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
 
 # --- The estimations resource (Eve's names where Eve had the setting) -----------------------
-CACHE_CONTROL = env.str("CACHE_CONTROL", default="max-age=20")
+# CACHE_EXPIRES (seconds) is how long a successful GET stays fresh: it drives both `Expires` and
+# Cache-Control's max-age. CACHE_CONTROL defaults to "max-age=<CACHE_EXPIRES>"; one that names another
+# max-age would give each answer two lifetimes (caches obey max-age, and Expires would lie), so it stops
+# start-up. A CACHE_CONTROL without max-age (no-cache, private, ...) is sent as it is.
 CACHE_EXPIRES = env.int("CACHE_EXPIRES", default=20)
+CACHE_CONTROL = env.str("CACHE_CONTROL", default="") or f"max-age={CACHE_EXPIRES}"
+if CACHE_EXPIRES < 0:
+    raise ImproperlyConfigured(f"CACHE_EXPIRES={CACHE_EXPIRES}: it is the seconds a GET answer stays fresh, 0 or more.")
+_max_age = re.search(r'(?:^|,)\s*max-age\s*=\s*"?(\d+)"?\s*(?:,|$)', CACHE_CONTROL, re.IGNORECASE)
+if _max_age and int(_max_age.group(1)) != CACHE_EXPIRES:
+    raise ImproperlyConfigured(
+        f"CACHE_CONTROL={CACHE_CONTROL!r} disagrees with CACHE_EXPIRES={CACHE_EXPIRES}: CACHE_EXPIRES sets both "
+        "Expires and Cache-Control's max-age. Leave CACHE_CONTROL empty (it becomes max-age=<CACHE_EXPIRES>), "
+        f"or give it max-age={CACHE_EXPIRES}."
+    )
 # GET /estimations/{id} serves a document read in the last ITEM_CACHE_SECONDS from the worker's memory
 # (0: every read goes to MongoDB). Writes through any worker of this host invalidate it at once; a write
 # from elsewhere (another host, a manual update) is seen at the latest this many seconds later: the

@@ -58,6 +58,14 @@ class ModelSerializer(serializers.Serializer):
     _links = serializers.DictField()
 
 
+class ModelActivationSerializer(ModelSerializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What this activation stopped accepting, one sentence each: no DEFAULT_CATEGORY (a POST "
+        "without a category answers 422), or categories the previously active version served. Empty: nothing.",
+    )
+
+
 class ModelListSerializer(serializers.Serializer):
     _items = ModelSerializer(many=True)
     active_version = serializers.IntegerField(allow_null=True)
@@ -154,10 +162,11 @@ class ModelActivateView(APIView):
     @extend_schema(
         operation_id="models_activate",
         summary="Activate a version (promote or roll back); needs an admin API key",
+        description="The answer's `warnings` say what the switch stopped accepting (empty: nothing).",
         parameters=[VERSION],
         request=None,
         responses={
-            200: ModelSerializer,
+            200: ModelActivationSerializer,
             403: error_response("The key lacks the admin scope."),
             404: ERR_404,
             409: error_response("The version failed verification and was not activated."),

@@ -153,8 +153,9 @@ class ModelRegistry:
         expected = sign(self._key, digest, metadata)
         if not hmac.compare_digest(expected, str(metadata.get("signature", ""))):
             raise ArtifactRefused(
-                f"model version {version}: the signature does not verify (tampered, or signed with another "
-                "MODEL_SIGNING_KEY)"
+                f"model version {version}: the signature does not verify with this key (it was signed with "
+                "another MODEL_SIGNING_KEY, or another SECRET_KEY when MODEL_SIGNING_KEY is unset, or it was "
+                "tampered with)"
             )
         pipeline = joblib.load(io.BytesIO(artifact))
         return LoadedModel(version=version, pipeline=pipeline, metadata=metadata)

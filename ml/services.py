@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from estimator_project.mongo import get_database
 
 from .data import read_training_csv
 from .fast import FastModel
-from .registry import RegistryError
+from .registry import ModelRegistry, RegistryError
 from .replay import ReplayReports, replay, stored_inputs
 from .serving import model_registry
 from .train import train
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 STARTUP = Actor(name="service", via="startup")
 
 
+Warn = Callable[[list[str]], None]
+
+
 def model_train(
     *,
     csv_path: Path,
@@ -34,8 +38,12 @@ def model_train(
     skip_bad_rows: bool = False,
     seed: int = 0,
     progress: bool | None = None,
+    warn: Warn | None = None,
 ) -> dict[str, Any]:
-    """Read and check the CSV, train, store a new version, and (by default) activate it."""
+    """Read and check the CSV, train, store a new version, and (by default) activate it.
+
+    ``metadata["warnings"]`` says what activating the new version stops accepting (activation_changes);
+    when it is activated, ``warn`` is given them first."""
     dataset = read_training_csv(csv_path, skip_bad_rows=skip_bad_rows, progress=progress)
     trained = train(dataset, seed=seed)
     registry = model_registry()
@@ -48,19 +56,58 @@ def model_train(
         {"source": dataset.source, "sha256": dataset.sha256, "rows": dataset.rows},
     )
     if activate:
-        model_activate(version=metadata["version"], actor=actor)
+        metadata["warnings"] = model_activate(version=metadata["version"], actor=actor, warn=warn)["warnings"]
+    else:
+        metadata["warnings"] = activation_changes(current=_active_metadata(registry), candidate=metadata)
     metadata["active"] = activate
     return metadata
 
 
-def model_activate(*, version: int, actor: Actor) -> dict[str, Any]:
-    """Activate ``version`` after verifying it; going back to an older version is a rollback."""
+def activation_changes(*, current: dict[str, Any] | None, candidate: dict[str, Any]) -> list[str]:
+    """What activating ``candidate`` in place of ``current`` (versions' metadata; None: no active version)
+    stops accepting, one sentence each; empty when it accepts all that the current one does."""
+    version, categories = candidate["version"], set(candidate["categories"])
+    changes = []
+    default = settings.DEFAULT_CATEGORY
+    if default not in categories:
+        changes.append(
+            f"version {version} has no category '{default}' (DEFAULT_CATEGORY), so a POST without a category "
+            f"will answer 422; train on data with '{default}' rows, or set DEFAULT_CATEGORY to one of "
+            f"{', '.join(sorted(categories))}"
+        )
+    if current is not None and current["version"] != version:
+        lost = sorted(set(current["categories"]) - categories)
+        if lost:
+            changes.append(
+                f"version {version} lacks {len(lost)} categor{'y' if len(lost) == 1 else 'ies'} that version "
+                f"{current['version']} serves ({', '.join(lost)}): estimations in them will answer 422"
+            )
+    return changes
+
+
+def _active_metadata(registry: ModelRegistry) -> dict[str, Any] | None:
+    active = registry.active_version()
+    return registry.get(active) if active is not None else None
+
+
+def model_activate(*, version: int, actor: Actor, warn: Warn | None = None) -> dict[str, Any]:
+    """Activate ``version`` after verifying it; going back to an older version is a rollback.
+
+    What this stops accepting (activation_changes) is logged, given to ``warn`` before the switch, and
+    returned as ``metadata["warnings"]``."""
     registry = model_registry()
     previous = registry.active_version()
+    candidate = registry.get(version)
+    current = registry.get(previous) if previous is not None else None
+    changes = activation_changes(current=current, candidate=candidate) if candidate is not None else []
+    if changes and warn is not None:
+        warn(changes)
     metadata = registry.activate(version)
+    for change in changes:
+        logger.warning("activating model version %s: %s", version, change)
     action = MODEL_ROLLBACK if previous is not None and version < previous else MODEL_ACTIVATE
     audit_log().record(action, actor, {"model_version": version}, {"previous_version": previous})
-    return metadata
+    return {**metadata, "warnings": changes}
 
 
 def ensure_default_model() -> dict[str, Any] | None:

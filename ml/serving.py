@@ -34,6 +34,12 @@ MSG_NO_MODEL = (
 )
 
 
+MSG_REFUSED = (
+    "Model version {version} is active, but this service refused to load it: {reason}. Train a new version "
+    "with `python manage.py train_model`, or activate one that loads with `python manage.py activate_model VERSION`."
+)
+
+
 class NoActiveModel(APIException):
     status_code = 503
     default_detail = MSG_NO_MODEL
@@ -55,7 +61,8 @@ class ModelHolder:
     def __init__(self) -> None:
         self.model: FastModel | None = None
         self.checked_at = float("-inf")
-        self.refused: set[int] = set()
+        self.refused: dict[int, str] = {}  # version -> why it was not loaded
+        self.active_refused: int | None = None  # the active version, when it is one of those
         self._lock = threading.Lock()
 
     def get(self) -> FastModel:
@@ -68,6 +75,9 @@ class ModelHolder:
                 finally:
                     self._lock.release()
         if self.model is None:
+            refused = self.active_refused
+            if refused is not None:
+                raise NoActiveModel(MSG_REFUSED.format(version=refused, reason=self.refused[refused]))
             raise NoActiveModel()
         return self.model
 
@@ -81,12 +91,14 @@ class ModelHolder:
                 raise  # nothing to serve: the request answers 503 (database unavailable)
             logger.warning("could not read the active model version; still serving version %s", self.model.version)
             return
+        self.active_refused = version if version in self.refused else None
         if version is None or (self.model is not None and version == self.model.version) or version in self.refused:
             return
         try:
             loaded = registry.load(version)
         except (ArtifactRefused, UnknownVersion) as exc:
-            self.refused.add(version)
+            self.refused[version] = str(exc)
+            self.active_refused = version
             MODEL_LOAD_FAILURES.inc()
             kept = self.model.version if self.model else "none"
             logger.error("refused to load model version %s: %s (still serving: %s)", version, exc, kept)
@@ -102,6 +114,13 @@ _holder = ModelHolder()
 def get_estimator() -> FastModel:
     """The active model, as this process serves it. Raises NoActiveModel (503) when there is none."""
     return _holder.get()
+
+
+def refused_active_version() -> tuple[int, str] | None:
+    """The active version and why this process refused to load it, when it did (else None)."""
+    holder = _holder
+    version = holder.active_refused
+    return (version, holder.refused[version]) if version is not None else None
 
 
 def known_categories() -> tuple[str, ...]:

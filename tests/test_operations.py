@@ -32,6 +32,52 @@ class TestHealth:
         assert "no active model" in body["_error"]["message"]
         assert body["checks"]["database"] == "ok"
 
+    @pytest.mark.parametrize("changed", ["SECRET_KEY", "MODEL_SIGNING_KEY"])
+    def test_not_ready_when_the_key_changed_says_the_active_version_is_refused_and_why(
+        self, api, active_model, settings, changed
+    ):
+        from ml import serving
+
+        # Given the active version, signed with the key derived from SECRET_KEY (MODEL_SIGNING_KEY unset),
+        assert not settings.MODEL_SIGNING_KEY
+        # when either key changes
+        setattr(settings, changed, "another-key-" + "y" * 40)
+        serving.reset()
+
+        response = api.get("/health/ready")
+
+        body = assert_error_envelope(response, 503)
+        model = body["checks"]["model"]
+        assert model.startswith(f"active version {active_model['version']} refused: ")
+        assert "the signature does not verify with this key" in model and "no active model" not in model
+        assert model in body["_error"]["message"]
+        # and a write says the same instead of "no model is active yet"
+        write = assert_error_envelope(post_json(api, {"bestseller_rank": 70}), 503)
+        assert "is active, but this service refused to load it" in write["_error"]["message"]
+        assert "signature does not verify with this key" in write["_error"]["message"]
+
+    def test_ready_on_the_version_it_had_says_why_the_newly_active_one_is_not_served(
+        self, api, active_model, trained_model, settings
+    ):
+        from ml import serving
+
+        from .ml.test_registry import tamper_bytes
+
+        settings.MODEL_REFRESH_SECONDS = 0
+        assert api.get("/health/ready").status_code == HTTPStatus.OK
+        registry = serving.model_registry()
+        bad = registry.save(trained_model)["version"]
+        tamper_bytes(registry, bad)
+        registry.state.replace_one({"_id": "active"}, {"_id": "active", "version": bad})
+
+        response = api.get("/health/ready")
+
+        assert response.status_code == HTTPStatus.OK
+        assert response.json()["checks"]["model"] == (
+            f"version {active_model['version']} (active version {bad} refused: model version {bad}: "
+            "the artifact's bytes do not match its checksum)"
+        )
+
     def test_not_ready_without_the_database(self, client, settings):
         settings.MONGO_URI = "mongodb://127.0.0.1:9/x"
         settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200

@@ -161,3 +161,37 @@ def test_keep_alive_connections_are_served_in_turn_under_gevent(wire_server, tmp
     assert len(order) == clients * per_client
     first_answer = {client: order.index(client) for client in range(clients)}
     assert max(first_answer.values()) < 4 * clients, first_answer
+
+
+def bind_under_make(tmp_path: Path, dotenv: str, **env: str) -> str:
+    """The address gunicorn.conf.py binds when `make` runs it with ``env``, and ``dotenv`` as the .env file:
+    the Makefile's variables and exports apply, as for `make run`."""
+    import subprocess
+    import sys
+
+    (tmp_path / ".env").write_text(dotenv)
+    show = f"""show-bind: ; @'{sys.executable}' -c 'import runpy; print(runpy.run_path("{CONFIG}")["bind"])'"""
+    environment = {key: value for key, value in os.environ.items() if key != "PORT"}
+    environment.update(DJANGO_ENV_FILE=str(tmp_path / ".env"), **env)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-s", "--eval", show, "show-bind"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_make_serves_on_the_port_in_env_file(tmp_path):
+    assert bind_under_make(tmp_path, "PORT=8123\n") == "0.0.0.0:8123"
+
+
+def test_make_serves_on_the_port_of_the_environment_over_the_env_file(tmp_path):
+    assert bind_under_make(tmp_path, "PORT=8123\n", PORT="8124") == "0.0.0.0:8124"
+
+
+def test_make_serves_on_8000_without_a_port_anywhere(tmp_path):
+    assert bind_under_make(tmp_path, "DEBUG=false\n") == "0.0.0.0:8000"

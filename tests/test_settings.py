@@ -216,3 +216,55 @@ def test_a_project_with_a_sql_database_keeps_it(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["[True,", "True,", "True]"]
+
+
+class TestCacheLifetime:
+    """CACHE_EXPIRES drives both Expires and Cache-Control's max-age; a CACHE_CONTROL that disagrees stops."""
+
+    @pytest.mark.parametrize(
+        ("env", "expected"),
+        [
+            ({}, ("max-age=20", 20)),
+            ({"CACHE_EXPIRES": "60"}, ("max-age=60", 60)),
+            ({"CACHE_EXPIRES": "60", "CACHE_CONTROL": ""}, ("max-age=60", 60)),  # as .env.example has it
+            ({"CACHE_EXPIRES": "60", "CACHE_CONTROL": "public, max-age=60"}, ("public, max-age=60", 60)),
+            ({"CACHE_EXPIRES": "0", "CACHE_CONTROL": "no-cache"}, ("no-cache", 0)),
+        ],
+    )
+    def test_the_cache_control_follows_cache_expires(self, env, expected):
+        result = run_django({"SECRET_KEY": "x" * 50, **env}, show="CACHE_CONTROL CACHE_EXPIRES")
+
+        assert result.returncode == 0, result.stderr
+        shown = json.loads(result.stdout.splitlines()[-1])
+        assert (shown["CACHE_CONTROL"], shown["CACHE_EXPIRES"]) == expected
+
+    @pytest.mark.parametrize(
+        ("env", "says"),
+        [
+            (
+                {"CACHE_EXPIRES": "60", "CACHE_CONTROL": "max-age=20"},
+                "CACHE_CONTROL='max-age=20' disagrees with CACHE_EXPIRES=60",
+            ),
+            ({"CACHE_EXPIRES": "20", "CACHE_CONTROL": "private, MAX-AGE=5"}, "or give it max-age=20"),
+            ({"CACHE_EXPIRES": "-1"}, "CACHE_EXPIRES=-1: it is the seconds a GET answer stays fresh"),
+        ],
+    )
+    def test_a_disagreement_stops_start_up_saying_what_to_change(self, env, says):
+        result = run_django({"SECRET_KEY": "x" * 50, **env})
+
+        assert result.returncode != 0
+        assert "ImproperlyConfigured" in result.stderr and says in result.stderr
+        assert "started" not in result.stdout
+
+    def test_a_get_is_fresh_for_cache_expires_in_both_headers(self):
+        code = (
+            "import django, time; django.setup(); from django.test import Client; "
+            "from email.utils import parsedate_to_datetime; r = Client().get('/'); "
+            "print(r.status_code, r['Cache-Control'], parsedate_to_datetime(r['Expires']).timestamp() - time.time())"
+        )
+        result = run_python(code, {"SECRET_KEY": "x" * 50, "CACHE_EXPIRES": "60", "ALLOWED_HOSTS": "testserver"})
+
+        assert result.returncode == 0, result.stderr
+        status, cache_control, expires_in = result.stdout.split()
+        assert (status, cache_control) == ("200", "max-age=60")
+        assert 58 <= float(expires_in) <= 61  # Expires is whole seconds: up to 1 s early

@@ -119,6 +119,22 @@ class TestCommand:
         assert "Model version 2 is active; nothing to train." in out.getvalue()
         assert [meta["version"] for meta in model_registry().list()] == [2, 1]
 
+    def test_if_no_active_replaces_an_active_version_this_key_refuses(self, mongo_db, settings):
+        call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
+        settings.MODEL_SIGNING_KEY = "a-key-the-version-was-not-signed-with"
+        out, err = io.StringIO(), io.StringIO()
+
+        call_command("train_model", "--csv", str(SAMPLE_CSV), "--if-no-active", stdout=out, stderr=err)
+
+        assert err.getvalue().startswith(
+            "Model version 1 is active but cannot be served: model version 1: the signature does not verify with "
+            "this key"
+        )
+        assert err.getvalue().rstrip().endswith("Training a new version.")
+        assert "Model version 2 active." in out.getvalue()
+        assert model_registry().active_version() == 2
+        model_registry().load(2)  # signed with the key in use
+
     def test_bad_rows_fail_or_are_skipped(self, mongo_db, tmp_path):
         path = tmp_path / "mixed.csv"
         path.write_text(SAMPLE_CSV.read_text() + "books,zero,1\n")

@@ -18,9 +18,13 @@ class Command(BaseCommand):
         )
         try:
             with database_errors_as_command_errors("Activating"):
-                model_activate(version=version, actor=command_actor())
+                model_activate(version=version, actor=command_actor(), warn=self._warn)
         except RegistryError as exc:
             raise CommandError(f"Version {version} was not activated: {exc}.") from exc
         self.stdout.write(
             self.style.SUCCESS(f"Model version {version} is active; API processes switch within seconds.")
         )
+
+    def _warn(self, changes: list[str]) -> None:
+        for change in changes:
+            self.stderr.write(self.style.WARNING(f"Warning: this narrows what is accepted: {change}."))

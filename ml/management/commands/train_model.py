@@ -10,7 +10,7 @@ from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_
 from ml.data import DataError
 from ml.fast import FastModel
 from ml.plot import curves_svg
-from ml.registry import RegistryError
+from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
 from ml.serving import model_registry
@@ -36,7 +36,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
         parser.add_argument("--plot", type=Path, help="also draw the model's curves into this SVG file")
         parser.add_argument(
-            "--if-no-active", action="store_true", help="do nothing when a version is already active (for start-up)"
+            "--if-no-active",
+            action="store_true",
+            help="do nothing when a version is active and loads (for start-up); one this key refuses is replaced",
         )
 
     def handle(self, *args, **options):
@@ -57,6 +59,7 @@ class Command(BaseCommand):
                     activate=options["activate"],
                     skip_bad_rows=options["skip_bad_rows"],
                     seed=options["seed"],
+                    warn=self._warn,
                 )
                 if options["plot"]:
                     self._draw(options["plot"], metadata)
@@ -87,11 +90,21 @@ class Command(BaseCommand):
         return True
 
     def _nothing_to_do(self) -> bool:
-        active = model_registry().active_version()
-        if active is not None:
-            self.stdout.write(f"Model version {active} is active; nothing to train.")
-            return True
-        return False
+        registry = model_registry()
+        active = registry.active_version()
+        if active is None:
+            return False
+        try:
+            registry.load(active)  # verified as serving would: a version it refuses is no model at all
+        except (ArtifactRefused, UnknownVersion) as exc:
+            self.stderr.write(f"Model version {active} is active but cannot be served: {exc}. Training a new version.")
+            return False
+        self.stdout.write(f"Model version {active} is active; nothing to train.")
+        return True
+
+    def _warn(self, changes: list[str]) -> None:
+        for change in changes:
+            self.stderr.write(self.style.WARNING(f"Warning: activating it narrows what is accepted: {change}."))
 
     def _report(self, metadata: dict[str, Any]) -> None:
         data = metadata["training_data"]
@@ -100,6 +113,9 @@ class Command(BaseCommand):
             f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
         )
         self.stdout.write(metrics_table(metadata))
+        if not metadata["active"]:
+            for change in metadata["warnings"]:
+                self.stdout.write(f"Activating it would narrow what is accepted: {change}.")
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
 

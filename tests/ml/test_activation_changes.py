@@ -1,0 +1,144 @@
+"""A version that would accept less than the active one (or lacks DEFAULT_CATEGORY) is said so before it
+goes live: by train_model, activate_model and POST /models/{version}/activate, from one comparison."""
+
+from __future__ import annotations
+
+import csv
+import io
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from estimator_project.audit import command_actor
+from ml.data import read_training_csv
+from ml.services import activation_changes, model_activate, model_train
+from ml.serving import model_registry
+from ml.train import train
+
+from ..conftest import SAMPLE_CSV
+from ..estimations.test_api_create import assert_error_envelope, post_json
+
+KEPT = ("home_kitchen", "toys_games")  # no books (DEFAULT_CATEGORY), no electronics, ...
+NARROWING = (
+    "version 2 has no category 'books' (DEFAULT_CATEGORY), so a POST without a category will answer 422; train on "
+    "data with 'books' rows, or set DEFAULT_CATEGORY to one of home_kitchen, toys_games",
+    "version 2 lacks 6 categories that version 1 serves (beauty, books, clothing, electronics, pet_supplies, "
+    "sports_outdoors): estimations in them will answer 422",
+)
+
+
+@pytest.fixture(scope="module")
+def narrow_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("narrow") / "two_categories.csv"
+    with SAMPLE_CSV.open() as source, path.open("w", newline="") as out:
+        reader = csv.DictReader(source)
+        writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+        writer.writeheader()
+        writer.writerows(row for row in reader if row["category"] in KEPT)
+    return path
+
+
+@pytest.fixture
+def narrow_version(api, narrow_csv) -> int:
+    """Version 1 (every category) active, version 2 (two categories, no books) stored."""
+    return model_registry().save(train(read_training_csv(narrow_csv, progress=False)))["version"]
+
+
+def meta(version: int, *categories: str) -> dict:
+    return {"version": version, "categories": list(categories)}
+
+
+class TestTheComparison:
+    def test_nothing_narrows(self):
+        assert activation_changes(current=meta(1, "books", "toys"), candidate=meta(2, "books", "toys", "pets")) == []
+        assert activation_changes(current=None, candidate=meta(1, "books")) == []
+
+    def test_a_version_without_the_default_category(self, settings):
+        settings.DEFAULT_CATEGORY = "books"
+
+        changes = activation_changes(current=None, candidate=meta(1, "toys", "pets"))
+
+        assert changes == [
+            "version 1 has no category 'books' (DEFAULT_CATEGORY), so a POST without a category will answer 422; "
+            "train on data with 'books' rows, or set DEFAULT_CATEGORY to one of pets, toys"
+        ]
+
+    def test_a_version_without_a_category_the_active_one_serves(self):
+        changes = activation_changes(current=meta(3, "books", "toys", "pets"), candidate=meta(4, "books", "pets"))
+
+        assert changes == [
+            "version 4 lacks 1 category that version 3 serves (toys): estimations in them will answer 422"
+        ]
+
+    def test_re_activating_the_active_version_changes_nothing_it_serves(self):
+        assert activation_changes(current=meta(2, "books"), candidate=meta(2, "books")) == []
+
+
+class TestWhereItIsSaid:
+    def test_activation_warns_before_the_switch_and_returns_what_changed(self, api, narrow_version):
+        registry = model_registry()
+        seen = []
+
+        metadata = model_activate(
+            version=narrow_version,
+            actor=command_actor(),
+            warn=lambda changes: seen.append((registry.active_version(), changes)),
+        )
+
+        assert seen == [(1, list(NARROWING))]  # given while version 1 was still active
+        assert metadata["warnings"] == list(NARROWING)
+        assert registry.active_version() == narrow_version
+
+    def test_the_api_answer_carries_the_warnings(self, api, narrow_version, keys, settings):
+        settings.MODEL_REFRESH_SECONDS = 0
+
+        response = api.post(f"/models/{narrow_version}/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
+
+        assert response.status_code == HTTPStatus.OK
+        assert response.json()["warnings"] == list(NARROWING)
+        # and what it said holds: a POST without a category now answers 422
+        assert_error_envelope(post_json(api, {"bestseller_rank": 70}), 422)
+        back = api.post("/models/1/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}").json()
+        assert back["warnings"] == []  # going back to every category narrows nothing
+
+    def test_the_activate_model_command_prints_them(self, api, narrow_version):
+        out, err = io.StringIO(), io.StringIO()
+
+        call_command("activate_model", str(narrow_version), stdout=out, stderr=err)
+
+        assert err.getvalue().splitlines() == [
+            f"Warning: this narrows what is accepted: {change}." for change in NARROWING
+        ]
+        assert f"Model version {narrow_version} is active" in out.getvalue()
+
+    def test_train_model_prints_them_before_it_activates(self, api, narrow_csv):
+        out, err = io.StringIO(), io.StringIO()
+
+        call_command("train_model", "--csv", str(narrow_csv), stdout=out, stderr=err)
+
+        warnings = [line for line in err.getvalue().splitlines() if line.startswith("Warning: activating it")]
+        assert warnings == [f"Warning: activating it narrows what is accepted: {change}." for change in NARROWING]
+        assert "Model version 2 active." in out.getvalue()
+
+    def test_train_model_warns_through_the_service_before_the_switch(self, api, narrow_csv):
+        registry = model_registry()
+        seen = []
+
+        metadata = model_train(
+            csv_path=narrow_csv,
+            actor=command_actor(),
+            progress=False,
+            warn=lambda changes: seen.append((registry.active_version(), len(changes))),
+        )
+
+        assert seen == [(1, 2)] and metadata["warnings"] == list(NARROWING)
+
+    def test_a_stored_version_says_what_activating_it_would_narrow(self, api, narrow_csv):
+        out = io.StringIO()
+
+        call_command("train_model", "--csv", str(narrow_csv), "--no-activate", stdout=out, stderr=io.StringIO())
+
+        assert f"Activating it would narrow what is accepted: {NARROWING[1]}." in out.getvalue()
+        assert model_registry().active_version() == 1

@@ -1,0 +1,137 @@
+"""The README's curl session, run as printed against the production server on a wire-protocol store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .live import LiveServer, trained_database
+from .readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
+
+SIGNING_KEY = "readme-session-signing-key-not-a-secret"
+
+BULK_AS_PRINTED = """-H 'Content-Type: application/json' \\
+    -d '[{"bestseller_rank": 1500, "category": "toys_games", "sku": "TOY-RC-CAR"}, {"bestseller_rank": 25000,"""
+BULK_AS_IT_WAS = """-H 'Content-Type: application/json' -d '[{"bestseller_rank": 1500, "category": "toys_games", \\
+    "sku": "TOY-RC-CAR"}, {"bestseller_rank": 25000,"""
+
+
+@pytest.fixture(scope="module")
+def readme_server(wire_server, tmp_path_factory) -> Iterator[tuple[LiveServer, str]]:
+    """The production server (as `make run` configures it, on a MongoDB wire store) with the default model."""
+    with trained_database(wire_server, "test_readme", SIGNING_KEY) as database:
+        server = LiveServer(
+            {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
+            tmp_path_factory.mktemp("readme") / "server.log",
+        )
+        server.start()
+        try:
+            yield server, database
+        finally:
+            server.stop()
+
+
+def forget_estimations(database: str, wire_server) -> None:
+    """Back to the README's starting point: the default model and no estimations."""
+    import pymongo
+
+    client = pymongo.MongoClient(wire_server.uri)
+    try:
+        client[database]["estimations"].delete_many({})
+    finally:
+        client.close()
+
+
+def test_the_session_lists_the_commands_the_readme_shows():
+    steps = parse_console_blocks(README.read_text())
+    commands = [step.command for step in steps]
+
+    assert len(commands) >= 15
+    assert commands[0].startswith("curl -i -X POST localhost:8000/estimations")
+    assert sum(command.startswith("cat ") for command in commands) == 2
+    bulk = next(step for step in steps if "TOY-RC-CAR" in step.command)
+    assert "\n" in bulk.command and bulk.expected[0].startswith('{"_status":"OK","_items":[')
+
+
+@pytest.mark.integration
+class TestReadmeSession:
+    def test_every_answer_is_as_the_readme_shows(self, readme_server, wire_server, tmp_path):
+        server, database = readme_server
+        forget_estimations(database, wire_server)
+
+        steps = assert_readme_session(server.url, tmp_path)
+
+        assert sum("curl" in step.command for step in steps) >= 15
+        assert (tmp_path / "products.csv").read_text().startswith("bestseller_rank,category,sku\n")
+
+    @pytest.mark.parametrize(
+        ("printed", "drifted", "reported"),
+        [
+            (
+                "HTTP/1.1 201 Created",
+                "HTTP/1.1 200 OK",
+                "status: expected 'HTTP/1.1 200 OK', got 'HTTP/1.1 201 Created'",
+            ),
+            ("Cache-Control: max-age=20\nExpires", "Cache-Control: max-age=60\nExpires", "header Cache-Control"),
+            ('"extrapolated":false,"model_version":1,"_created"', '"model_version":1,"_created"', "keys differ"),
+            ('"category":"books","estimated_sales":4772', '"category":"toys","estimated_sales":4772', "'toys'"),
+            ('"estimated_sales_low":28,', '"estimated_sales_low":"28",', "expected str '28', got int 28"),
+            ('"rmse_log1p": 0.06646156091703048', '"rmse_log1p": 0.0665', "expected 0.0665, got 0.0664"),
+            ("MUG-BLUE,136,", "MUG-BLUE,137,", "CSV row 2, estimated_sales: expected '137', got '136'"),
+            (
+                "$ cat bad.csv\nbestseller_rank,category\n120,books\nabc",
+                "$ cat bad.csv\nbestseller_rank,category\n120,books\n7",
+                "2 CSV row",
+            ),
+            (
+                BULK_AS_PRINTED,
+                BULK_AS_IT_WAS,
+                "body._status: expected 'OK', got 'ERR'",
+            ),  # issue 16: 400 with `\\` inside the quotes
+        ],
+        ids=[
+            "status",
+            "header",
+            "a-key-gone",
+            "a-value",
+            "a-type",
+            "a-float",
+            "a-csv-cell",
+            "a-file-shown",
+            "bulk-quoting-as-before",
+        ],
+    )
+    def test_a_readme_that_drifts_fails(self, readme_server, wire_server, tmp_path, printed, drifted, reported):
+        server, database = readme_server
+        forget_estimations(database, wire_server)
+        text = README.read_text()
+        assert printed in text, "the README changed: update this test's edit"
+        scratch = tmp_path / "README.md"
+        scratch.write_text(text.replace(printed, drifted, 1))
+        workdir = tmp_path / "session"
+        workdir.mkdir()
+
+        steps = run_readme_session(server.url, workdir, readme=scratch)
+
+        problems = [problem for step in steps for problem in step.problems]
+        if reported is None:
+            assert problems == []
+        else:
+            assert any(reported in problem for problem in problems), problems
+
+
+def test_ids_and_etags_are_bound_once_and_put_into_later_commands():
+    from .readme_session import Bindings
+
+    bindings = Bindings()
+    readme_id, live_id = "6b0ad57f7503e623c0e10f50", "70aa00000000000000000001"
+
+    assert bindings.match(f"http://h/estimations/{readme_id}", f"http://h/estimations/{live_id}") is None
+    assert bindings.substitute(f"curl h/estimations/{readme_id} -H 'If-Match: \"x\"'") == (
+        f"curl h/estimations/{live_id} -H 'If-Match: \"x\"'"
+    )
+    assert "was bound to" in bindings.match(readme_id, "70aa00000000000000000002")
+    assert "seen before" in bindings.match("6b0ad57f7503e623c0e10f51", live_id)
+    assert bindings.match("Sat, 28 Nov 2026 13:22:07 GMT", "Tue, 01 Dec 2026 09:00:00 GMT") is None
+    assert bindings.match("Sat, 28 Nov 2026 13:22:07 GMT", "yesterday") is not None
