@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -52,9 +53,13 @@ COLLECTION = "model_jobs"
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 UNFINISHED = (QUEUED, RUNNING)
 DONE = "done"  # the last phase of a job that succeeded
-HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 60.0
 CHUNK = 1 << 20
+# While a training runs, the interpreter hands the GIL between threads every 1 ms (Python's default: 5 ms):
+# each time a request of the worker waits on I/O, the training thread takes the GIL, and the request
+# waits this long to get it back. Only one training runs per process, so nothing else sets it meanwhile.
+TRAINING_SWITCH_INTERVAL = 0.001
 UPLOAD_NAME = "upload.csv"
 
 MSG_STALE = (
@@ -340,6 +345,8 @@ class JobRunner:
                 self._beat()
         except Abandoned:
             return
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(TRAINING_SWITCH_INTERVAL)
         try:
             if not self.jobs.start(self.job_id):
                 return
@@ -369,6 +376,7 @@ class JobRunner:
         else:
             self._succeed(metadata)
         finally:
+            sys.setswitchinterval(interval)
             slot.release()
 
     def _succeed(self, metadata: dict[str, Any]) -> None:
