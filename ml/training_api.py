@@ -141,7 +141,7 @@ def job_resource(job: dict[str, Any]) -> dict[str, Any]:
         "heartbeat": http_date(job["heartbeat"]),
         "request": job["request"],
         "actor": job["actor"],
-        "progress": {"fraction": None, **job["progress"]},
+        "progress": {**job["progress"], "fraction": job["progress"].get("fraction")},
         "version": job.get("version"),
         "active": job.get("active"),
         "_links": {"self": {"title": "model job", "href": job_href(job["_id"])}},

@@ -154,7 +154,7 @@ class TestTraining:
         assert tempfile.gettempdir() not in job["_error"]["message"]  # no server path in a message
 
     def test_a_body_over_max_body_bytes_is_accepted(self, api, keys, settings):
-        settings.MAX_BODY_BYTES = 1000  # the estimations' limit; the CSV has its own
+        settings.MAX_BODY_BYTES = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000  # limits of other bodies
 
         _, job = train_through_api(api, keys["admin"], SAMPLE_CSV.read_bytes())
 
@@ -313,6 +313,20 @@ def test_only_the_store_touches_the_jobs_collection():
     ]
 
     assert users == ["ml/jobs.py"]
+
+
+def test_a_body_shorter_than_its_content_length_trains_nothing(private_temp_dir):
+    from types import SimpleNamespace
+
+    from rest_framework.exceptions import ParseError
+
+    from ml.training_api import TrainingCsvParser
+
+    request = SimpleNamespace(META={"CONTENT_LENGTH": "5000"})
+    with pytest.raises(ParseError, match="ended after 100 of the 5,000 bytes"):
+        TrainingCsvParser().parse(io.BytesIO(b"x" * 100), "text/csv", {"request": request})
+
+    assert list(private_temp_dir.iterdir()) == []
 
 
 class _RecordingStream:
