@@ -101,6 +101,26 @@ class TestTraining:
         assert by_action["model.train"]["target"] == {"model_version": job["version"]}
         assert by_action["model.activate"]["actor"]["name"] == "admin-client"
 
+    def test_a_second_training_waits_queued_for_the_first(self, api, keys, monkeypatch):
+        monkeypatch.setattr(jobs, "HEARTBEAT_SECONDS", 0.05)
+        slot = jobs._training_slot()
+        slot.acquire()  # as a training in progress holds it
+        try:
+            response = post_csv(api, SAMPLE_CSV.read_bytes(), keys["admin"])
+            path = f"/models/jobs/{response.json()['_id']}"
+            admin = {"HTTP_AUTHORIZATION": f"Api-Key {keys['admin']}"}
+            beats = set()
+            for _ in range(3):  # over 1.8 s: heartbeats are shown to the second
+                time.sleep(0.6)
+                beats.add(api.get(path, **admin).json()["heartbeat"])
+            waiting = api.get(path, **admin).json()
+        finally:
+            slot.release()
+
+        assert (waiting["status"], waiting["progress"]["phase"], waiting["started"]) == ("queued", "queued", None)
+        assert len(beats) >= 2  # it keeps beating while it waits, so it never reads as dead
+        assert finished(api, path, keys["admin"])["status"] == "succeeded"
+
     def test_activate_false_stores_without_activating(self, api, keys):
         _, job = train_through_api(api, keys["admin"], SAMPLE_CSV.read_bytes(), "?activate=false&seed=7")
 
