@@ -248,7 +248,7 @@ destroy_schema = extend_schema(
 
 
 # Every other operation works without a key (writes: unless configured).
-KEY_REQUIRED = {"models_activate", "models_replay", "models_replays", "audit_list"}
+KEY_REQUIRED = {"models_activate", "models_replay", "models_replays", "audit_list", "models_train", "models_job"}
 
 
 def canonical_paths(result, generator, request, public):

@@ -175,6 +175,9 @@ REPLAY_MAX_SAMPLE = env.int("REPLAY_MAX_SAMPLE", default=100_000)
 MODEL_SIGNING_KEY = env.str("MODEL_SIGNING_KEY", default="")
 # How often each API process checks for a newly activated model version.
 MODEL_REFRESH_SECONDS = env.float("MODEL_REFRESH_SECONDS", default=2.0)
+# Largest training CSV POST /models accepts (413 beyond); streamed to a temporary file, so MAX_BODY_BYTES
+# does not apply to it.
+MODEL_TRAINING_MAX_BYTES = env.int("MODEL_TRAINING_MAX_BYTES", default=100 * 1024 * 1024)
 # What `make run` (and the embedded store at start) trains when no version is active.
 DEFAULT_TRAINING_CSV = env.str("DEFAULT_TRAINING_CSV", default="") or str(BASE_DIR / "data" / "sample_sales.csv")
 

@@ -25,7 +25,11 @@ BAD_ROWS_SHOWN = 20
 
 
 class DataError(Exception):
-    """The CSV cannot be trained on; the message says why and where."""
+    """The CSV cannot be trained on; the message says why and where (``bad_rows``: the rows listed)."""
+
+    def __init__(self, message: str, bad_rows: list[BadRow] | None = None):
+        super().__init__(message)
+        self.bad_rows = bad_rows or []
 
 
 @dataclass(frozen=True)
@@ -96,23 +100,43 @@ def _check_row(row: list[str], columns: dict[str, int]) -> tuple[str, int, float
     return category, rank, sales
 
 
-def read_training_csv(path: Path, *, skip_bad_rows: bool = False, progress: bool | None = None) -> Dataset:
+def read_training_csv(
+    path: Path,
+    *,
+    skip_bad_rows: bool = False,
+    progress: bool | None = None,
+    name: str | None = None,
+    on_read: Callable[[int, int, int], None] | None = None,
+) -> Dataset:
     """Read and check the CSV. Bad rows fail the read unless ``skip_bad_rows``, when they are counted.
 
-    ``progress``: a progress bar on stderr (default: when stderr is a terminal).
+    ``progress``: a progress bar on stderr (default: when stderr is a terminal). ``name``: what messages
+    and the dataset's source call the file (default: its path). ``on_read(bytes_read, bytes_total,
+    rows_read)``: called as the file is read, about once a megabyte.
     """
+    shown = name or str(path)
     try:
         size = os.path.getsize(path)
         raw = open(path, "rb")  # noqa: SIM115 - closed below, wrapped in several layers
     except OSError as exc:
-        raise DataError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+        raise DataError(f"Cannot read {shown}: {exc.strerror or exc}.") from exc
     if size == 0:
         raw.close()
-        raise DataError(f"{path} is empty: it needs a header ({','.join(REQUIRED_COLUMNS)}) and rows.")
+        raise DataError(f"{shown} is empty: it needs a header ({','.join(REQUIRED_COLUMNS)}) and rows.")
 
     show_progress = sys.stderr.isatty() if progress is None else progress
     bar = _progress_bar(size, str(path)) if show_progress else None
-    hashing = _HashingReader(raw, bar.update if bar else lambda n: None)
+    read = 0
+
+    def on_bytes(count: int) -> None:
+        nonlocal read
+        read += count
+        if bar:
+            bar.update(count)
+        if on_read:
+            on_read(read, size, len(ranks))
+
+    hashing = _HashingReader(raw, on_bytes)
     text = io.TextIOWrapper(io.BufferedReader(hashing, buffer_size=1 << 20), encoding="utf-8", newline="")
 
     categories: list[str] = []
@@ -124,7 +148,7 @@ def read_training_csv(path: Path, *, skip_bad_rows: bool = False, progress: bool
     try:
         reader = csv.reader(text)
         header = next(reader, None)
-        columns = _columns(header, path)
+        columns = _columns(header, shown)
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
@@ -141,9 +165,9 @@ def read_training_csv(path: Path, *, skip_bad_rows: bool = False, progress: bool
             ranks.append(rank)
             sales.append(amount)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text (byte {exc.start} of a line near row {len(ranks) + 2}).") from exc
+        raise DataError(f"{shown} is not UTF-8 text (byte {exc.start} of a line near row {len(ranks) + 2}).") from exc
     except csv.Error as exc:
-        raise DataError(f"{path} is not a readable CSV: {exc}.") from exc
+        raise DataError(f"{shown} is not a readable CSV: {exc}.") from exc
     finally:
         text.close()
         if bar:
@@ -152,22 +176,23 @@ def read_training_csv(path: Path, *, skip_bad_rows: bool = False, progress: bool
     if bad_count and not skip_bad_rows:
         listed = "\n  ".join(map(str, bad))
         raise DataError(
-            f"{path} has bad rows (the first {len(bad)} shown); fix them or pass --skip-bad-rows:\n  {listed}"
+            f"{shown} has bad rows (the first {len(bad)} shown); fix them or pass --skip-bad-rows:\n  {listed}",
+            bad_rows=bad,
         )
     if not ranks:
-        raise DataError(f"{path} has no valid rows to train on ({bad_count} bad rows).")
+        raise DataError(f"{shown} has no valid rows to train on ({bad_count} bad rows).")
     return Dataset(
         categories=np.array(categories),
         ranks=np.frombuffer(ranks, dtype=np.int64).copy(),
         sales=np.frombuffer(sales, dtype=np.float64).copy(),
         sha256=hashing.digest.hexdigest(),
-        source=Path(path).name,
+        source=name or Path(path).name,
         bad_rows=bad,
         bad_count=bad_count,
     )
 
 
-def _columns(header: list[str] | None, path: Path) -> dict[str, int]:
+def _columns(header: list[str] | None, path: str) -> dict[str, int]:
     if not header:
         raise DataError(f"{path} has no header: the first line must name {','.join(REQUIRED_COLUMNS)}.")
     names = [name.strip().lstrip("\ufeff").lower() for name in header]

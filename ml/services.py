@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -26,6 +26,16 @@ logger = logging.getLogger(__name__)
 
 STARTUP = Actor(name="service", via="startup")
 
+T = TypeVar("T")
+
+
+def _here(work: Callable[[], T]) -> T:
+    return work()
+
+
+def _no_report(phase: str, **counts: int) -> None:
+    pass
+
 
 Warn = Callable[[list[str]], None]
 
@@ -38,14 +48,32 @@ def model_train(
     skip_bad_rows: bool = False,
     seed: int = 0,
     progress: bool | None = None,
+    name: str | None = None,
+    on_progress: Callable[..., None] = _no_report,
+    run_cpu: Callable[[Callable[[], Any]], Any] = _here,
     warn: Warn | None = None,
 ) -> dict[str, Any]:
     """Read and check the CSV, train, store a new version, and (by default) activate it.
 
     ``metadata["warnings"]`` says what activating the new version stops accepting (activation_changes);
-    when it is activated, ``warn`` is given them first."""
-    dataset = read_training_csv(csv_path, skip_bad_rows=skip_bad_rows, progress=progress)
-    trained = train(dataset, seed=seed)
+    when it is activated, ``warn`` is given them first.
+
+    For the API's training jobs (ml/jobs.py): ``name`` is what messages and the metadata call the file;
+    ``on_progress(phase, **counts)`` hears each phase (reading, with bytes_read, bytes_total and rows_read
+    as it goes; fitting; storing; activating); ``run_cpu(work)`` runs the CPU-bound steps (reading and
+    fitting) and returns their result, while the database writes stay in the caller's thread.
+    """
+
+    def on_read(done: int, total: int, rows: int) -> None:
+        on_progress("reading", bytes_read=done, bytes_total=total, rows_read=rows)
+
+    on_progress("reading", bytes_read=0, rows_read=0)
+    dataset = run_cpu(
+        lambda: read_training_csv(csv_path, skip_bad_rows=skip_bad_rows, progress=progress, name=name, on_read=on_read)
+    )
+    on_progress("fitting", rows_read=dataset.rows)
+    trained = run_cpu(lambda: train(dataset, seed=seed))
+    on_progress("storing")
     registry = model_registry()
     registry.ensure_indexes()
     metadata = registry.save(trained)
@@ -56,6 +84,7 @@ def model_train(
         {"source": dataset.source, "sha256": dataset.sha256, "rows": dataset.rows},
     )
     if activate:
+        on_progress("activating")
         metadata["warnings"] = model_activate(version=metadata["version"], actor=actor, warn=warn)["warnings"]
     else:
         metadata["warnings"] = activation_changes(current=_active_metadata(registry), candidate=metadata)

@@ -1,6 +1,7 @@
 from django.urls import path, re_path, register_converter
 
-from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelListView, ModelReplaysView, ModelReplayView
+from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelReplaysView, ModelReplayView
+from .training_api import ModelJobView, ModelsView
 
 
 class VersionConverter:
@@ -18,7 +19,8 @@ class VersionConverter:
 register_converter(VersionConverter, "version")
 
 urlpatterns = [
-    re_path(r"^models/?$", ModelListView.as_view(), name="models"),
+    re_path(r"^models/?$", ModelsView.as_view(), name="models"),
+    re_path(r"^models/jobs/(?P<id>[^/]{1,64})/?$", ModelJobView.as_view(), name="model-job"),
     path("models/<version:version>", ModelDetailView.as_view(), name="model"),
     path("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
     path("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),

@@ -49,6 +49,7 @@ def test_schema_names_eves_paths_and_every_operation(openapi_spec):
         "/models/{version}/accuracy",
         "/models/{version}/replay",
         "/models/{version}/replays",
+        "/models/jobs/{id}",
         "/audit",
     }
     assert set(openapi_spec["paths"]["/estimations"]) >= {"get", "post"}
@@ -67,6 +68,8 @@ def test_schema_names_eves_paths_and_every_operation(openapi_spec):
         ("/models/{version}/accuracy", "get", {"200", "404", "503"}),
         ("/models/{version}/replay", "post", {"201", "401", "403", "404", "409", "422", "503"}),
         ("/audit", "get", {"200", "400", "401", "403", "503"}),
+        ("/models", "post", {"202", "400", "401", "403", "413", "415", "503"}),
+        ("/models/jobs/{id}", "get", {"200", "401", "403", "404", "503"}),
     ],
 )
 def test_every_status_is_documented_and_errors_use_the_envelope(openapi_spec, path, method, codes):

@@ -1,0 +1,438 @@
+"""Training through the API: the uploaded CSV, the job that trains on it, and the store that keeps jobs.
+
+``POST /models`` streams its body to a temporary file (``TrainingUpload``), records a job (``queued``)
+in MongoDB and answers 202 at once; a runner in the same worker then trains with
+``ml.services.model_train``, exactly as ``manage.py train_model`` does, and records the outcome. Any
+replica answers ``GET /models/jobs/{id}``, since the job lives in the database (``TrainingJobs`` is
+the only code that touches its collection).
+
+The fit is CPU-bound. Under gevent (the production worker) the runner is a greenlet, and the CPU work
+(reading the CSV, fitting) runs in a native thread of gevent's, so the worker's other greenlets keep
+being served; every database write (heartbeats, the model, the audit entry) stays in the runner's
+greenlet. Under threads (gthread) the runner is a thread, and the CPU work another. One training at a
+time runs per worker process: the others wait, ``queued``. Nothing leaves the process, so the embedded
+store (mongomock, in this process only) works the same.
+
+While it waits or works, the runner writes a heartbeat every ``HEARTBEAT_SECONDS``. A job whose
+heartbeat is older than ``STALE_SECONDS`` (its worker was stopped or killed) reads as failed, with that
+reason, and a runner that finds its job so marked stops before it stores anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from estimations.errors import MSG_SERVER_ERROR
+from estimations.turns import cooperative
+from estimator_project.audit import Actor
+from estimator_project.mongo import get_database
+
+from .data import DataError
+from .registry import RegistryError
+from .services import model_train
+
+logger = logging.getLogger(__name__)
+
+COLLECTION = "model_jobs"
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+UNFINISHED = (QUEUED, RUNNING)
+DONE = "done"  # the last phase of a job that succeeded
+HEARTBEAT_SECONDS = 2.0
+STALE_SECONDS = 60.0
+CHUNK = 1 << 20
+# While a training runs, the interpreter hands the GIL between threads every 1 ms (Python's default: 5 ms):
+# each time a request of the worker waits on I/O, the training thread takes the GIL, and the request
+# waits this long to get it back. Only one training runs per process, so nothing else sets it meanwhile.
+TRAINING_SWITCH_INTERVAL = 0.001
+UPLOAD_NAME = "upload.csv"
+
+MSG_STALE = (
+    "The worker running this training stopped (no heartbeat for {seconds:.0f} s): it was restarted, "
+    "stopped or killed. No new version was activated by this job; POST the CSV to /models again."
+)
+MSG_BAD_ROWS = (
+    "Training failure: {name} has bad rows (the first {shown} shown in _issues, by line); fix them, or "
+    "POST it again with ?skip_bad_rows=true to skip and count them."
+)
+MSG_NOT_STORED = "The model was trained but not stored: {reason}. POST the CSV again."
+MSG_DATABASE = (
+    "The database became unreachable during training, so no new version was stored or activated. "
+    "POST the CSV again once it is back."
+)
+
+
+# --- the upload ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingUpload:
+    """A request body saved to a private temporary directory, read in chunks, never whole in memory."""
+
+    directory: Path
+    bytes: int
+
+    @property
+    def path(self) -> Path:
+        return self.directory / UPLOAD_NAME
+
+    @classmethod
+    def receive(cls, stream, limit: int, too_large: Callable[[], Exception]) -> TrainingUpload:
+        """Copy ``stream`` to disk; ``too_large()`` is raised (and nothing kept) past ``limit`` bytes."""
+        upload = cls(Path(tempfile.mkdtemp(prefix="model-training-")), 0)
+        try:
+            with upload.path.open("wb") as file:
+                while chunk := stream.read(CHUNK):
+                    upload.bytes += len(chunk)
+                    if upload.bytes > limit:
+                        raise too_large()
+                    file.write(chunk)
+        except BaseException:
+            upload.discard()
+            raise
+        return upload
+
+    def discard(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _object_id(job_id: str | ObjectId) -> ObjectId | None:
+    try:
+        return ObjectId(job_id)
+    except (InvalidId, TypeError):
+        return None
+
+
+class TrainingJobs:
+    """The ``model_jobs`` collection: one document per POST /models.
+
+    Every change is a whole-document replace (every field keeps its BSON type), made only if the job
+    still has the status and heartbeat it was read with: of a runner's heartbeat and a reader marking
+    the job failed for want of one, exactly one wins.
+    """
+
+    def __init__(self, collection: Collection, *, stale_seconds: float | None = None):
+        self.collection = collection
+        self.stale_seconds = STALE_SECONDS if stale_seconds is None else stale_seconds
+
+    def create(self, *, request: dict[str, Any], actor: Actor) -> dict[str, Any]:
+        now = _now()
+        job = {
+            "status": QUEUED,
+            "created": now,
+            "heartbeat": now,
+            "started": None,
+            "finished": None,
+            "request": request,
+            "actor": actor.as_document(),
+            "progress": {"phase": QUEUED, "rows_read": 0, "bytes_read": 0, "bytes_total": request["bytes"]},
+            "version": None,
+            "active": None,
+            "warnings": [],
+            "error": None,
+            "issues": None,
+        }
+        self.collection.insert_one(job)
+        return job
+
+    def _change(self, job_id: ObjectId, statuses: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any] | None:
+        """The job with ``changes`` made, if its status is one of ``statuses``; else None."""
+        for _ in range(5):
+            job = self.collection.find_one({"_id": job_id})
+            if job is None or job["status"] not in statuses:
+                return None
+            changed = {**job, **changes}
+            result = self.collection.replace_one(
+                {"_id": job_id, "status": job["status"], "heartbeat": job["heartbeat"]}, changed
+            )
+            if result.matched_count == 1:
+                return changed
+        return None  # changed by others each time: it is not this writer's to change
+
+    def start(self, job_id: ObjectId) -> bool:
+        """Queued to running; False when the job is no longer waiting (it was marked failed)."""
+        now = _now()
+        return self._change(job_id, (QUEUED,), {"status": RUNNING, "started": now, "heartbeat": now}) is not None
+
+    def beat(self, job_id: ObjectId, progress: dict[str, Any]) -> bool:
+        """Record that the runner is alive, with its progress. False: the job was marked failed meanwhile."""
+        return self._change(job_id, UNFINISHED, {"heartbeat": _now(), "progress": progress}) is not None
+
+    def succeed(
+        self, job_id: ObjectId, *, version: int, active: bool, warnings: list[str], progress: dict[str, Any]
+    ) -> None:
+        # Whatever a reader concluded meanwhile: a version was stored, and the job says so.
+        now = _now()
+        changes = {
+            "status": SUCCEEDED,
+            "finished": now,
+            "heartbeat": now,
+            "progress": progress,
+            "version": version,
+            "active": active,
+            "warnings": warnings,
+            "error": None,
+            "issues": None,
+        }
+        self._change(job_id, (*UNFINISHED, FAILED), changes)
+
+    def fail(
+        self,
+        job_id: ObjectId,
+        *,
+        code: int,
+        message: str,
+        issues: dict[str, str] | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        now = _now()
+        changes: dict[str, Any] = {
+            "status": FAILED,
+            "finished": now,
+            "heartbeat": now,
+            "error": {"code": code, "message": message},
+            "issues": issues,
+        }
+        if progress is not None:
+            changes["progress"] = progress
+        self._change(job_id, UNFINISHED, changes)
+
+    def get(self, job_id: str | ObjectId) -> dict[str, Any] | None:
+        """The job, or None. One whose heartbeat is older than ``stale_seconds`` is marked failed first."""
+        oid = _object_id(job_id)
+        if oid is None:
+            return None
+        job = self.collection.find_one({"_id": oid})
+        if job is None or job["status"] not in UNFINISHED:
+            return job
+        if _aware(job["heartbeat"]) >= _now() - timedelta(seconds=self.stale_seconds):
+            return job
+        marked = {
+            **job,
+            "status": FAILED,
+            "finished": _now(),
+            "error": {"code": 500, "message": MSG_STALE.format(seconds=self.stale_seconds)},
+            "issues": None,
+        }
+        result = self.collection.replace_one(
+            {"_id": oid, "status": job["status"], "heartbeat": job["heartbeat"]}, marked
+        )
+        if result.matched_count == 1:
+            logger.warning("training job %s had no heartbeat for %.0f s: marked failed", oid, self.stale_seconds)
+            return marked
+        return self.collection.find_one({"_id": oid})  # a heartbeat or an end came in between
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def training_jobs() -> TrainingJobs:
+    return TrainingJobs(get_database()[COLLECTION])
+
+
+# --- the runner ----------------------------------------------------------------------------------
+
+
+class Abandoned(Exception):
+    """The job was marked failed (no heartbeat seen in time) while this runner still worked on it."""
+
+
+class _Progress:
+    """What the job has done so far. Written by the CPU thread and the runner, read by the runner; each
+    update replaces the whole dict, so a reader never sees half of one."""
+
+    def __init__(self, bytes_total: int):
+        self.state: dict[str, Any] = {"phase": QUEUED, "rows_read": 0, "bytes_read": 0, "bytes_total": bytes_total}
+
+    def __call__(self, phase: str, **counts: int) -> None:
+        self.state = {**self.state, "phase": phase, **counts}
+
+    def document(self) -> dict[str, Any]:
+        state = dict(self.state)
+        total = state.get("bytes_total") or 0
+        if state["phase"] == "reading" and total:
+            state["fraction"] = round(state["bytes_read"] / total, 4)
+        else:
+            state["fraction"] = 1.0 if state["phase"] == DONE else None
+        return state
+
+
+_executor: Executor | None = None
+_executor_lock = threading.Lock()
+_slot: threading.Semaphore | None = None
+
+
+def _cpu_executor() -> Executor:
+    """One native thread per process for the CPU work (created in the worker, after the fork)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            if cooperative():
+                from gevent.threadpool import ThreadPoolExecutor as NativeThreads
+            else:
+                from concurrent.futures import ThreadPoolExecutor as NativeThreads
+            _executor = NativeThreads(max_workers=1, thread_name_prefix="model-training")
+        return _executor
+
+
+def _training_slot() -> threading.Semaphore:
+    """One training at a time per process. Under gevent, a greenlet-aware semaphore (monkey-patched)."""
+    global _slot
+    with _executor_lock:
+        if _slot is None:
+            _slot = threading.Semaphore(1)
+        return _slot
+
+
+class JobRunner:
+    def __init__(self, jobs: TrainingJobs, job_id: ObjectId, upload: TrainingUpload, options: dict[str, Any]):
+        self.jobs = jobs
+        self.job_id = job_id
+        self.upload = upload
+        self.options = options
+        self.progress = _Progress(upload.bytes)
+
+    def _beat(self) -> None:
+        try:
+            alive = self.jobs.beat(self.job_id, self.progress.document())
+        except PyMongoError:
+            logger.warning("training job %s: could not record a heartbeat", self.job_id)
+            return
+        if not alive:
+            raise Abandoned()
+
+    def run_cpu(self, work: Callable[[], Any]) -> Any:
+        """``work()`` in the native training thread; heartbeats from here (the runner) while it runs."""
+        future = _cpu_executor().submit(work)
+        while True:
+            try:
+                result = future.result(timeout=HEARTBEAT_SECONDS)
+            except FutureTimeout:
+                self._beat()
+                continue
+            self._beat()  # the last check before the caller goes on to write
+            return result
+
+    def run(self, actor: Actor) -> None:
+        try:
+            self._run(actor)
+        finally:
+            self.upload.discard()
+
+    def _run(self, actor: Actor) -> None:
+        slot = _training_slot()
+        try:
+            while not slot.acquire(timeout=HEARTBEAT_SECONDS):
+                self._beat()
+        except Abandoned:
+            return
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(TRAINING_SWITCH_INTERVAL)
+        try:
+            if not self.jobs.start(self.job_id):
+                return
+            metadata = model_train(
+                csv_path=self.upload.path,
+                actor=actor,
+                activate=self.options["activate"],
+                skip_bad_rows=self.options["skip_bad_rows"],
+                seed=self.options["seed"],
+                progress=False,
+                name=self.options["name"],
+                on_progress=self.progress,
+                run_cpu=self.run_cpu,
+            )
+        except Abandoned:
+            logger.warning("training job %s was marked failed (no heartbeat in time); stopped", self.job_id)
+        except DataError as exc:
+            self._fail(422, *_data_error(exc, self.options["name"]))
+        except RegistryError as exc:
+            self._fail(409, MSG_NOT_STORED.format(reason=exc))
+        except PyMongoError:
+            logger.warning("training job %s: the database failed", self.job_id, exc_info=True)
+            self._fail(503, MSG_DATABASE)
+        except Exception:
+            logger.exception("training job %s failed", self.job_id)
+            self._fail(500, MSG_SERVER_ERROR)
+        else:
+            self._succeed(metadata)
+        finally:
+            sys.setswitchinterval(interval)
+            slot.release()
+
+    def _succeed(self, metadata: dict[str, Any]) -> None:
+        self.progress(DONE)
+        version = metadata["version"]
+        try:
+            self.jobs.succeed(
+                self.job_id,
+                version=version,
+                active=metadata["active"],
+                warnings=metadata.get("warnings", []),
+                progress=self.progress.document(),
+            )
+        except PyMongoError:
+            logger.error("training job %s stored model version %s but could not record it", self.job_id, version)
+            return
+        logger.info("training job %s stored model version %s", self.job_id, version)
+
+    def _fail(self, code: int, message: str, issues: dict[str, str] | None = None) -> None:
+        try:
+            self.jobs.fail(self.job_id, code=code, message=message, issues=issues, progress=self.progress.document())
+        except PyMongoError:
+            # Its heartbeat stops with this runner: the job reads as failed after STALE_SECONDS.
+            logger.warning("training job %s: could not record its failure", self.job_id)
+
+
+def _data_error(exc: DataError, name: str) -> tuple[str, dict[str, str] | None]:
+    """The reader's message, or, for bad rows, the rows by line as train_model lists them."""
+    if not exc.bad_rows:
+        return str(exc), None
+    issues = {f"line {row.line}": row.reason for row in exc.bad_rows}
+    return MSG_BAD_ROWS.format(name=name, shown=len(exc.bad_rows)), issues
+
+
+def start_training(*, upload: TrainingUpload, options: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """Record a queued job for ``upload`` and start its runner; returns the job. The runner owns the
+    upload from here (and removes it when done); if no job could be recorded, it is removed here."""
+    jobs = training_jobs()
+    try:
+        job = jobs.create(request={**options, "bytes": upload.bytes}, actor=actor)
+    except BaseException:
+        upload.discard()
+        raise
+    runner = JobRunner(jobs, job["_id"], upload, options)
+    _spawn(lambda: runner.run(actor))
+    return job
+
+
+def _spawn(work: Callable[[], None]) -> None:
+    if cooperative():
+        import gevent
+
+        gevent.spawn(work)
+    else:
+        threading.Thread(target=work, name="model-training-job", daemon=True).start()
