@@ -44,7 +44,7 @@ class UnknownVersion(RegistryError):
 
 
 class ArtifactRefused(RegistryError):
-    """The artifact failed verification and was not loaded."""
+    """The artifact is missing, damaged or failed verification, and was not loaded."""
 
 
 @dataclass
