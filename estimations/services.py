@@ -5,6 +5,8 @@ Views call these and only translate HTTP; these know nothing of requests or resp
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +32,7 @@ from .errors import (
     ValidationFailed,
 )
 from .query import ListQuery
-from .store import COLLECTION, EstimationStore, Outcome
+from .store import COLLECTION, IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome
 from .turns import in_turns
 
 MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
@@ -102,7 +104,8 @@ def estimation_create(
     idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Validate, estimate, store. Returns (document, created): with an ``idempotency_key`` already
-    used for the same input, the document stored then and False; for another input, a 422."""
+    used for the same input, the document stored then (as it is now, after any PUT or PATCH) and
+    False; for another input, a 422."""
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
@@ -111,12 +114,27 @@ def estimation_create(
         created = True
         document = store.insert(document)
     else:
-        document, created = store.insert_once(document, idempotency_key)
-        if not created and any(document.get(name) != fields.get(name) for name in validation.INPUT_FIELDS):
+        digest = _input_digest(fields)
+        document, created = store.insert_once(document, idempotency_key, digest)
+        if not created and not _same_input(document, fields, digest):
             raise ValidationFailed(MSG_IDEMPOTENCY_CONFLICT, issues={"Idempotency-Key": ISSUE_KEY_REUSED})
     if created:
         ESTIMATIONS.labels(str(estimator.version)).inc()
     return document, created
+
+
+def _input_digest(fields: dict[str, Any]) -> str:
+    """What a retry with the same Idempotency-Key must send again: a digest of the validated input."""
+    given = {name: fields.get(name) for name in validation.INPUT_FIELDS}
+    return hashlib.sha256(json.dumps(given, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _same_input(stored: dict[str, Any], fields: dict[str, Any], digest: str) -> bool:
+    """Whether a retry sent the input that stored ``stored``: by its digest, which updates keep (documents
+    stored before there was one: by their input fields)."""
+    if IDEMPOTENCY_INPUT in stored:
+        return stored[IDEMPOTENCY_INPUT] == digest
+    return all(stored.get(name) == fields.get(name) for name in validation.INPUT_FIELDS)
 
 
 def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:
@@ -237,6 +255,8 @@ def estimation_update(
             raise ValidationFailed(MSG_VALIDATION_UPDATE, issues={"category": problem or validation.ISSUE_REQUIRED})
         content = _estimated(fields, estimator)
     document = _retained({"_id": current["_id"], "_created": current["_created"], **stamp(content, new=False)})
+    # The Idempotency-Key stays with the document, so a retry of the POST that made it stores no copy.
+    document.update({name: current[name] for name in IDEMPOTENCY_FIELDS if name in current})
     # Conditional on the version just read: a write that landed in between makes this one 412.
     _raise_unless_done(store.replace_if_match(document, [current["_etag"]]))
     return document

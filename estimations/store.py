@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 COLLECTION = "estimations"
 IDEMPOTENCY_FIELD = "_idempotency_key"
+# A digest of the input of the POST that used the key: a retry is checked against it, also after updates.
+IDEMPOTENCY_INPUT = "_idempotency_input"
+# What stays with a document through every PUT and PATCH, so that a retried POST still finds it.
+IDEMPOTENCY_FIELDS = (IDEMPOTENCY_FIELD, IDEMPOTENCY_INPUT)
 TTL_INDEX = "retention"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
@@ -233,14 +237,20 @@ class EstimationStore:
             raise
         return document
 
-    def insert_once(self, document: dict[str, Any], key: str) -> tuple[dict[str, Any], bool]:
-        """Insert ``document`` under an idempotency key; if the key was used, the stored document.
+    def insert_once(
+        self, document: dict[str, Any], key: str, input_digest: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Insert ``document`` under an idempotency key (with the digest of the input it was made from);
+        if the key was used, the stored document, as it is now.
 
         Returns (document, inserted). The unique index decides, so of concurrent retries exactly one
         inserts.
         """
+        marks = {IDEMPOTENCY_FIELD: key}
+        if input_digest is not None:
+            marks[IDEMPOTENCY_INPUT] = input_digest
         try:
-            return self.insert({**document, IDEMPOTENCY_FIELD: key}), True
+            return self.insert({**document, **marks}), True
         except DuplicateKeyError:
             existing = self.collection.find_one({IDEMPOTENCY_FIELD: key})
             if existing is None:

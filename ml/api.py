@@ -169,7 +169,10 @@ class ModelActivateView(APIView):
             200: ModelActivationSerializer,
             403: error_response("The key lacks the admin scope."),
             404: ERR_404,
-            409: error_response("The version failed verification and was not activated."),
+            409: error_response(
+                "The version was not activated: its artifact is missing, damaged or fails verification (the "
+                "message says which)."
+            ),
             **COMMON,
         },
     )

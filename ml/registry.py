@@ -44,7 +44,7 @@ class UnknownVersion(RegistryError):
 
 
 class ArtifactRefused(RegistryError):
-    """The artifact failed verification and was not loaded."""
+    """The artifact is missing, damaged or failed verification, and was not loaded."""
 
 
 @dataclass
@@ -130,11 +130,31 @@ class ModelRegistry:
         return self.models.find_one({"version": version, "status": READY}, {"_id": 0})
 
     def active_version(self) -> int | None:
-        state = self.state.find_one({"_id": ACTIVE})
+        state = self.active_state()
         return state["version"] if state else None
 
+    def active_state(self) -> dict[str, Any] | None:
+        """The active version and when it was activated: ``{"version": N, "activated": date}``, or None."""
+        return self.state.find_one({"_id": ACTIVE})
+
+    def artifact_state(self, version: int) -> tuple[dict[str, Any] | None, tuple[Any, ...] | None]:
+        """What loading ``version`` would read, short of the bytes: its metadata and its GridFS file's
+        upload date and length (None where missing). Serving compares it to tell a changed artifact."""
+        metadata = self.models.find_one({"version": version}, {"_id": 0})
+        artifact = metadata.get("artifact") if metadata else None
+        file_id = artifact.get("file_id") if isinstance(artifact, dict) else None
+        stored = None
+        if file_id is not None:
+            for grid_out in self.bucket.find({"_id": file_id}, limit=1):
+                stored = (grid_out.upload_date, grid_out.length)
+        return metadata, stored
+
     def load(self, version: int) -> LoadedModel:
-        """Fetch and verify version ``version``; only then unpickle it."""
+        """Fetch and verify version ``version``; only then unpickle it.
+
+        Every way the stored version can be wrong (no metadata, a missing, truncated or damaged
+        artifact, checksum, signature, scikit-learn version, bytes that do not unpickle) raises a
+        RegistryError saying which; only a database that does not answer raises PyMongoError."""
         metadata = self.get(version)
         if metadata is None:
             raise UnknownVersion(f"there is no model version {version}")
@@ -144,18 +164,40 @@ class ModelRegistry:
                 f"service runs scikit-learn {sklearn.__version__}; retrain it with this version"
             )
         try:
-            artifact = self.bucket.open_download_stream(metadata["artifact"]["file_id"]).read()
-        except gridfs.errors.NoFile as exc:
-            raise ArtifactRefused(f"model version {version} has no artifact in the registry") from exc
+            file_id, checksum = metadata["artifact"]["file_id"], str(metadata["artifact"]["sha256"])
+        except (KeyError, TypeError) as exc:
+            raise ArtifactRefused(f"model version {version}: its metadata names no artifact") from exc
+        artifact = self._artifact(version, file_id)
         digest = hashlib.sha256(artifact).hexdigest()
-        if not hmac.compare_digest(digest, metadata["artifact"]["sha256"]):
+        if not hmac.compare_digest(digest, checksum):
             raise ArtifactRefused(f"model version {version}: the artifact's bytes do not match its checksum")
-        expected = sign(self._key, digest, metadata)
+        try:
+            expected = sign(self._key, digest, metadata)
+        except KeyError as exc:
+            raise ArtifactRefused(f"model version {version}: its metadata lacks {exc}, which is signed") from exc
         if not hmac.compare_digest(expected, str(metadata.get("signature", ""))):
             raise ArtifactRefused(
                 f"model version {version}: the signature does not verify with this key (it was signed with "
                 "another MODEL_SIGNING_KEY, or another SECRET_KEY when MODEL_SIGNING_KEY is unset, or it was "
                 "tampered with)"
             )
-        pipeline = joblib.load(io.BytesIO(artifact))
+        try:
+            pipeline = joblib.load(io.BytesIO(artifact))
+        except Exception as exc:  # signed by us, yet this process cannot rebuild it (e.g. a missing module)
+            raise ArtifactRefused(
+                f"model version {version}: the artifact verified but could not be loaded "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            ) from exc
         return LoadedModel(version=version, pipeline=pipeline, metadata=metadata)
+
+    def _artifact(self, version: int, file_id: Any) -> bytes:
+        """The artifact's bytes from GridFS. A missing file, or one with missing or wrong-sized chunks, is
+        refused (GridFS errors are PyMongoErrors, but no retry mends them)."""
+        try:
+            return self.bucket.open_download_stream(file_id).read()
+        except gridfs.errors.NoFile as exc:
+            raise ArtifactRefused(f"model version {version} has no artifact in the registry") from exc
+        except gridfs.errors.GridFSError as exc:  # CorruptGridFile: a chunk missing, truncated or out of place
+            raise ArtifactRefused(
+                f"model version {version}: its artifact is damaged in the registry ({str(exc)[:200]})"
+            ) from exc

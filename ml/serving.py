@@ -3,8 +3,12 @@
 Each process keeps the model it serves in memory as a ``FastModel``. At most every
 MODEL_REFRESH_SECONDS, one request thread (never more than one at a time; the others go on with the
 current model) reads the active version from MongoDB; if it changed, the new version is fetched,
-verified, loaded and swapped in. A version that fails verification is refused with a logged error and
-the process keeps serving what it had.
+verified, loaded and swapped in. A version that fails verification, or cannot be read or loaded, is
+refused with a logged error and the process keeps serving what it had; no request fails for it.
+
+A refusal is remembered with what was refused: the activation, and the version's metadata and GridFS
+file. It is not tried again on every check, but as soon as the version is activated again or its
+artifact changes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import hmac
 import logging
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from pymongo.errors import PyMongoError
@@ -23,7 +29,7 @@ from estimator_project.mongo import get_database
 from estimator_project.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES
 
 from .fast import FastModel
-from .registry import ArtifactRefused, ModelRegistry, UnknownVersion
+from .registry import ModelRegistry, RegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +63,17 @@ def model_registry() -> ModelRegistry:
     return ModelRegistry(get_database(), signing_key())
 
 
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # why the version was not loaded
+    seen: tuple[Any, ...]  # its activation, metadata and file when it was refused (what would have to change)
+
+
 class ModelHolder:
     def __init__(self) -> None:
         self.model: FastModel | None = None
         self.checked_at = float("-inf")
-        self.refused: dict[int, str] = {}  # version -> why it was not loaded
+        self.refused: dict[int, Refusal] = {}  # version -> why it was not loaded, and what it was then
         self.active_refused: int | None = None  # the active version, when it is one of those
         self._lock = threading.Lock()
 
@@ -77,7 +89,7 @@ class ModelHolder:
         if self.model is None:
             refused = self.active_refused
             if refused is not None:
-                raise NoActiveModel(MSG_REFUSED.format(version=refused, reason=self.refused[refused]))
+                raise NoActiveModel(MSG_REFUSED.format(version=refused, reason=self.refused[refused].reason))
             raise NoActiveModel()
         return self.model
 
@@ -85,25 +97,49 @@ class ModelHolder:
         self.checked_at = time.monotonic()
         registry = model_registry()
         try:
-            version = registry.active_version()
+            state = registry.active_state() or {}
+            version = state.get("version")
+            if version is None or (self.model is not None and version == self.model.version):
+                self.active_refused = None
+                return
+            # What the version is now: a refusal stands until it is activated again or its artifact changes.
+            seen = (state.get("activated"), *registry.artifact_state(version))
+            refusal = self.refused.get(version)
+            if refusal is not None and refusal.seen == seen:
+                self.active_refused = version
+                return
+            if refusal is not None:
+                logger.info("model version %s was activated again or its artifact changed: trying it again", version)
+            self._load(registry, version, seen)
         except PyMongoError:
             if self.model is None:
                 raise  # nothing to serve: the request answers 503 (database unavailable)
-            logger.warning("could not read the active model version; still serving version %s", self.model.version)
-            return
-        self.active_refused = version if version in self.refused else None
-        if version is None or (self.model is not None and version == self.model.version) or version in self.refused:
-            return
+            MODEL_LOAD_FAILURES.inc()
+            logger.warning(
+                "could not read the active model from the database; still serving version %s", self.model.version
+            )
+
+    def _load(self, registry: ModelRegistry, version: int, seen: tuple[Any, ...]) -> None:
         try:
             loaded = registry.load(version)
-        except (ArtifactRefused, UnknownVersion) as exc:
-            self.refused[version] = str(exc)
+            model = FastModel.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+        except PyMongoError:
+            raise  # the database, not the version: tried again at the next check
+        except Exception as exc:  # RegistryError says why; anything else is still this version's fault
+            if isinstance(exc, RegistryError):
+                reason = str(exc)
+            else:
+                reason = f"model version {version} could not be loaded ({type(exc).__name__})"
+                logger.exception("loading model version %s failed", version)
+            self.refused[version] = Refusal(reason=reason, seen=seen)
             self.active_refused = version
             MODEL_LOAD_FAILURES.inc()
             kept = self.model.version if self.model else "none"
-            logger.error("refused to load model version %s: %s (still serving: %s)", version, exc, kept)
+            logger.error("refused to load model version %s: %s (still serving: %s)", version, reason, kept)
             return
-        self.model = FastModel.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+        self.refused.pop(version, None)
+        self.active_refused = None
+        self.model = model
         ACTIVE_MODEL.set(version)
         logger.info("now serving model version %s", version)
 
@@ -120,7 +156,8 @@ def refused_active_version() -> tuple[int, str] | None:
     """The active version and why this process refused to load it, when it did (else None)."""
     holder = _holder
     version = holder.active_refused
-    return (version, holder.refused[version]) if version is not None else None
+    refusal = holder.refused.get(version) if version is not None else None
+    return None if version is None or refusal is None else (version, refusal.reason)
 
 
 def known_categories() -> tuple[str, ...]:

@@ -83,3 +83,57 @@ def test_activation_reaches_every_worker_without_a_failed_request(wire_server, l
     assert all(status == 201 for status, _ in answers), sorted({s for s, _ in answers})
     assert answers[0][1] == 1
     assert all(version == 2 for _, version in answers[-20:]), answers[-20:]
+
+
+def test_a_corrupt_active_version_fails_no_request_and_heals_on_activation(wire_server, live_db, tmp_path):
+    """The review's reproduction under gunicorn: with `active` pointing at a version whose artifact lost a
+    chunk, about one POST per worker every refresh answered 500. Now every POST answers from the model
+    each worker had, and once the artifact is mended and the version activated, every worker serves it."""
+    from .test_registry_faults import delete_a_chunk, file_id, point_active_at, reupload
+
+    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
+    call_command("train_model", "--csv", str(SAMPLE_CSV), "--no-activate", stdout=io.StringIO())
+    registry = serving.model_registry()
+    good = registry.bucket.open_download_stream(file_id(registry, 2)).read()
+    delete_a_chunk(registry, 2)
+    server = LiveServer(
+        {
+            "MONGO_URI": wire_server.uri,
+            "MONGO_DB_NAME": live_db,
+            "MODEL_SIGNING_KEY": SIGNING_KEY,
+            "MODEL_REFRESH_SECONDS": "0.2",
+            "WEB_CONCURRENCY": "2",
+        },
+        tmp_path / "server.log",
+    )
+    server.start()
+    answers: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def keep_posting():
+        while not stop.is_set():
+            status, body, _ = request("POST", server.url + "/estimations", {"bestseller_rank": 1234})
+            answers.append((status, (body or {}).get("model_version")))
+
+    client = threading.Thread(target=keep_posting)
+    client.start()
+    try:
+        time.sleep(1)
+        point_active_at(registry, 2)
+        time.sleep(3)  # 15 refresh intervals with the corrupt version active
+        corrupt_phase = len(answers)
+        reupload(registry, 2, good)
+        call_command("activate_model", "2", stdout=io.StringIO())
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            len(answers) > corrupt_phase + 20 and all(version == 2 for _, version in answers[-20:])
+        ):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        client.join(timeout=30)
+        server.stop()
+
+    assert all(status == 201 for status, _ in answers), sorted({s for s, _ in answers})
+    assert {version for _, version in answers[:corrupt_phase]} == {1}
+    assert all(version == 2 for _, version in answers[-20:]), answers[-20:]
