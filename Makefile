@@ -7,7 +7,7 @@ export PORT
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser clean
+.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser deploy-tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,18 @@ browser: ## Debian's chromium for the browser tests: installed when missing (as 
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)"; fi; }
 
-test: lint browser ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
+deploy-tools: ## Debian's nginx and python3.11-venv for the deployment tests: installed when missing (as root), else they are skipped
+	@missing=; command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing=" nginx"; \
+	test -d /usr/lib/python3.11/ensurepip || missing="$$missing python3.11-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    guard=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; }; \
+	    apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; status=$$?; \
+	    [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	  else echo "missing:$$missing; the deployment tests will be skipped (sudo apt-get install$$missing)"; fi; \
+	fi
+
+test: lint browser deploy-tools ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed ## Lint and type-check only
