@@ -189,7 +189,7 @@ class Topology:
         self.environment = environment
         env = service_environment("api", environment)
         db_address = self.network.endpoints[0].address
-        for endpoint in self.api_endpoints:
+        for number, endpoint in enumerate(self.api_endpoints):
             hosts = f"127.0.0.1\tlocalhost\n{endpoint.address}\t{endpoint.hostname}\n{db_address}\tdb\n"
             box = Container.start(
                 self.image,
@@ -201,6 +201,12 @@ class Topology:
                 log=self.scratch / f"{endpoint.hostname}-{uuid.uuid4().hex[:4]}.log",
             )
             self.apis.append(box)
+            if number == 0 and not self.admin_key:
+                # The first start of all: one replica trains the default model before the others start,
+                # so that the rest find it active (compose would start them together, and each would
+                # train a version of its own).
+                self.wait_healthy(box)
+        for box in self.apis:
             self.wait_healthy(box)
 
     def healthcheck(self, box: Container) -> subprocess.CompletedProcess:
@@ -237,8 +243,11 @@ class Topology:
         shutil.copy(ROOT / mount[0], prefix / "conf.d" / Path(mount[1]).name)
         (prefix / "nginx.conf").write_text(NGINX_MAIN.format(prefix=prefix))
         self.nginx_log = prefix / "error.log"
+        # In a PID namespace of its own that ends with this process (and this one with the test's):
+        # no nginx worker outlives the test, whatever stops it.
         self.nginx = subprocess.Popen(
-            ["ip", "netns", "exec", self.proxy.netns, NGINX, "-e", "stderr", "-p", str(prefix)]
+            ["ip", "netns", "exec", self.proxy.netns, "setpriv", "--pdeathsig", "KILL"]
+            + ["unshare", "--pid", "--kill-child=SIGTERM", NGINX, "-e", "stderr", "-p", str(prefix)]
             + ["-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
             stdin=subprocess.DEVNULL,
             stdout=self.nginx_log.open("wb"),
@@ -280,12 +289,17 @@ class Topology:
 
     def stop(self) -> None:
         if self.nginx is not None and self.nginx.poll() is None:
-            self.nginx.terminate()
+            # unshare ignores SIGTERM while its child runs; killed, it sends nginx SIGTERM (--kill-child),
+            # and nginx's end ends its PID namespace, workers included.
             try:
-                self.nginx.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.nginx.kill()
-                self.nginx.wait()
+                master = int(Path(f"/proc/{self.nginx.pid}/task/{self.nginx.pid}/children").read_text().split()[0])
+            except (OSError, IndexError, ValueError):
+                master = None
+            self.nginx.kill()
+            self.nginx.wait()
+            deadline = time.monotonic() + 15
+            while master and Path(f"/proc/{master}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
         for box in self.apis:
             box.remove()
         self.apis = []

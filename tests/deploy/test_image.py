@@ -34,12 +34,30 @@ def test_every_dockerfile_instruction_is_run(image):
     assert image.cmd and image.workdir == "/app"
     # The base image's own environment is under the Dockerfile's.
     assert image.env["PATH"].startswith("/usr/local/bin:") and image.env["LANG"] == "C.UTF-8"
-    assert not dockerfile.context_files().count(".env")
+    sent = dockerfile.context_files()
+    assert "manage.py" in sent and "data/sample_sales.csv" in sent
+    assert not [path for path in sent if path.startswith(("tests/", ".git/", ".venv/")) or path == ".env"]
 
 
 def test_an_unknown_instruction_is_refused_not_skipped():
     with pytest.raises(dockerfile.DockerfileError, match="HEALTHCHECK is not run"):
         dockerfile.parse("FROM python:3.11-slim\nHEALTHCHECK CMD true\n")
+
+
+def test_the_dockerfile_is_read_as_the_engine_reads_it():
+    steps = dockerfile.parse(
+        '# comment\nFROM python:3.11-slim\nENV A=1 \\\n    # a comment inside\n    B="two words"\n'
+        'ENV OLD form value\nRUN echo $A \\\n && true\nCMD ["sh", "-c", "x"]\n'
+    )
+    env: dict[str, str] = {}
+    for step in steps:
+        if step.op == "ENV":
+            env.update(dockerfile.env_pairs(step, env))
+
+    assert [step.op for step in steps] == ["FROM", "ENV", "ENV", "RUN", "CMD"]
+    assert env == {"A": "1", "B": "two words", "OLD": "form value"}
+    assert steps[3].text == "echo $A && true" and steps[4].json_form == ["sh", "-c", "x"]
+    assert dockerfile.substitute("${A:-x}/${NONE:-y}/${A:+z}/$A", env) == "1/y/z/1"
 
 
 @pytest.fixture(scope="module")
