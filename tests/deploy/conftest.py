@@ -15,6 +15,7 @@ from pymongo.uri_parser import parse_uri
 
 from tests import dockerfile
 from tests.netns import Endpoint, StoreRelay
+from tests.topology import Topology
 
 
 def needs(what: str) -> None:
@@ -83,3 +84,20 @@ def drop_database(wire_server, name: str) -> None:
         pass
     finally:
         client.close()
+
+
+# What the shell or .env gives compose: the required key, and one worker per host (two hosts are what
+# is tested here, not the workers of one).
+ENVIRONMENT = {"SECRET_KEY": "compose-test-secret-key-" + "c" * 30, "WEB_CONCURRENCY": "1"}
+
+
+@pytest.fixture(scope="module")
+def topology(image, wire_server, tmp_path_factory):
+    """docker compose up --scale api=2, as processes (tests/topology.py), for any test module here: one
+    per module. Reach it with topology.request / request_json / run at http://localhost:8000; writes
+    need topology.admin_key (the compose file sets ALLOW_ANONYMOUS_WRITES=false)."""
+    if not shutil.which("nginx") and not shutil.which("/usr/sbin/nginx"):
+        needs("Debian's nginx")
+    running = Topology(image, wire_server, tmp_path_factory.mktemp("compose"), ENVIRONMENT).start()
+    yield running
+    running.stop()

@@ -4,30 +4,15 @@ published port reaches them: http://localhost:8000."""
 
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import pytest
 
 from tests import topology as compose
 
-from .conftest import needs
+from .conftest import ENVIRONMENT
 
 pytestmark = pytest.mark.integration
-
-# What the shell or .env gives compose: the required key, and one worker per host (two hosts are what
-# is tested here, not the workers of one).
-ENVIRONMENT = {"SECRET_KEY": "compose-test-secret-key-" + "c" * 30, "WEB_CONCURRENCY": "1"}
-
-
-@pytest.fixture(scope="module")
-def topology(image, wire_server, tmp_path_factory):
-    """docker compose up --scale api=2, as processes; reusable by other modules (module-scoped)."""
-    if not shutil.which("nginx") and not shutil.which("/usr/sbin/nginx"):
-        needs("Debian's nginx")
-    running = compose.Topology(image, wire_server, tmp_path_factory.mktemp("compose"), ENVIRONMENT).start()
-    yield running
-    running.stop()
 
 
 def key(topology) -> dict[str, str]:
