@@ -68,7 +68,7 @@ class Network:
     """A bridge network 172.30.0.0/24 (a namespace of its own), and containers' namespaces on it."""
 
     def __init__(self, label: str = "net"):
-        self.name = f"t{label[:5]}{uuid.uuid4().hex[:6]}"
+        self.name = f"dt-{label}-{uuid.uuid4().hex[:6]}"  # `ip netns list | grep ^dt-`: what a killed run left
         self.namespaces: list[str] = []
         self.endpoints: list[Endpoint] = []
 
@@ -85,7 +85,7 @@ class Network:
 
     def attach(self, hostname: str) -> Endpoint:
         number = len(self.endpoints) + 2
-        namespace = f"{self.name}c{number}"
+        namespace = f"{self.name}-{number}"
         self._add(namespace)
         ip("-n", self.name, "link", "add", f"v{number}", "type", "veth", "peer", "name", "eth0", "netns", namespace)
         ip("-n", self.name, "link", "set", f"v{number}", "master", "br0", "up")
