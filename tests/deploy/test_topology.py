@@ -4,6 +4,7 @@ published port reaches them: http://localhost:8000."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import pytest
@@ -84,3 +85,15 @@ def test_https_behind_a_tls_terminator(topology):
     assert status == 301 and headers["Location"] == "https://localhost:8000/estimations"
     status, headers, _ = topology.request("GET", "/estimations", headers={"X-Forwarded-Proto": "gopher"})
     assert status == 301  # a value that is no scheme is not passed on
+
+
+def test_compose_refuses_to_start_without_a_secret_key_and_nothing_is_left(image, wire_server, tmp_path):
+    before = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    attempt = compose.Topology(image, wire_server, tmp_path, {"WEB_CONCURRENCY": "1"})
+
+    with pytest.raises(ValueError, match="compose refuses to start: SECRET_KEY: Set SECRET_KEY"):
+        attempt.start()
+
+    after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    assert not {name for name in after - before if name.startswith("dt-")}
+    assert not attempt.apis and not attempt.nginx_dir.exists()
