@@ -1,11 +1,11 @@
 # The API image: gunicorn serving Django, static files by WhiteNoise, running as a non-root user.
+# tests/deploy/test_image.py builds it and runs its CMD without a container engine: every line here is tested.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PORT=8000 \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+    PORT=8000
 
 WORKDIR /app
 
@@ -20,6 +20,10 @@ RUN SECRET_KEY=build-time-collectstatic-only python manage.py collectstatic --no
 
 RUN useradd --create-home --uid 10001 app && chown -R app:app /app
 USER app
+
+# Where the workers share their metrics, so /metrics adds them up. Set after the build steps, so the
+# folder is made (by the settings, at the first command) by the user that serves, not by root at build.
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 EXPOSE 8000
 

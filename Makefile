@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser curl clean
+.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser curl deploy-tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,7 +47,18 @@ curl: ## curl, which the README session test runs: installed when missing (as ro
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq curl >/dev/null; \
 	  else echo "curl is missing: the README session test will fail (sudo apt-get install curl)"; fi; }
 
-test: lint browser curl ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser)
+deploy-tools: ## Debian's nginx and python3.11-venv for the deployment tests: installed when missing (as root), else they are skipped
+	@missing=; command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || missing=" nginx"; \
+	test -d /usr/lib/python3.11/ensurepip || missing="$$missing python3.11-venv"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    guard=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; }; \
+	    apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; status=$$?; \
+	    [ -z "$$guard" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; \
+	  else echo "missing:$$missing; the deployment tests will be skipped (sudo apt-get install$$missing)"; fi; \
+	fi
+
+test: lint browser curl deploy-tools ## Lint, type-check and run the whole test suite (unit on mongomock, integration over the wire, browser, deployment)
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed ## Lint and type-check only

@@ -18,8 +18,13 @@ env = environ.Env()
 environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 # Empty means unset, as .env.example has it. prometheus_client (imported after the settings) turns
 # multi-process for any value, even "", and would then write its files into the working directory.
+# A folder that does not exist yet is made here, for every process that loads the settings (commands,
+# gunicorn workers): prometheus_client writes a file there as soon as a metric is created, and a
+# missing folder would fail the logging set-up of every `manage.py` command.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+else:
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -95,6 +100,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 HTTPS = env.bool("HTTPS", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_SSL_REDIRECT = HTTPS
+# The health checks of an orchestrator come in plain HTTP on the container's own port (the compose
+# healthcheck asks http://127.0.0.1:8000/health/ready): they are answered, never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health/live$", r"^health/ready$"]
 SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True

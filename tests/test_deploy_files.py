@@ -24,10 +24,14 @@ def env_example_names() -> set[str]:
 
 
 class TestDockerfile:
-    def test_metrics_are_shared_between_workers(self):
-        env = " ".join(arg for op, arg in dockerfile_instructions() if op == "ENV")
+    def test_metrics_are_shared_between_workers_in_a_folder_no_build_step_makes(self):
+        steps = dockerfile_instructions()
+        metrics = next(i for i, (op, arg) in enumerate(steps) if op == "ENV" and "PROMETHEUS_MULTIPROC_DIR=" in arg)
+        last_run = max(i for i, (op, _) in enumerate(steps) if op == "RUN")
+        user = max(i for i, (op, _) in enumerate(steps) if op == "USER")
 
-        assert "PROMETHEUS_MULTIPROC_DIR=" in env
+        # Set after the build steps and the USER: root never makes the folder the server writes to.
+        assert last_run < metrics and user < metrics
 
     def test_slim_python_311_base(self):
         assert dockerfile_instructions()[0] == ("FROM", "python:3.11-slim")
@@ -129,6 +133,33 @@ class TestProxyConfig:
         assert "set $api http://api:8000;" in conf and "proxy_pass $api;" in conf
         assert "resolver 127.0.0.11" in conf  # re-resolves api as replicas change
         assert "X-Forwarded-For" in conf and "X-Request-ID" in conf
+
+    def test_passes_the_clients_host_with_its_port_and_a_tls_terminators_scheme(self):
+        conf = (ROOT / "deploy/nginx.conf").read_text()
+
+        assert "proxy_set_header Host $http_host;" in conf  # $host drops the port
+        assert re.search(r"map \$http_x_forwarded_proto \$(\w+) \{[^}]*default\s+\$scheme;", conf)
+        assert "proxy_set_header X-Forwarded-Proto $forwarded_proto;" in conf
+        retries = re.search(r"^\s*proxy_next_upstream ([^;]*);", conf, re.MULTILINE).group(1)
+        assert "non_idempotent" not in retries.split()  # a POST is never sent to a second replica
+
+
+class TestHttps:
+    def test_the_compose_healthcheck_is_answered_in_plain_http_under_https(self):
+        from django.conf import settings
+
+        test = " ".join(
+            yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]["healthcheck"]["test"]
+        )
+        path = re.search(r"127\.0\.0\.1:8000/([^'\"]+)", test).group(1)
+
+        assert any(re.search(pattern, path) for pattern in settings.SECURE_REDIRECT_EXEMPT)
+        assert not any(re.search(pattern, "estimations") for pattern in settings.SECURE_REDIRECT_EXEMPT)
+
+    def test_compose_passes_https_to_the_api(self):
+        environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]["environment"]
+
+        assert environment["HTTPS"] == "${HTTPS:-false}"
 
 
 class TestSetUpCommands:

@@ -1,0 +1,99 @@
+"""The compose topology, run as processes: the store, two API hosts from the image, Debian's nginx with
+deploy/nginx.conf, as docker-compose.yml declares them (tests/topology.py), reached as a client of the
+published port reaches them: http://localhost:8000."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+
+from tests import topology as compose
+
+from .conftest import ENVIRONMENT
+
+pytestmark = pytest.mark.integration
+
+
+def key(topology) -> dict[str, str]:
+    return {"Authorization": f"Api-Key {topology.admin_key}"}
+
+
+def test_the_compose_file_is_what_runs(topology):
+    env = topology.apis[0].env
+
+    assert env["MONGO_URI"] == "mongodb://db:27017/estimations" and env["NUM_PROXIES"] == "1"
+    assert env["ALLOW_ANONYMOUS_WRITES"] == "false" and env["SECRET_KEY"] == ENVIRONMENT["SECRET_KEY"]
+    assert env["ALLOWED_HOSTS"] == "localhost,127.0.0.1,api"  # the ${ALLOWED_HOSTS:-...} default
+    assert len({box.first_pid() for box in topology.apis}) == 2  # two gunicorn masters, two hosts
+    assert "api" in topology.dns.queries  # nginx found the replicas through the engine's DNS name
+
+
+def test_a_post_through_the_proxy_is_located_at_the_clients_host_and_port(topology):
+    status, body, headers = topology.request_json("POST", "/estimations", {"bestseller_rank": 70}, key(topology))
+
+    assert status == 201, (body, topology.logs())
+    assert headers["Location"] == f"http://localhost:8000/estimations/{body['_id']}"
+    status, again, _ = topology.request_json("GET", headers["Location"].removeprefix(topology.url))
+    assert status == 200 and again["_id"] == body["_id"]
+
+
+def test_writes_need_a_key_behind_the_proxy(topology):
+    status, body, _ = topology.request_json("POST", "/estimations", {"bestseller_rank": 70})
+
+    assert status == 401 and body["_status"] == "ERR"
+
+
+def test_requests_are_spread_over_both_hosts(topology):
+    marks = {f"spread-{uuid.uuid4().hex[:8]}-{n}" for n in range(16)}
+    for mark in marks:
+        assert topology.request("GET", "/estimations", headers={"X-Request-ID": mark})[0] == 200
+
+    served = topology.requests_by_host(marks)
+
+    assert sum(served.values()) == len(marks) and all(served.values()), served
+
+
+def test_the_declared_healthchecks_pass(topology):
+    argv = compose.healthcheck_argv("api")
+
+    assert "http://127.0.0.1:8000/health/ready" in " ".join(argv)
+    for box in topology.apis:
+        result = topology.healthcheck(box)
+        assert result.returncode == 0, result.stderr
+
+
+def test_https_behind_a_tls_terminator(topology):
+    """HTTPS=true (docker compose up -d recreates the api containers): the healthchecks on each container's
+    plain-HTTP port pass, a request the terminator marks https is served and located at https, and a
+    plain-http one is redirected. Last in the module: it leaves the API in HTTPS mode."""
+    topology.start_api({**ENVIRONMENT, "HTTPS": "true", "CSRF_TRUSTED_ORIGINS": "https://localhost:8000"})
+    assert all(box.env["HTTPS"] == "true" for box in topology.apis)
+    for box in topology.apis:  # start_api waited for each one to be healthy; once more, to say so here
+        assert topology.healthcheck(box).returncode == 0
+    tls = {"X-Forwarded-Proto": "https", **key(topology)}
+
+    status, body, headers = topology.request_json("POST", "/estimations", {"bestseller_rank": 900}, tls)
+
+    assert status == 201, (body, topology.logs())
+    assert headers["Location"] == f"https://localhost:8000/estimations/{body['_id']}"
+    assert "max-age=" in headers.get("Strict-Transport-Security", "")
+    status, headers, _ = topology.request("GET", "/health/ready", headers={"X-Forwarded-Proto": "https"})
+    assert status == 200
+    status, headers, _ = topology.request("GET", "/estimations")  # plain http reached the proxy
+    assert status == 301 and headers["Location"] == "https://localhost:8000/estimations"
+    status, headers, _ = topology.request("GET", "/estimations", headers={"X-Forwarded-Proto": "gopher"})
+    assert status == 301  # a value that is no scheme is not passed on
+
+
+def test_compose_refuses_to_start_without_a_secret_key_and_nothing_is_left(image, wire_server, tmp_path):
+    before = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    attempt = compose.Topology(image, wire_server, tmp_path, {"WEB_CONCURRENCY": "1"})
+
+    with pytest.raises(ValueError, match="compose refuses to start: SECRET_KEY: Set SECRET_KEY"):
+        attempt.start()
+
+    after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split())
+    assert not {name for name in after - before if name.startswith("dt-")}
+    assert not attempt.apis and not attempt.nginx_dir.exists()
