@@ -28,6 +28,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,9 +219,18 @@ def compare(step: Step, output: str, bindings: Bindings, base_url: str) -> list[
     return problems + compare_body(shown_body, body, bindings)
 
 
-def run_readme_session(base_url: str, workdir: Path, readme: Path = README, timeout: float = 30) -> list[Step]:
+def run_readme_session(
+    base_url: str,
+    workdir: Path,
+    readme: Path = README,
+    timeout: float = 30,
+    prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[Step]:
     """Run every console command of ``readme`` against ``base_url`` (e.g. http://127.0.0.1:8123) in
-    ``workdir``; each step carries its problems (none: it answered as the README shows)."""
+    ``workdir``; each step carries its problems (none: it answered as the README shows). ``prefix`` runs
+    each command through another command (``ip netns exec NS``: where a proxy publishes the port), with
+    ``env`` as its environment (``CURL_HOME``, for a ``.curlrc`` that sends an API key)."""
     assert shutil.which("curl"), "curl is not installed: `make test` installs it (as root), or apt-get install curl"
     base_url = base_url.rstrip("/")
     bindings = Bindings()
@@ -234,7 +244,12 @@ def run_readme_session(base_url: str, workdir: Path, readme: Path = README, time
         command = bindings.substitute(step.command).replace(README_HOST, base_url)
         try:
             result = subprocess.run(
-                ["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=timeout
+                [*prefix, "bash", "-c", command],
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=None if env is None else dict(env),
             )
         except subprocess.TimeoutExpired:
             step.problems.append(f"no answer within {timeout} s")
@@ -246,9 +261,15 @@ def run_readme_session(base_url: str, workdir: Path, readme: Path = README, time
     return steps
 
 
-def assert_readme_session(base_url: str, workdir: Path, readme: Path = README) -> list[Step]:
+def assert_readme_session(
+    base_url: str,
+    workdir: Path,
+    readme: Path = README,
+    prefix: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> list[Step]:
     """Run the README's session against ``base_url``; fail naming every step that answered otherwise."""
-    steps = run_readme_session(base_url, workdir, readme)
+    steps = run_readme_session(base_url, workdir, readme, prefix=prefix, env=env)
     assert steps, f"{readme} has no console session"
     failed = [step for step in steps if step.problems]
     assert not failed, "the README's session answered otherwise:\n\n" + "\n\n".join(s.describe() for s in failed)
