@@ -11,7 +11,7 @@ WORKDIR /app
 
 # Requirements first: the layer is rebuilt only when they change, not on every source edit.
 COPY requirements.txt .
-RUN pip install --upgrade pip && pip install -r requirements.txt
+RUN pip install pip==26.3 && pip install -r requirements.txt
 
 COPY . .
 

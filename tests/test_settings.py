@@ -268,3 +268,23 @@ class TestCacheLifetime:
         status, cache_control, expires_in = result.stdout.split()
         assert (status, cache_control) == ("200", "max-age=60")
         assert 58 <= float(expires_in) <= 61  # Expires is whole seconds: up to 1 s early
+
+
+def test_a_management_command_leaves_no_metrics_in_the_servers_shared_folder(tmp_path):
+    # Given the folder the image's workers share (PROMETHEUS_MULTIPROC_DIR), when a command runs beside them
+    # (docker compose exec api python manage.py ...), then it adds no file the workers' /metrics would count.
+    shared = tmp_path / "prometheus"
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "MONGO_URI")}
+    env.update({"DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "x" * 50, "PROMETHEUS_MULTIPROC_DIR": str(shared)})
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "make_sample_data", "--rows", "10", "--out", str(tmp_path / "s.csv")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert not shared.exists() or not any(shared.iterdir()), sorted(p.name for p in shared.iterdir())
