@@ -274,16 +274,13 @@ def test_a_management_command_leaves_no_metrics_in_the_servers_shared_folder(tmp
     # Given the folder the image's workers share (PROMETHEUS_MULTIPROC_DIR), when a command runs beside them
     # (docker compose exec api python manage.py ...), then it adds no file the workers' /metrics would count.
     shared = tmp_path / "prometheus"
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "MONGO_URI")}
-    env.update({"DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "x" * 50, "PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    out = tmp_path / "s.csv"
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "make_sample_data", "--rows", "10", "--out", str(tmp_path / "s.csv")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_python(
+        "import runpy, sys; "
+        f"sys.argv = ['manage.py', 'make_sample_data', '--rows', '10', '--out', {str(out)!r}]; "
+        "runpy.run_path('manage.py', run_name='__main__')",
+        {"SECRET_KEY": "x" * 50, "PROMETHEUS_MULTIPROC_DIR": str(shared)},
     )
 
     assert result.returncode == 0, result.stderr

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
@@ -35,20 +37,11 @@ def live_db(wire_server, settings):
     serving.reset()
 
 
-def test_activation_reaches_every_worker_without_a_failed_request(wire_server, live_db, tmp_path):
-    # Given a server with two workers serving version 1
-    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
-    server = LiveServer(
-        {
-            "MONGO_URI": wire_server.uri,
-            "MONGO_DB_NAME": live_db,
-            "MODEL_SIGNING_KEY": SIGNING_KEY,
-            "MODEL_REFRESH_SECONDS": "0.5",
-            "WEB_CONCURRENCY": "2",
-            "GUNICORN_THREADS": "2",
-        },
-        tmp_path / "server.log",
-    )
+@contextlib.contextmanager
+def posting(env: dict[str, str], log) -> Iterator[list[tuple[int, int | None]]]:
+    """A live server with ``env``, and a client POSTing to it without pause; yields the answers so far,
+    (status, model_version), and stops both after the block."""
+    server = LiveServer(env, log)
     server.start()
     answers: list[tuple[int, int | None]] = []
     stop = threading.Event()
@@ -62,6 +55,25 @@ def test_activation_reaches_every_worker_without_a_failed_request(wire_server, l
     client.start()
     try:
         time.sleep(1)
+        yield answers
+    finally:
+        stop.set()
+        client.join(timeout=30)
+        server.stop()
+
+
+def test_activation_reaches_every_worker_without_a_failed_request(wire_server, live_db, tmp_path):
+    # Given a server with two workers serving version 1
+    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
+    env = {
+        "MONGO_URI": wire_server.uri,
+        "MONGO_DB_NAME": live_db,
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
+        "MODEL_REFRESH_SECONDS": "0.5",
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "2",
+    }
+    with posting(env, tmp_path / "server.log") as answers:
         # When version 2 is trained and activated from another process
         call_command("train_model", "--csv", str(SAMPLE_CSV), "--no-activate", stdout=io.StringIO())
         call_command("activate_model", "2", stdout=io.StringIO())
@@ -74,10 +86,6 @@ def test_activation_reaches_every_worker_without_a_failed_request(wire_server, l
             if len(answers) > switched_at + 20 and all(version == 2 for _, version in recent):
                 break
             time.sleep(0.2)
-    finally:
-        stop.set()
-        client.join(timeout=30)
-        server.stop()
 
     assert answers, "the client got no answers"
     assert all(status == 201 for status, _ in answers), sorted({s for s, _ in answers})
@@ -96,29 +104,14 @@ def test_a_corrupt_active_version_fails_no_request_and_heals_on_activation(wire_
     registry = serving.model_registry()
     good = registry.bucket.open_download_stream(file_id(registry, 2)).read()
     delete_a_chunk(registry, 2)
-    server = LiveServer(
-        {
-            "MONGO_URI": wire_server.uri,
-            "MONGO_DB_NAME": live_db,
-            "MODEL_SIGNING_KEY": SIGNING_KEY,
-            "MODEL_REFRESH_SECONDS": "0.2",
-            "WEB_CONCURRENCY": "2",
-        },
-        tmp_path / "server.log",
-    )
-    server.start()
-    answers: list[tuple[int, int | None]] = []
-    stop = threading.Event()
-
-    def keep_posting():
-        while not stop.is_set():
-            status, body, _ = request("POST", server.url + "/estimations", {"bestseller_rank": 1234})
-            answers.append((status, (body or {}).get("model_version")))
-
-    client = threading.Thread(target=keep_posting)
-    client.start()
-    try:
-        time.sleep(1)
+    env = {
+        "MONGO_URI": wire_server.uri,
+        "MONGO_DB_NAME": live_db,
+        "MODEL_SIGNING_KEY": SIGNING_KEY,
+        "MODEL_REFRESH_SECONDS": "0.2",
+        "WEB_CONCURRENCY": "2",
+    }
+    with posting(env, tmp_path / "server.log") as answers:
         point_active_at(registry, 2)
         time.sleep(3)  # 15 refresh intervals with the corrupt version active
         corrupt_phase = len(answers)
@@ -129,10 +122,6 @@ def test_a_corrupt_active_version_fails_no_request_and_heals_on_activation(wire_
             len(answers) > corrupt_phase + 20 and all(version == 2 for _, version in answers[-20:])
         ):
             time.sleep(0.2)
-    finally:
-        stop.set()
-        client.join(timeout=30)
-        server.stop()
 
     assert all(status == 201 for status, _ in answers), sorted({s for s, _ in answers})
     assert {version for _, version in answers[:corrupt_phase]} == {1}
