@@ -180,8 +180,10 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
-        # Errors answer in the JSON envelope, also to a client that asked for CSV.
-        if isinstance(getattr(self.request, "accepted_renderer", None), CsvRenderer):
+        # Errors answer in the JSON envelope, also to a client that asked for CSV, and when the negotiation
+        # itself failed (DRF would then pick any renderer the Accept header names, CSV included).
+        accepted = getattr(self.request, "accepted_renderer", None)
+        if accepted is None or isinstance(accepted, CsvRenderer):
             self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
         return response
 
