@@ -6,7 +6,8 @@ on every list endpoint; any bytes or text for JSON, form, multipart and CSV bodi
 If-Match, Idempotency-Key, Accept, Content-Type and the conditional GET headers. Each request must answer a
 2xx, 3xx or a 4xx in the error envelope, and a 4xx must leave every stored collection as it was.
 
-They run on mongomock through Django's test client (a request is a few milliseconds). ``make test`` runs
+They run on mongomock through Django's test client (a request is a few milliseconds), with every document and
+filter encoded to BSON on the way in, as pymongo does before it sends anything. ``make test`` runs
 PROPERTY_EXAMPLES (default 60) examples per property, derandomized (the same examples on every run, so CI is
 deterministic); ``make fuzz`` runs 2,000 per property with a random seed (PROPERTY_RANDOM=1).
 """
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
+import bson
+import mongomock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,8 +85,51 @@ class World:
         return status
 
 
+# mongomock keeps Python objects as they are; a real server gets BSON, which has no integer past 64 bits and
+# no lone surrogate. So, as pymongo does before anything is sent, every document, filter and pipeline given
+# to a collection is encoded to BSON first: what the wire would refuse fails here too.
+ENCODED_METHODS = (
+    "find",
+    "find_one",
+    "count_documents",
+    "distinct",
+    "aggregate",
+    "insert_one",
+    "insert_many",
+    "find_one_and_replace",
+    "find_one_and_update",
+    "replace_one",
+    "update_one",
+    "update_many",
+    "delete_one",
+    "delete_many",
+)
+
+
+def _encode_as_the_wire_would(value: Any) -> None:
+    if isinstance(value, Mapping):
+        bson.encode(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _encode_as_the_wire_would(item)
+
+
 @pytest.fixture
-def world(client, mongo_db, active_model, keys) -> World:
+def bson_checked(monkeypatch) -> None:
+    for name in ENCODED_METHODS:
+        original = getattr(mongomock.collection.Collection, name)
+
+        def checked(self, *args, _original=original, **kwargs):
+            for value in (*args, *kwargs.values()):
+                if not isinstance(value, str):
+                    _encode_as_the_wire_would(value)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(mongomock.collection.Collection, name, checked)
+
+
+@pytest.fixture
+def world(client, mongo_db, active_model, keys, bson_checked) -> World:
     world = World(client, mongo_db, keys["admin"])
     world.new_estimation()
     return world
@@ -101,10 +148,11 @@ digit_text = st.one_of(
 )
 big_integers = st.one_of(
     st.integers(),
+    st.integers().map(lambda n: n * 2**64),  # past 64 bits
     st.integers(min_value=-(2**80), max_value=2**80),
     st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 10**20, 10**400]),
 )
-offsets = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59))
+offsets = st.integers(min_value=-1439, max_value=1439).map(lambda minutes: timedelta(minutes=minutes))
 moments = st.builds(
     lambda moment, offset: moment.replace(tzinfo=timezone(offset)),
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
@@ -158,6 +206,44 @@ json_params = st.one_of(
     st.builds(json_text, documents, st.booleans()),
     any_text,
 )
+# Mostly well-formed filters, so the values reach the store: each field with values of its own type (and others).
+typed_values = {
+    "_id": st.text("0123456789abcdef", min_size=24, max_size=24),
+    "_created": dates,
+    "_updated": dates,
+    "extrapolated": st.booleans(),
+    "category": any_text | st.just("books"),
+    "sku": any_text,
+    "actual_period": any_text | st.just("2026-10"),
+}
+numbers = st.one_of(big_integers, st.floats())
+
+
+def condition(field: str) -> st.SearchStrategy:
+    typed = typed_values.get(field, numbers)
+    # Three times in four a value of the field's type (one_of would weigh every branch of both the same).
+    value = st.integers(0, 3).flatmap(lambda pick: json_scalars if pick == 3 else typed)
+    comparison = st.tuples(st.sampled_from(sorted(COMPARISON_OPERATORS)), value)
+    in_set = st.tuples(st.sampled_from(sorted(SET_OPERATORS)), st.lists(value, max_size=3))
+    negated = st.tuples(
+        st.just("$not"), st.builds(lambda op, v: {op: v}, st.sampled_from(sorted(COMPARISON_OPERATORS)), value)
+    )
+    exists = st.tuples(st.just("$exists"), st.booleans())
+    operators = st.lists(st.one_of(comparison, in_set, negated, exists), min_size=1, max_size=2).map(dict)
+    return st.one_of(value, operators)
+
+
+field_conditions = st.sampled_from(list(FIELD_TYPES)).flatmap(lambda field: st.tuples(st.just(field), condition(field)))
+where_documents = st.recursive(
+    st.lists(field_conditions, min_size=1, max_size=2).map(dict),
+    lambda children: st.dictionaries(
+        st.sampled_from(sorted(LOGICAL_OPERATORS)), st.lists(children, min_size=1, max_size=3), min_size=1, max_size=2
+    ),
+    max_leaves=8,
+)
+where_values = st.integers(0, 3).flatmap(
+    lambda pick: json_params if pick == 3 else st.builds(json_text, where_documents, st.booleans())
+)
 sort_values = st.one_of(
     any_text,
     st.lists(
@@ -176,7 +262,7 @@ page_values = st.one_of(digit_text, any_text)
 list_params = st.fixed_dictionaries(
     {},
     optional={
-        "where": json_params,
+        "where": where_values,
         "sort": sort_values,
         "projection": json_params,
         "page": page_values,
@@ -194,6 +280,20 @@ header_values = st.text(st.characters(max_codepoint=255), max_size=60)  # WSGI h
 @given(params=list_params)
 def test_the_estimations_list_takes_any_query(world, params):
     world.send("GET", "/estimations?" + query(params), b"")
+
+
+@PROPERTY
+@given(
+    field=st.sampled_from(list(FIELD_TYPES)),
+    operator=st.sampled_from(["", "$eq", "$gt", "$lte", "$ne", "$in", "$nin", "$not"]),
+    value=st.one_of(big_integers, st.floats(), dates, any_text, st.booleans(), st.none()),
+    csv=st.booleans(),
+)
+def test_any_value_of_any_field_under_any_operator_in_where(world, field, operator, value, csv):
+    # One condition, so that nearly every value gets past the field's type check to the store.
+    operand = [value] if operator in ("$in", "$nin") else {"$gt": value} if operator == "$not" else value
+    where = json.dumps({field: {operator: operand} if operator else operand})
+    world.send("GET", "/estimations?" + query({"where": where, **({"format": "csv"} if csv else {})}), b"")
 
 
 @PROPERTY
