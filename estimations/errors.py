@@ -131,6 +131,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # Django's own limits on a form (raised while DRF reads request.data), and any other request
         # Django finds malformed: the client's doing, so a 4xx, never a 500.
         exc = _suspicious(exc)
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        exc = _unsupported(exc, context)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(MSG_NOT_FOUND)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -152,6 +154,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         extra = {"_issues": _flatten_issues(exc.detail)}
     response.data = envelope(response.status_code, _message(exc), **extra)
     return response
+
+
+def _unsupported(exc: exceptions.UnsupportedMediaType, context: dict[str, Any]) -> exceptions.APIException:
+    """DRF's 415, with the media types this endpoint takes, so the client knows what to send."""
+    view = context.get("view")
+    parsers = view.get_parsers() if view is not None and hasattr(view, "get_parsers") else []
+    accepted = ", ".join(dict.fromkeys(parser.media_type for parser in parsers))
+    if not accepted:
+        return exc
+    return exceptions.UnsupportedMediaType("", detail=f"{str(exc.detail).rstrip('.')}: send {accepted}.")
 
 
 def _suspicious(exc: SuspiciousOperation) -> exceptions.APIException:

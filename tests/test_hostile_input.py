@@ -583,3 +583,15 @@ def test_review_unicode_digits_in_the_inspection_filter_are_ignored_and_said(
 
     assert response.status_code == 200
     assert "is not a whole number" in response.content.decode()
+
+
+def test_review_a_replay_sent_as_a_form_says_to_send_json(client, mongo_db, active_model, keys):
+    response = client.post(
+        "/models/1/replay", "sample=5", content_type=FORM, HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}"
+    )
+
+    assert response.status_code == 415
+    assert response.json()["_error"]["message"] == (
+        'Unsupported media type "application/x-www-form-urlencoded" in request: send application/json.'
+    )
+    assert mongo_db["replays"].count_documents({}) == 0
