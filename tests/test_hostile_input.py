@@ -483,6 +483,16 @@ CASES = [
         {},
         422,
     ),
+    ("a sign-in form over 2 MB", "post", "/inspect/login", "key=" + "a" * (2 * 1024 * 1024), FORM, {}, 413),
+    (
+        "a sign-in form of 1,001 fields",
+        "post",
+        "/inspect/login",
+        "&".join(f"f{i}=1" for i in range(1001)),
+        FORM,
+        {},
+        400,
+    ),
     # Found by the property tests (tests/test_input_properties.py).
     ("empty format asking for CSV", "get", "/estimations?format=", None, None, {"HTTP_ACCEPT": "text/csv"}, 406),
     ("review: a replay sent as a form", "post", "/models/1/replay", "sample=5", FORM, {"admin": True}, 415),
