@@ -17,6 +17,8 @@ from pymongo import errors as mongo_errors
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from . import limits
+
 logger = logging.getLogger(__name__)
 
 # User-facing messages; tests import them rather than repeat the text.
@@ -173,9 +175,9 @@ def _suspicious(exc: SuspiciousOperation) -> exceptions.APIException:
     if isinstance(exc, DisallowedHost):
         return exceptions.ParseError(MSG_BAD_HOST)
     if isinstance(exc, RequestDataTooBig):
-        return PayloadTooLarge(MSG_BODY_TOO_LARGE.format(limit=settings.MAX_BODY_BYTES))
+        return PayloadTooLarge(MSG_BODY_TOO_LARGE.format(limit=limits.body_limit()))
     if isinstance(exc, TooManyFieldsSent):
-        return exceptions.ParseError(MSG_TOO_MANY_FIELDS.format(limit=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS))
+        return exceptions.ParseError(MSG_TOO_MANY_FIELDS.format(limit=limits.form_field_limit()))
     if isinstance(exc, TooManyFilesSent):
         return exceptions.ParseError(MSG_TOO_MANY_FILES.format(limit=settings.DATA_UPLOAD_MAX_NUMBER_FILES))
     return exceptions.ParseError(MSG_BAD_REQUEST)
