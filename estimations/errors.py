@@ -11,10 +11,13 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from pymongo import errors as mongo_errors
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from . import limits
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,9 @@ MSG_DATABASE_UNAVAILABLE = (
 MSG_QUERY_REFUSED = "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
 MSG_DATABASE_REFUSED = "The database could not carry out the request right now; nothing was changed. Retry shortly."
 MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
+MSG_TOO_MANY_FIELDS = "A form takes at most {limit} fields (DATA_UPLOAD_MAX_NUMBER_FIELDS); send fewer."
+MSG_TOO_MANY_FILES = "A form takes at most {limit} files; send fewer."
+MSG_BAD_REQUEST = "Bad request: the request could not be read."
 MSG_BULK_TOO_LARGE = "A bulk insert takes at most {limit} documents; this request had {count}."
 MSG_SERVER_ERROR = "The server hit an unexpected error. It has been logged; please retry later."
 
@@ -123,6 +129,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         logger.warning("database refused an operation: code=%s", exc.code)
         exc = ServiceUnavailable(MSG_DATABASE_REFUSED)
 
+    elif isinstance(exc, SuspiciousOperation):
+        # Django's own limits on a form (raised while DRF reads request.data), and any other request
+        # Django finds malformed: the client's doing, so a 4xx, never a 500.
+        exc = _suspicious(exc)
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        exc = _unsupported(exc, context)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(MSG_NOT_FOUND)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -144,6 +156,31 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         extra = {"_issues": _flatten_issues(exc.detail)}
     response.data = envelope(response.status_code, _message(exc), **extra)
     return response
+
+
+def _unsupported(exc: exceptions.UnsupportedMediaType, context: dict[str, Any]) -> exceptions.APIException:
+    """DRF's 415, with the media types this endpoint takes, so the client knows what to send."""
+    view = context.get("view")
+    parsers = view.get_parsers() if view is not None and hasattr(view, "get_parsers") else []
+    accepted = ", ".join(dict.fromkeys(parser.media_type for parser in parsers))
+    if not accepted:
+        return exc
+    return exceptions.UnsupportedMediaType("", detail=f"{str(exc.detail).rstrip('.')}: send {accepted}.")
+
+
+def _suspicious(exc: SuspiciousOperation) -> exceptions.APIException:
+    from django.conf import settings
+    from django.core.exceptions import DisallowedHost
+
+    if isinstance(exc, DisallowedHost):
+        return exceptions.ParseError(MSG_BAD_HOST)
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(MSG_BODY_TOO_LARGE.format(limit=limits.body_limit()))
+    if isinstance(exc, TooManyFieldsSent):
+        return exceptions.ParseError(MSG_TOO_MANY_FIELDS.format(limit=limits.form_field_limit()))
+    if isinstance(exc, TooManyFilesSent):
+        return exceptions.ParseError(MSG_TOO_MANY_FILES.format(limit=settings.DATA_UPLOAD_MAX_NUMBER_FILES))
+    return exceptions.ParseError(MSG_BAD_REQUEST)
 
 
 def _flatten_issues(detail: Any) -> dict[str, str] | None:
@@ -171,7 +208,10 @@ def handler400(request, exception=None):  # noqa: ARG001
 
     if isinstance(exception, DisallowedHost):
         return json_error(400, MSG_BAD_HOST)
-    return json_error(400, "Bad request: the request could not be read.")
+    if isinstance(exception, SuspiciousOperation):  # raised outside DRF: a form read by a plain Django view
+        mapped = _suspicious(exception)
+        return json_error(mapped.status_code, str(mapped.detail))
+    return json_error(400, MSG_BAD_REQUEST)
 
 
 def handler500(request):  # noqa: ARG001

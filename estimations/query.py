@@ -13,17 +13,18 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 
+from . import limits
 from .documents import CONTENT_FIELDS
 from .errors import BadQuery
 
-MAX_PARAM_LENGTH = 4096
+MAX_PARAM_LENGTH = limits.MAX_PARAM_LENGTH
 MAX_DEPTH = 6
 MAX_NODES = 200
 MAX_IN_VALUES = 500
@@ -41,14 +42,18 @@ def _number(value: Any) -> int | float:
         raise ValueError("takes a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("takes a finite number")
+    if isinstance(value, int) and not limits.is_int64(value):
+        raise ValueError("takes a number within 64-bit integers (what the database stores)")
     return value
 
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("takes a string")
-    if len(value) > 256:
-        raise ValueError("takes a string of at most 256 characters")
+    if len(value) > limits.MAX_STRING_LENGTH:
+        raise ValueError(f"takes a string of at most {limits.MAX_STRING_LENGTH} characters")
+    if not limits.is_valid_text(value):
+        raise ValueError(limits.MSG_BAD_TEXT)
     return value
 
 
@@ -72,13 +77,13 @@ def _datetime(value: Any) -> datetime:
     if isinstance(value, str):
         try:
             parsed = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
                 parsed = None
         if parsed is not None:
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            return limits.to_utc(parsed)
     raise ValueError("takes a date such as 'Thu, 25 Jun 2020 06:42:02 GMT'")
 
 
@@ -127,20 +132,24 @@ def parse_list_query(params: Any, *, default_max: int, limit: int) -> ListQuery:
 def positive_int(raw: str | None, param: str, *, default: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
-        raise BadQuery(param, "must be a whole number of at least 1.")
-    return int(raw)
+    number = limits.whole_number(raw)
+    if number is None or not 1 <= number <= 999_999_999:
+        raise BadQuery(param, "must be a whole number (digits 0-9) from 1 to 999999999.")
+    return number
 
 
 def _load_json(raw: str, param: str, example: str) -> Any:
     if len(raw) > MAX_PARAM_LENGTH:
         raise BadQuery(param, f"is longer than {MAX_PARAM_LENGTH} characters.")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except RecursionError as exc:
         raise BadQuery(param, "is nested too deeply.") from exc
     except ValueError as exc:
         raise BadQuery(param, f"must be a JSON object, e.g. {example} ({exc}).") from exc
+    if not limits.json_text_is_valid(raw, value):
+        raise BadQuery(param, limits.MSG_BAD_TEXT + ".")
+    return value
 
 
 # --- where ----------------------------------------------------------------------------------
@@ -275,11 +284,12 @@ def _sort_literal(raw: str) -> list[tuple[str, int]]:
             not isinstance(pair, tuple | list)
             or len(pair) != 2
             or not isinstance(pair[0], str)
-            or isinstance(pair[1], bool)
+            or not limits.is_valid_text(pair[0])
+            or type(pair[1]) is not int  # not True, 1.0 or 1+0j, which all equal 1
             or pair[1] not in (1, -1)
         ):
             raise BadQuery("sort", f"each entry must be a (field, 1 or -1) pair, {example}.")
-        keys.append((pair[0], int(pair[1])))
+        keys.append((pair[0], pair[1]))
     return keys
 
 

@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import limits
+
 MIN_RANK = 1
 MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millions of products
 MAX_CATEGORY_LENGTH = 64
@@ -21,7 +23,7 @@ MAX_ACTUAL_SALES = 1_000_000_000
 # A spreadsheet reads a cell starting with one of these as a formula: such a SKU would turn a CSV
 # export into an injection, so it is refused at the door.
 FORMULA_STARTS = ("=", "+", "-", "@")
-PERIOD = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
+PERIOD = re.compile(r"(19|20)[0-9][0-9]-(0[1-9]|1[0-2])")  # whole value: fullmatch, so no "2026-10\n"
 
 # What the estimate is made from; changing either makes a new estimate.
 ESTIMATE_INPUTS = ("bestseller_rank", "category")
@@ -176,15 +178,19 @@ def _actual_sales_issue(value: Any) -> str | None:
 
 
 def _period_issue(value: Any) -> str | None:
-    if not isinstance(value, str) or not PERIOD.match(value):
+    if not isinstance(value, str) or not PERIOD.fullmatch(value):
         return ISSUE_PERIOD
     return None
 
 
 def _form_number(value: Any) -> Any:
-    """A whole number a form or CSV row sent as text, as an int; anything else as it came."""
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    """A whole number a form or CSV row sent as text (ASCII digits), as an int; anything else as it came.
+
+    Digits too many for 64 bits come back as limits.TOO_LARGE, over every field's maximum."""
+    if isinstance(value, str):
+        number = limits.whole_number(value)
+        if number is not None:
+            return number
     return value
 
 

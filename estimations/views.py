@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -21,8 +20,8 @@ from rest_framework.views import APIView
 from estimator_project.api_keys import CanWrite
 from ml.serving import get_estimator
 
+from . import limits, services
 from . import schema as docs
-from . import services
 from .conditional import not_modified, quote_etag, required_if_match
 from .csv_io import MEDIA_TYPE as CSV
 from .csv_io import MSG_CSV_EMPTY, CsvRenderer, CsvRows, csv_chunks
@@ -34,7 +33,6 @@ from .turns import in_turns
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-_VALID_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 MSG_IDEMPOTENCY_KEY = "The Idempotency-Key header must be 1-200 characters of letters, digits and . _ : -"
 MSG_IDEMPOTENCY_BULK = "Idempotency-Key applies to single-estimation POSTs; send a bulk list without it."
 
@@ -44,7 +42,7 @@ def _idempotency_key(request: Request) -> str | None:
     raw = request.headers.get(IDEMPOTENCY_HEADER)
     if raw is None:
         return None
-    if not _VALID_KEY.match(raw):
+    if not limits.is_token(raw, 200):
         raise ParseError(MSG_IDEMPOTENCY_KEY)
     client = getattr(request.user, "name", None) or "anonymous"
     return f"{client}:{raw}"
@@ -182,8 +180,10 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
-        # Errors answer in the JSON envelope, also to a client that asked for CSV.
-        if isinstance(getattr(self.request, "accepted_renderer", None), CsvRenderer):
+        # Errors answer in the JSON envelope, also to a client that asked for CSV, and when the negotiation
+        # itself failed (DRF would then pick any renderer the Accept header names, CSV included).
+        accepted = getattr(self.request, "accepted_renderer", None)
+        if accepted is None or isinstance(accepted, CsvRenderer):
             self.request.accepted_renderer, self.request.accepted_media_type = JSONRenderer(), "application/json"
         return response
 

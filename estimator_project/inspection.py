@@ -15,6 +15,7 @@ from pymongo import DESCENDING
 from pymongo.errors import PyMongoError
 
 from estimations.documents import http_date
+from estimations.limits import whole_number
 from estimations.services import estimation_store
 from ml.accuracy import live_accuracy
 from ml.plot import accuracy_svg, curves_svg
@@ -81,8 +82,9 @@ def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any
     bounds = {}
     for name, operator in (("min_rank", "$gte"), ("max_rank", "$lte")):
         if shown[name]:
-            if shown[name].isdigit() and len(shown[name]) <= 9:
-                bounds[operator] = int(shown[name])
+            number = whole_number(shown[name])
+            if number is not None and number <= 999_999_999:
+                bounds[operator] = number
             else:
                 ignored.append(f"{name.replace('_', ' ')} '{shown[name][:20]}' is not a whole number")
     if bounds:

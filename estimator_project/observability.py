@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-import re
 import secrets
 import time
 from typing import Any
@@ -29,10 +28,11 @@ from prometheus_client import (
     multiprocess,
 )
 
+from estimations.limits import is_token
+
 logger = logging.getLogger("estimator.requests")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
@@ -109,7 +109,7 @@ class RequestMiddleware:
 
     def __call__(self, request):
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if _VALID_REQUEST_ID.match(offered) else secrets.token_hex(16)
+        request_id = offered if is_token(offered, 128) else secrets.token_hex(16)
         token = _request_id.set(request_id)
         started = time.perf_counter()
         try:

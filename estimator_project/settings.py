@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "estimator_project.observability.RequestMiddleware",
+    "estimator_project.request_body.ChunkedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -211,8 +212,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": [
         "estimations.parsers.LimitedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "estimations.parsers.LimitedFormParser",
+        "estimations.parsers.LimitedMultiPartParser",
     ],
     # API keys (manage.py create_api_key): reads are open, writes need a 'write' key unless
     # ALLOW_ANONYMOUS_WRITES, model management an 'admin' key.

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from estimations.documents import http_date
 from estimations.errors import ValidationFailed
+from estimations.parsers import LimitedJSONParser
 from estimations.schema import COMMON, EnvelopeAutoSchema, error_response
 from estimations.services import estimation_store
 from estimator_project.api_keys import HasScope
@@ -258,6 +259,7 @@ def _replay_sample(data: Any) -> int:
 
 class ModelReplayView(APIView):
     permission_classes = [HasScope.of("admin")]
+    parser_classes = [LimitedJSONParser]  # a form or any other body: 415, as the schema says
     schema = EnvelopeAutoSchema()
 
     @extend_schema(
