@@ -232,6 +232,8 @@ class ModelsView(ModelListView):
     # GET /models as before (open); POST /models trains a new version from a CSV (admin API key).
 
     parser_classes = [TrainingCsvParser]
+    # A chunked upload (no Content-Length) is read up to this, not MAX_BODY_BYTES (request_body.py).
+    max_body_bytes = staticmethod(lambda: settings.MODEL_TRAINING_MAX_BYTES)
 
     def get_permissions(self):
         if self.request.method == "POST":

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterable
 
 import pymongo
 import pytest
 
-from .live import LiveServer, trained_database
+from estimator_project.api_keys import api_key_create
+from estimator_project.audit import command_actor
+
+from .conftest import SAMPLE_CSV
+from .live import LiveServer, request, trained_database
 
 pytestmark = pytest.mark.integration
 
@@ -35,21 +40,24 @@ def server(wire_server, tmp_path_factory):
         )
         live.start()
         live.database = pymongo.MongoClient(wire_server.uri)[database]
+        live.admin_key = api_key_create(name="chunked-admin", scope="admin", actor=command_actor())
         yield live
         live.database.client.close()
         live.stop()
 
 
-def post_chunked(server: LiveServer, content_type: str, chunks: Iterable[bytes]) -> tuple[int, dict, dict]:
+def post_chunked(
+    server: LiveServer, content_type: str, chunks: Iterable[bytes], path: str = "/estimations", headers=None
+) -> tuple[int, dict, dict]:
     host, port = server.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         # No Content-Length: http.client frames each chunk as "<size in hex>\r\n<bytes>\r\n", then "0\r\n\r\n".
         connection.request(
             "POST",
-            "/estimations",
+            path,
             body=iter(chunks),
-            headers={"Content-Type": content_type, "Transfer-Encoding": "chunked"},
+            headers={"Content-Type": content_type, "Transfer-Encoding": "chunked", **(headers or {})},
             encode_chunked=True,
         )
         response = connection.getresponse()
@@ -103,3 +111,23 @@ def test_a_chunked_body_at_the_limit_is_read(server):
 
     assert status == 201, answer
     assert answer["sku"] == "at-limit"
+
+
+def test_a_chunked_training_csv_is_read_up_to_the_training_limit_not_max_body_bytes(server):
+    # POST /models takes CSVs up to MODEL_TRAINING_MAX_BYTES (100 MiB); the sample data is 6 times LIMIT.
+    data = SAMPLE_CSV.read_bytes()
+    assert len(data) > 5 * LIMIT
+    auth = {"Authorization": f"Api-Key {server.admin_key}"}
+
+    status, job, headers = post_chunked(
+        server, "text/csv", [data[i : i + 50_000] for i in range(0, len(data), 50_000)], "/models?activate=false", auth
+    )
+
+    assert status == 202, job
+    assert job["progress"]["bytes_total"] == len(data)
+    deadline = time.monotonic() + 60
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job = request("GET", headers["Location"], headers=auth)[1]
+    assert job["status"] == "succeeded", job
+    assert job["progress"]["rows_read"] == len(data.splitlines()) - 1
