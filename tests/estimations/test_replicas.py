@@ -1,0 +1,75 @@
+"""Two API hosts on one store, as `docker compose up --scale api=2` runs them behind the proxy: two
+independent gunicorn masters (not one master with two workers) with the production config, on the same
+wire-protocol database. Whichever host a client's next request lands on, it sees what was written."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import pytest
+
+from ..live import LiveServer, request, trained_database
+
+pytestmark = pytest.mark.integration
+
+SIGNING_KEY = "replicas-signing-key-not-a-secret"
+
+
+@pytest.fixture(scope="module")
+def hosts(wire_server, tmp_path_factory):
+    """Hosts A and B, each its own gunicorn master with two workers, sharing one trained database."""
+    logs = tmp_path_factory.mktemp("replicas")
+    with trained_database(wire_server, "test_replicas", SIGNING_KEY) as database:
+        servers = [
+            LiveServer(
+                {
+                    "MONGO_URI": wire_server.uri,
+                    "MONGO_DB_NAME": database,
+                    "MODEL_SIGNING_KEY": SIGNING_KEY,
+                    "WEB_CONCURRENCY": "2",
+                    "LOG_LEVEL": "WARNING",
+                },
+                logs / f"host-{name}.log",
+            )
+            for name in "ab"
+        ]
+        try:
+            for server in servers:
+                server.start()
+            yield servers
+        finally:
+            for server in servers:
+                server.stop()
+
+
+def test_a_write_through_one_host_is_read_through_the_other(hosts):
+    a, b = hosts
+    status, created, _ = request("POST", a.url + "/estimations", {"bestseller_rank": 90, "category": "books"})
+    assert status == HTTPStatus.CREATED, created
+    path = f"/estimations/{created['_id']}"
+    etag = created["_etag"]
+
+    for round_ in range(5):
+        # Given host B has just answered with the current version (several times: both its workers)
+        for _ in range(4):
+            status, read, headers = request("GET", b.url + path)
+            assert (status, read["_etag"], headers["ETag"]) == (HTTPStatus.OK, etag, f'"{etag}"'), round_
+        # When the client changes it through host A
+        rank = 100 + round_
+        status, written, headers = request("PATCH", a.url + path, {"bestseller_rank": rank}, {"If-Match": etag})
+        assert status == HTTPStatus.OK, written
+        assert written["_etag"] != etag and headers["ETag"] == f'"{written["_etag"]}"'
+        etag = written["_etag"]
+        # Then host B, asked right after the 200, answers with the new rank and etag, never the old copy
+        for _ in range(4):
+            status, read, headers = request("GET", b.url + path)
+            assert status == HTTPStatus.OK, read
+            assert (read["bestseller_rank"], read["_etag"], headers["ETag"]) == (rank, etag, f'"{etag}"'), round_
+
+    # And after a delete through A (204), B answers 404
+    status, _, _ = request("DELETE", a.url + path, headers={"If-Match": etag})
+    assert status == HTTPStatus.NO_CONTENT
+    for _ in range(4):
+        status, body, _ = request("GET", b.url + path)
+        assert status == HTTPStatus.NOT_FOUND, body
+        assert body["_error"]["code"] == HTTPStatus.NOT_FOUND
