@@ -235,10 +235,6 @@ class Services:
         wait_http(self.ours + "/health/ready")
         wait_http(self.eve + "/estimations")
 
-    def start_uncached(self) -> str:
-        """A second instance of our service on the same database with ITEM_CACHE_SECONDS=0; its URL."""
-        return self._start_ours(free_port(), {"ITEM_CACHE_SECONDS": "0"})
-
     def start_reference(self) -> str:
         """bench/reference_app.py on our database, same gunicorn settings; its URL."""
         port = free_port()
@@ -611,22 +607,19 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         )
         out["post"] = {"ours": ours, "eve": eve, "eve_gevent": eve_on_gevent}
 
-        log("GET /estimations/{id} (and ours without its item cache, and the no-framework reference)")
-        # Started before the seeding, so their workers have finished booting when the first round runs
-        reference, uncached = services.start_reference(), services.start_uncached()
+        log("GET /estimations/{id} (and the no-framework reference)")
+        # Started before the seeding, so its workers have finished booting when the first round runs
+        reference = services.start_reference()
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        ours, eve, bare, no_cache, eve_on_gevent = alternate(
+        ours, eve, bare, eve_on_gevent = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
             lambda: run_wrk(wrk, reference + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
-            lambda: run_wrk(wrk, uncached + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, eve_gevent + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
         )
-        out["get_item"] = {
-            "ours": ours, "eve": eve, "reference": bare, "uncached": no_cache, "eve_gevent": eve_on_gevent
-        }  # fmt: skip
+        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare, "eve_gevent": eve_on_gevent}
 
         log("bulk POST of 10,000 documents")
         items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
@@ -808,18 +801,6 @@ def _round_lines(results: dict) -> list[str]:
     return [f"- Each round, req/s ours/Eve: {'; '.join(parts)}."] if parts else []
 
 
-def _uncached_lines(item: dict) -> list[str]:
-    """Ours with ITEM_CACHE_SECONDS=0 (every GET reads MongoDB), beside the cached figure."""
-    uncached = item.get("uncached")
-    if not uncached:
-        return []
-    return [
-        f"- Ours with its item cache off (ITEM_CACHE_SECONDS=0) answers GET /estimations/{{id}} at "
-        f"{uncached['rps']:,.1f} req/s (p99 {uncached['p99_ms']:,.1f} ms) = "
-        f"{uncached['rps'] / item['eve']['rps']:.2f}x Eve; with it, {item['ours']['rps'] / item['eve']['rps']:.2f}x."
-    ]
-
-
 def _eve_gevent_lines(results: dict) -> list[str]:
     """Eve under gevent workers (a reference: the baseline is Eve as its tutorial runs, with threads)."""
     figures = [
@@ -920,7 +901,6 @@ def report(results: dict) -> int:
         f"gunicorn answers GET /estimations/{{id}} at {item['reference']['rps']:,.1f} req/s "
         f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
         "the ceiling for any framework reading the database on every request.",
-        *_uncached_lines(item),
         *_eve_gevent_lines(results),
         *_cpu_lines(results.get("cpu", {})),
         f"- CSV export of {results['export']['rows']:,} rows ({results['export']['megabytes']:.1f} MB): "

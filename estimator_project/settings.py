@@ -128,12 +128,6 @@ MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
 # --- The estimations resource (Eve's names where Eve had the setting) -----------------------
 CACHE_CONTROL = env.str("CACHE_CONTROL", default="max-age=20")
 CACHE_EXPIRES = env.int("CACHE_EXPIRES", default=20)
-# GET /estimations/{id} serves a document read in the last ITEM_CACHE_SECONDS from the worker's memory
-# (0: every read goes to MongoDB). Writes through any worker of this host invalidate it at once; a write
-# from elsewhere (another host, a manual update) is seen at the latest this many seconds later: the
-# default is the freshness CACHE_EXPIRES already grants every HTTP cache.
-ITEM_CACHE_SECONDS = env.float("ITEM_CACHE_SECONDS", default=20.0)
-ITEM_CACHE_SIZE = env.int("ITEM_CACHE_SIZE", default=10_000)
 PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
 PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+import pymongo
 import pytest
+from bson import ObjectId
 
 from ..live import LiveServer, request, trained_database
 
@@ -73,3 +75,28 @@ def test_a_write_through_one_host_is_read_through_the_other(hosts):
         status, body, _ = request("GET", b.url + path)
         assert status == HTTPStatus.NOT_FOUND, body
         assert body["_error"]["code"] == HTTPStatus.NOT_FOUND
+
+
+def test_a_change_made_in_the_database_itself_shows_on_the_next_get_of_every_host(hosts, wire_server):
+    # Given both hosts have answered with the stored version
+    a = hosts[0]
+    status, created, _ = request("POST", a.url + "/estimations", {"bestseller_rank": 91, "category": "books"})
+    assert status == HTTPStatus.CREATED, created
+    path = f"/estimations/{created['_id']}"
+    for host in hosts:
+        assert request("GET", host.url + path)[1]["_etag"] == created["_etag"]
+
+    # When the document changes outside the service (an operator's update, another service)
+    client = pymongo.MongoClient(wire_server.uri)
+    try:
+        database = client[a.env["MONGO_DB_NAME"]]
+        database["estimations"].update_one(
+            {"_id": ObjectId(created["_id"])}, {"$set": {"sku": "BY-HAND", "_etag": "changed-by-hand"}}
+        )
+    finally:
+        client.close()
+
+    # Then the next GET through either host shows it
+    for host in hosts:
+        status, read, headers = request("GET", host.url + path)
+        assert (status, read.get("sku"), headers["ETag"]) == (HTTPStatus.OK, "BY-HAND", '"changed-by-hand"')
