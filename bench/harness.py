@@ -30,11 +30,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pymongo
 from bson import ObjectId
+
+from estimations.query import DEFAULT_SORT
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -400,12 +402,14 @@ def seed_direct(mongo_uri: str, database: str, total: int, *, eve: bool) -> None
     """Fill a collection to ``total`` documents straight through PyMongo (for the 100,000 case)."""
     collection = pymongo.MongoClient(mongo_uri)[database]["estimations"]
     have = collection.estimated_document_count()
-    now = datetime.now(UTC).replace(microsecond=0)
+    # Each document its own millisecond, as single writes have (the list's default order is by _created)
+    start = datetime.now(UTC).replace(microsecond=0)
     while have < total:
         size = min(5000, total - have)
         docs = []
         for i in range(size):
             rank = 1 + (have + i) * 13 % 1_000_000
+            now = start + timedelta(milliseconds=have + i)
             doc = {
                 "_id": ObjectId(),
                 "bestseller_rank": rank,
@@ -497,7 +501,7 @@ def database_page_ms(mongo_uri: str, database: str, samples: int = 40) -> float:
     try:
         for _ in range(samples):
             started = time.perf_counter()
-            list(collection.find({}).sort([("_id", 1)]).limit(25))
+            list(collection.find({}).sort(list(DEFAULT_SORT)).limit(25))
             collection.estimated_document_count()
             timings.append((time.perf_counter() - started) * 1000)
     finally:

@@ -32,7 +32,7 @@ TTL_INDEX = "retention"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
 # tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
-# the same field without an in-memory sort.
+# the same field without an in-memory sort. "created" also serves the default order (query.DEFAULT_SORT).
 INDEXES = [
     IndexModel([("bestseller_rank", ASCENDING), ("_id", ASCENDING)], name="rank"),
     IndexModel([("estimated_sales", ASCENDING), ("_id", ASCENDING)], name="sales"),
@@ -231,11 +231,12 @@ class EstimationStore:
     def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """All or nothing: if the server fails part-way, the part this call stored is removed again."""
         unacknowledged.sweep(self.collection)
-        generated = []
-        for document in documents:
-            if "_id" not in document:
-                document["_id"] = ObjectId()
-                generated.append(document["_id"])
+        missing = [document for document in documents if "_id" not in document]
+        # Ascending in list order, even where the ids' counter wraps (once in 16.7M): a bulk's documents
+        # share one _created, and _id breaks the tie in the default order (query.DEFAULT_SORT).
+        generated = sorted(ObjectId() for _ in missing)
+        for document, object_id in zip(missing, generated, strict=True):
+            document["_id"] = object_id
         try:
             self.collection.insert_many(documents, ordered=True)
         except BulkWriteError as exc:

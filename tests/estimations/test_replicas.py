@@ -4,7 +4,9 @@ wire-protocol database. Whichever host a client's next request lands on, it sees
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 import pymongo
 import pytest
@@ -100,3 +102,24 @@ def test_a_change_made_in_the_database_itself_shows_on_the_next_get_of_every_hos
     for host in hosts:
         status, read, headers = request("GET", host.url + path)
         assert (status, read.get("sku"), headers["ETag"]) == (HTTPStatus.OK, "BY-HAND", '"changed-by-hand"')
+
+
+def test_estimations_posted_through_both_hosts_list_back_in_creation_order(hosts):
+    # Given five POSTs alternating between the hosts (and so between at least two processes, whose
+    # ids made within one second are not in creation order)
+    run = ObjectId()  # this test's own SKUs, so the other tests' documents stay out of the list
+    ranks = [50000, 123, 70, 500, 5000]
+    for number, rank in enumerate(ranks):
+        host = hosts[number % 2]
+        body = {"bestseller_rank": rank, "category": "books", "sku": f"ORDER-{run}-{number}"}
+        status, created, _ = request("POST", host.url + "/estimations", body)
+        assert status == HTTPStatus.CREATED, created
+
+    # When the list is read without a sort, through either host
+    where = json.dumps({"sku": {"$in": [f"ORDER-{run}-{number}" for number in range(len(ranks))]}})
+    for host in hosts:
+        status, listed, _ = request("GET", f"{host.url}/estimations?{urlencode({'where': where})}")
+
+        # Then they come back in the order they were created
+        assert status == HTTPStatus.OK, listed
+        assert [item["bestseller_rank"] for item in listed["_items"]] == ranks
