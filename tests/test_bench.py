@@ -96,6 +96,17 @@ def test_cpu_lines_name_the_database_only_when_it_was_measured():
     assert "GET one" in line and "database" not in line
 
 
+def test_cpu_per_get_one_is_a_target_against_eves_worker():
+    from bench.harness import cpu_below_eve
+
+    def cpu(ours: float, eve: float) -> dict:
+        return {"cpu": {"get_item": {"ours": {"worker_ms": ours}, "eve": {"worker_ms": eve}}}}
+
+    assert cpu_below_eve(cpu(1.10, 1.25), "get_item")
+    assert not cpu_below_eve(cpu(1.25, 1.25), "get_item")
+    assert not cpu_below_eve({"cpu": {}}, "get_item")  # not measured: not met
+
+
 def test_every_round_is_kept_beside_the_median_and_printed():
     from bench.harness import _round_lines, alternate
 
