@@ -30,11 +30,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pymongo
 from bson import ObjectId
+
+from estimations.query import DEFAULT_SORT
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -235,10 +237,6 @@ class Services:
         wait_http(self.ours + "/health/ready")
         wait_http(self.eve + "/estimations")
 
-    def start_uncached(self) -> str:
-        """A second instance of our service on the same database with ITEM_CACHE_SECONDS=0; its URL."""
-        return self._start_ours(free_port(), {"ITEM_CACHE_SECONDS": "0"})
-
     def start_reference(self) -> str:
         """bench/reference_app.py on our database, same gunicorn settings; its URL."""
         port = free_port()
@@ -404,12 +402,14 @@ def seed_direct(mongo_uri: str, database: str, total: int, *, eve: bool) -> None
     """Fill a collection to ``total`` documents straight through PyMongo (for the 100,000 case)."""
     collection = pymongo.MongoClient(mongo_uri)[database]["estimations"]
     have = collection.estimated_document_count()
-    now = datetime.now(UTC).replace(microsecond=0)
+    # Each document its own millisecond, as single writes have (the list's default order is by _created)
+    start = datetime.now(UTC).replace(microsecond=0)
     while have < total:
         size = min(5000, total - have)
         docs = []
         for i in range(size):
             rank = 1 + (have + i) * 13 % 1_000_000
+            now = start + timedelta(milliseconds=have + i)
             doc = {
                 "_id": ObjectId(),
                 "bestseller_rank": rank,
@@ -501,7 +501,7 @@ def database_page_ms(mongo_uri: str, database: str, samples: int = 40) -> float:
     try:
         for _ in range(samples):
             started = time.perf_counter()
-            list(collection.find({}).sort([("_id", 1)]).limit(25))
+            list(collection.find({}).sort(list(DEFAULT_SORT)).limit(25))
             collection.estimated_document_count()
             timings.append((time.perf_counter() - started) * 1000)
     finally:
@@ -611,22 +611,19 @@ def http_scenarios(wrk, mongo_uri, on_nx, args, load, workdir) -> dict:
         )
         out["post"] = {"ours": ours, "eve": eve, "eve_gevent": eve_on_gevent}
 
-        log("GET /estimations/{id} (and ours without its item cache, and the no-framework reference)")
-        # Started before the seeding, so their workers have finished booting when the first round runs
-        reference, uncached = services.start_reference(), services.start_uncached()
+        log("GET /estimations/{id} (and the no-framework reference)")
+        # Started before the seeding, so its workers have finished booting when the first round runs
+        reference = services.start_reference()
         ours_ids = seed_via_api(services.ours, 1000)
         eve_ids = seed_via_api(services.eve, 1000)
-        ours, eve, bare, no_cache, eve_on_gevent = alternate(
+        ours, eve, bare, eve_on_gevent = alternate(
             args.rounds,
             lambda: run_wrk(wrk, services.ours + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, services.eve + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
             lambda: run_wrk(wrk, reference + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
-            lambda: run_wrk(wrk, uncached + "/", script=GET_IDS_LUA % _lua_list(ours_ids), **load),
             lambda: run_wrk(wrk, eve_gevent + "/", script=GET_IDS_LUA % _lua_list(eve_ids), **load),
         )
-        out["get_item"] = {
-            "ours": ours, "eve": eve, "reference": bare, "uncached": no_cache, "eve_gevent": eve_on_gevent
-        }  # fmt: skip
+        out["get_item"] = {"ours": ours, "eve": eve, "reference": bare, "eve_gevent": eve_on_gevent}
 
         log("bulk POST of 10,000 documents")
         items = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
@@ -808,18 +805,6 @@ def _round_lines(results: dict) -> list[str]:
     return [f"- Each round, req/s ours/Eve: {'; '.join(parts)}."] if parts else []
 
 
-def _uncached_lines(item: dict) -> list[str]:
-    """Ours with ITEM_CACHE_SECONDS=0 (every GET reads MongoDB), beside the cached figure."""
-    uncached = item.get("uncached")
-    if not uncached:
-        return []
-    return [
-        f"- Ours with its item cache off (ITEM_CACHE_SECONDS=0) answers GET /estimations/{{id}} at "
-        f"{uncached['rps']:,.1f} req/s (p99 {uncached['p99_ms']:,.1f} ms) = "
-        f"{uncached['rps'] / item['eve']['rps']:.2f}x Eve; with it, {item['ours']['rps'] / item['eve']['rps']:.2f}x."
-    ]
-
-
 def _eve_gevent_lines(results: dict) -> list[str]:
     """Eve under gevent workers (a reference: the baseline is Eve as its tutorial runs, with threads)."""
     figures = [
@@ -847,6 +832,12 @@ def _cpu_lines(cpu: dict) -> list[str]:
     return lines
 
 
+def cpu_below_eve(results: dict, path: str) -> bool:
+    """Whether our worker spent less CPU per request than Eve's on ``path`` (False when not measured)."""
+    measured = results.get("cpu", {}).get(path)
+    return bool(measured) and measured["ours"]["worker_ms"] < measured["eve"]["worker_ms"]
+
+
 def report(results: dict) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "harness-raw.json").write_text(json.dumps(results, indent=2, default=str) + "\n")  # before any maths
@@ -865,7 +856,9 @@ def report(results: dict) -> int:
 
     checks = {
         "POST >= 1.5x Eve": ratio("post") >= 1.5,
-        "GET item >= 1.5x Eve": ratio("get_item") >= 1.5,
+        # Every GET one reads the database (no host-local copy, so every host reads its writes): 1.2x.
+        "GET item >= 1.2x Eve": ratio("get_item") >= 1.2,
+        "CPU per GET item below Eve's (worker)": cpu_below_eve(results, "get_item"),
         "GET list (100k docs) >= 1.0x Eve": ratio("list") >= 1.0,
         # "No work that grows with the collection beyond what the store itself must do": the database's
         # own growth (nx-27017 counts rows for estimated_document_count; MongoDB reads metadata) is not ours.
@@ -920,7 +913,6 @@ def report(results: dict) -> int:
         f"gunicorn answers GET /estimations/{{id}} at {item['reference']['rps']:,.1f} req/s "
         f"(p99 {item['reference']['p99_ms']:,.1f} ms) = {item['reference']['rps'] / item['eve']['rps']:.2f}x Eve: "
         "the ceiling for any framework reading the database on every request.",
-        *_uncached_lines(item),
         *_eve_gevent_lines(results),
         *_cpu_lines(results.get("cpu", {})),
         f"- CSV export of {results['export']['rows']:,} rows ({results['export']['megabytes']:.1f} MB): "

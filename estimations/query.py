@@ -103,6 +103,11 @@ FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
 }
 # Each has an index ending in _id (estimations.store.INDEXES), so any page of any sort is cheap.
 SORTABLE_FIELDS = ("bestseller_rank", "estimated_sales", "category", "model_version", "_id", "_created", "_updated")
+# Without a sort: creation order. _created is stamped by the host that took the write, to the millisecond;
+# ObjectIds are not ordered within a second across workers and hosts (each has its own counter), so _id
+# only breaks ties (a bulk's documents share one _created and have ascending ids). The index "created"
+# serves it.
+DEFAULT_SORT = (("_created", 1), ("_id", 1))
 PROJECTABLE_FIELDS = CONTENT_FIELDS
 
 
@@ -250,9 +255,10 @@ def _typed(field: str, convert: Callable[[Any], Any], value: Any) -> Any:
 
 
 def parse_sort(raw: str | None) -> list[tuple[str, int]]:
-    """Eve's ``[("field", -1)]`` form, or ``-field,other``. A tiebreaker on _id keeps pages stable."""
+    """Eve's ``[("field", -1)]`` form, or ``-field,other``. A tiebreaker on _id keeps pages stable.
+    Without one, DEFAULT_SORT."""
     if raw is None or raw.strip() == "":
-        return [("_id", 1)]
+        return list(DEFAULT_SORT)
     if len(raw) > 512:
         raise BadQuery("sort", "is too long.")
     keys = _sort_literal(raw) if raw.lstrip().startswith("[") else _sort_fields(raw)

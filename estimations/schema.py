@@ -82,7 +82,8 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "sort",
         OpenApiTypes.STR,
-        description='Eve\'s form [("bestseller_rank", -1)] or -bestseller_rank,category. Default: _id.',
+        description='Eve\'s form [("bestseller_rank", -1)] or -bestseller_rank,category; _id breaks ties. '
+        "Default: creation order (_created, then _id).",
     ),
     OpenApiParameter(
         "projection",

@@ -14,12 +14,11 @@ from django.conf import settings
 from rest_framework.exceptions import NotFound
 
 from estimator_project.mongo import database_name, get_client
-from estimator_project.observability import ESTIMATIONS, ITEM_READS
+from estimator_project.observability import ESTIMATIONS
 from ml.estimators import Estimator
 from ml.fast import Estimate
 
 from . import validation
-from .cache import ItemCache
 from .csv_io import CsvRows
 from .documents import stamp, utc_now, with_retention
 from .errors import (
@@ -41,25 +40,15 @@ ISSUE_KEY_REUSED = "already used with another body; send a new key for a new est
 
 
 _store: tuple[Any, str, EstimationStore] | None = None
-_items: ItemCache | None = None
-
-
-def item_cache() -> ItemCache:
-    """The process's cache of read estimations, as ITEM_CACHE_SECONDS and ITEM_CACHE_SIZE say."""
-    global _items
-    items = _items
-    if items is None or (items.seconds, items.size) != (settings.ITEM_CACHE_SECONDS, settings.ITEM_CACHE_SIZE):
-        items = _items = ItemCache(seconds=settings.ITEM_CACHE_SECONDS, size=settings.ITEM_CACHE_SIZE)
-    return items
 
 
 def estimation_store() -> EstimationStore:
-    """The store of the process's client, database and item cache, made once for each."""
+    """The store of the process's client and database, made once for each."""
     global _store
-    client, database, items = get_client(), database_name(), item_cache()
+    client, database = get_client(), database_name()
     current = _store
-    if current is None or current[0] is not client or current[1] != database or current[2].items is not items:
-        current = _store = (client, database, EstimationStore(client[database][COLLECTION], items=items))
+    if current is None or current[0] is not client or current[1] != database:
+        current = _store = (client, database, EstimationStore(client[database][COLLECTION]))
     return current[2]
 
 
@@ -203,17 +192,9 @@ def estimation_export(*, store: EstimationStore, query: ListQuery) -> Iterator[d
 
 
 def estimation_get(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:
-    """The stored estimation, read from the database (what a write checks its etag against)."""
+    """The stored estimation, read from the database on every call: what a GET answers and what a
+    write checks its etag against, the same on every host."""
     document = store.get(estimation_id)
-    if document is None:
-        raise NotFound(MSG_NOT_FOUND)
-    return document
-
-
-def estimation_read(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:
-    """The estimation for GET: from the cache of recent reads when it holds a current copy."""
-    document, cached = store.get_cached(estimation_id)
-    ITEM_READS.labels("cache" if cached else "database").inc()
     if document is None:
         raise NotFound(MSG_NOT_FOUND)
     return document

@@ -19,7 +19,6 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, OperationFailure, PyMongoError
 
-from . import cache
 from .documents import EXPIRES_FROM
 from .errors import MSG_QUERY_REFUSED, BadQuery
 from .group_insert import GroupInsert
@@ -37,7 +36,7 @@ TTL_INDEX = "retention"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
 # tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
-# the same field without an in-memory sort.
+# the same field without an in-memory sort. "created" also serves the default order (query.DEFAULT_SORT).
 INDEXES = [
     IndexModel([("bestseller_rank", ASCENDING), ("_id", ASCENDING)], name="rank"),
     IndexModel([("estimated_sales", ASCENDING), ("_id", ASCENDING)], name="sales"),
@@ -90,8 +89,6 @@ class _Unacknowledged:
             logger.info("removed up to %d documents of writes that failed", len(ids))
         except PyMongoError:
             self.remember(collection, list(ids))  # still down: next time
-        finally:
-            cache.invalidate(ids)
 
 
 unacknowledged = _Unacknowledged()
@@ -112,12 +109,10 @@ def parse_id(raw: Any) -> ObjectId | None:
 
 
 class EstimationStore:
-    def __init__(self, collection: Collection, *, query_timeout_ms: int = 5000, items: cache.ItemCache | None = None):
+    def __init__(self, collection: Collection, *, query_timeout_ms: int = 5000):
         self.collection = collection
         # Bounds the server-side time of any one list query: no filter can scan without limit.
         self.query_timeout_ms = query_timeout_ms
-        # Recently read documents, for get_cached (None: every read goes to the database).
-        self.items = items
         # Single inserts of concurrent requests share one database command (estimations/group_insert.py).
         self.inserts = GroupInsert(collection)
 
@@ -162,20 +157,6 @@ class EstimationStore:
         if object_id is None:
             return None
         return self.collection.find_one({"_id": object_id})
-
-    def get_cached(self, raw_id: Any) -> tuple[dict[str, Any] | None, bool]:
-        """(document or None, whether the cache answered): for reads only. A write reads with ``get``,
-        so that its etag check is against the database, never a copy."""
-        object_id = parse_id(raw_id)
-        if object_id is None:
-            return None, False
-
-        def load() -> dict[str, Any] | None:
-            return self.collection.find_one({"_id": object_id})
-
-        if self.items is None:
-            return load(), False
-        return self.items.get(self.collection.full_name, object_id, load)
 
     def find(self, query: ListQuery) -> list[dict[str, Any]]:
         projection = _with_meta(query.projection)
@@ -260,11 +241,12 @@ class EstimationStore:
     def insert_many(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """All or nothing: if the server fails part-way, the part this call stored is removed again."""
         unacknowledged.sweep(self.collection)
-        generated = []
-        for document in documents:
-            if "_id" not in document:
-                document["_id"] = ObjectId()
-                generated.append(document["_id"])
+        missing = [document for document in documents if "_id" not in document]
+        # Ascending in list order, even where the ids' counter wraps (once in 16.7M): a bulk's documents
+        # share one _created, and _id breaks the tie in the default order (query.DEFAULT_SORT).
+        generated = sorted(ObjectId() for _ in missing)
+        for document, object_id in zip(missing, generated, strict=True):
+            document["_id"] = object_id
         try:
             self.collection.insert_many(documents, ordered=True)
         except BulkWriteError as exc:
@@ -288,22 +270,16 @@ class EstimationStore:
         The whole document is written, ``_id`` and ``_created`` included, so every field keeps its
         BSON type; None for ``etags`` replaces any version.
         """
-        try:
-            replaced = self.collection.find_one_and_replace(
-                self._conditional(document["_id"], etags), document, projection={"_id": 1}
-            )
-        finally:  # done, refused or unknown: no cached copy outlives the attempt
-            cache.invalidate([document["_id"]])
+        replaced = self.collection.find_one_and_replace(
+            self._conditional(document["_id"], etags), document, projection={"_id": 1}
+        )
         return Outcome.DONE if replaced is not None else self._why_not(document["_id"])
 
     def delete_if_match(self, raw_id: Any, etags: list[str] | None) -> Outcome:
         object_id = parse_id(raw_id)
         if object_id is None:
             return Outcome.NOT_FOUND
-        try:
-            deleted = self.collection.delete_one(self._conditional(object_id, etags)).deleted_count
-        finally:
-            cache.invalidate([object_id])
+        deleted = self.collection.delete_one(self._conditional(object_id, etags)).deleted_count
         if deleted:
             return Outcome.DONE
         return self._why_not(object_id)

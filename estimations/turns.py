@@ -3,7 +3,7 @@
 A gevent worker (the default with MongoDB) runs each request in a greenlet until it waits on I/O. Two
 kinds of request never wait for long enough:
 
-- one that needs no I/O at all (a cached estimation, /health/live): its greenlet finds the client's next
+- one that needs no I/O at all (/health/live, the API home): its greenlet finds the client's next
   request already read and serves it too, so a few keep-alive connections were served again and again
   while the others waited (p99 of 1.4 s for /health/live at 16 connections on one worker);
 - a long loop (validating and stamping a bulk insert of 10,000): about 250 ms in which every other

@@ -241,7 +241,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     @docs.retrieve_schema
     def retrieve(self, request: Request, id: str) -> Response:
-        document = services.estimation_read(store=services.estimation_store(), estimation_id=id)
+        document = services.estimation_get(store=services.estimation_store(), estimation_id=id)
         headers = _item_headers(document)
         if not_modified(
             etag=document["_etag"],

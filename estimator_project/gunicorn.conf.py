@@ -64,11 +64,6 @@ accesslog = None
 
 
 def on_starting(server):
-    # Every worker forked from here shares the estimations cache's write marks (estimations/cache.py),
-    # so a write through one worker invalidates the copy another worker holds.
-    from estimations.cache import share_write_marks
-
-    share_write_marks()
     # Metrics of workers from an earlier run must not be added to this run's.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:

@@ -67,9 +67,6 @@ LATENCY = Labelled(
     )
 )
 ESTIMATIONS = Labelled(Counter("estimations_created_total", "Estimations made and stored", ["model_version"]))
-ITEM_READS = Labelled(
-    Counter("estimation_item_reads_total", "GET /estimations/{id} reads, by where the document came from", ["source"])
-)
 ACTIVE_MODEL = Gauge("model_active_version", "The model version this process serves", multiprocess_mode="livemax")
 MODEL_LOAD_FAILURES = Counter("model_load_failures_total", "Model versions refused or failed to load")
 

@@ -151,12 +151,6 @@ if _max_age and int(_max_age.group(1)) != CACHE_EXPIRES:
         "Expires and Cache-Control's max-age. Leave CACHE_CONTROL empty (it becomes max-age=<CACHE_EXPIRES>), "
         f"or give it max-age={CACHE_EXPIRES}."
     )
-# GET /estimations/{id} serves a document read in the last ITEM_CACHE_SECONDS from the worker's memory
-# (0: every read goes to MongoDB). Writes through any worker of this host invalidate it at once; a write
-# from elsewhere (another host, a manual update) is seen at the latest this many seconds later: the
-# default is the freshness CACHE_EXPIRES already grants every HTTP cache.
-ITEM_CACHE_SECONDS = env.float("ITEM_CACHE_SECONDS", default=20.0)
-ITEM_CACHE_SIZE = env.int("ITEM_CACHE_SIZE", default=10_000)
 PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
 PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)

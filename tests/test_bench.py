@@ -96,15 +96,15 @@ def test_cpu_lines_name_the_database_only_when_it_was_measured():
     assert "GET one" in line and "database" not in line
 
 
-def test_the_uncached_get_is_reported_beside_the_cached_one():
-    from bench.harness import _uncached_lines
+def test_cpu_per_get_one_is_a_target_against_eves_worker():
+    from bench.harness import cpu_below_eve
 
-    item = {"ours": {"rps": 900.0}, "eve": {"rps": 450.0}, "uncached": {"rps": 540.0, "p99_ms": 40.0}}
+    def cpu(ours: float, eve: float) -> dict:
+        return {"cpu": {"get_item": {"ours": {"worker_ms": ours}, "eve": {"worker_ms": eve}}}}
 
-    (line,) = _uncached_lines(item)
-
-    assert "540.0 req/s" in line and "1.20x Eve" in line and "with it, 2.00x" in line
-    assert _uncached_lines({"ours": {"rps": 1.0}, "eve": {"rps": 1.0}}) == []  # a run made before it existed
+    assert cpu_below_eve(cpu(1.10, 1.25), "get_item")
+    assert not cpu_below_eve(cpu(1.25, 1.25), "get_item")
+    assert not cpu_below_eve({"cpu": {}}, "get_item")  # not measured: not met
 
 
 def test_every_round_is_kept_beside_the_median_and_printed():

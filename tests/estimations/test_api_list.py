@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from bson import ObjectId
 
 from ..conftest import known_departure
 from .test_api_create import assert_error_envelope, post_json
@@ -62,8 +64,24 @@ class TestEnvelope:
         assert item["_links"] == {"self": {"title": "estimations", "href": f"estimations/{item['_id']}"}}
         assert set(item) >= {"_id", "_etag", "_created", "_updated", "bestseller_rank", "estimated_sales"}
 
-    def test_default_order_is_insertion_order(self, api, thirty):
+    def test_default_order_is_a_bulks_list_order(self, api, thirty):
+        # One bulk: one _created for all, and ids ascending in list order break the tie
+        assert len({item["_created"] for item in thirty}) == 1
         assert ranks(get_list(api, max_results=30)) == [10 * n for n in range(1, 31)]
+
+    def test_default_order_is_creation_order_not_id_order(self, api, mongo_db):
+        # Given ids that are not in creation order, as ids made within one second by several
+        # workers or hosts are not (each process has its own random part and counter)
+        ids = [ObjectId(f"65000000{rest}") for rest in ("ffffffffff000001", "0000000000000002", "8888888888000003")]
+        for rank, object_id in zip((50000, 123, 70), ids, strict=True):
+            assert post_json(api, {"bestseller_rank": rank}).status_code == HTTPStatus.CREATED
+            latest = mongo_db["estimations"].find_one(sort=[("_created", -1), ("_id", -1)])
+            mongo_db["estimations"].delete_one({"_id": latest["_id"]})
+            mongo_db["estimations"].insert_one({**latest, "_id": object_id})
+            time.sleep(0.002)  # _created is stamped to the millisecond
+
+        # Then the list shows them as they were created
+        assert ranks(api.get("/estimations")) == [50000, 123, 70]
 
 
 class TestPagination:

@@ -67,7 +67,7 @@ def test_sort_appends_an_id_tiebreaker_in_the_first_keys_direction():
     assert parse_sort("-bestseller_rank") == [("bestseller_rank", -1), ("_id", -1)]
     assert parse_sort("category,-estimated_sales") == [("category", 1), ("estimated_sales", -1), ("_id", 1)]
     assert parse_sort('[("_id", -1)]') == [("_id", -1)]
-    assert parse_sort(None) == [("_id", 1)]
+    assert parse_sort(None) == [("_created", 1), ("_id", 1)]
 
 
 def test_projection_forms():

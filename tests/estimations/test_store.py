@@ -38,6 +38,28 @@ def test_ensure_indexes_creates_every_index_and_is_idempotent():
     assert len(keys) == len(INDEXES) + 1  # and _id's own
 
 
+def test_an_index_serves_the_default_order_in_both_directions():
+    from estimations.query import DEFAULT_SORT, parse_sort
+
+    default = parse_sort(None)
+    keys = [list(index.document["key"].items()) for index in INDEXES]
+
+    assert default == list(DEFAULT_SORT) == [("_created", 1), ("_id", 1)]
+    assert default in keys  # read forwards; backwards for [("_created", -1), ("_id", -1)]
+    assert parse_sort("-_created") == [("_created", -1), ("_id", -1)]
+
+
+def test_a_bulks_generated_ids_ascend_in_list_order(store, monkeypatch):
+    # Given the ids' counter wrapping in the middle of a bulk (ObjectId() made in this order)
+    made = iter([ObjectId(f"65000000aaaaaaaaaa{counter:06x}") for counter in (0xFFFFFE, 0xFFFFFF, 0x000000, 0x000001)])
+    monkeypatch.setattr("estimations.store.ObjectId", lambda: next(made))
+
+    stored = store.insert_many([new_document(rank) for rank in (1, 2, 3, 4)])
+
+    ids = [document["_id"] for document in stored]
+    assert [document["bestseller_rank"] for document in stored] == [1, 2, 3, 4] and ids == sorted(ids)
+
+
 def test_every_sortable_field_has_an_index_ending_in_id():
     from estimations.query import SORTABLE_FIELDS
 
