@@ -5,6 +5,8 @@ signed, HTTP-only session cookie); scripts may send the key in the Authorization
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,7 +23,7 @@ from ml.plot import accuracy_svg, curves_svg
 from ml.services import replay_reports
 from ml.serving import NoActiveModel, get_estimator, model_registry
 
-from . import mongo
+from . import mongo, throttling
 from .api_keys import SCHEMES, ApiKeyStore, api_key_store
 from .audit import audit_log
 
@@ -32,6 +34,11 @@ ACCURACY_VERSIONS = 3  # the newest versions with actuals (and the active one)
 REPLAYS_SHOWN = 5
 AUDIT_SHOWN = 15
 MSG_BAD_LOGIN = "That key is unknown, revoked, or lacks the admin scope."
+MSG_LOGIN_THROTTLED = (
+    "Too many sign-in attempts from your address ({rate}). Try again in {wait} seconds; no key was checked."
+)
+
+logger = logging.getLogger(__name__)
 
 
 def _admin(request: HttpRequest) -> dict[str, Any] | None:
@@ -51,12 +58,32 @@ def _admin(request: HttpRequest) -> dict[str, Any] | None:
 def login(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
+        # Every attempt spends its address's sign-in budget, before the key is looked up.
+        address = throttling.client_address(request)
+        try:
+            wait = throttling.LOGIN.spend(address)
+        except PyMongoError:
+            return render(request, "inspection/unavailable.html", status=503)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            context = {
+                "error": MSG_LOGIN_THROTTLED.format(rate=throttling.LOGIN.rate, wait=math.ceil(wait)),
+                "embedded": mongo.is_embedded(),
+            }
+            response = render(request, "inspection/login.html", context, status=429)
+            response["Retry-After"] = str(math.ceil(wait))
+            return response
         key = request.POST.get("key", "").strip()
-        record = api_key_store().find(key) if key else None
+        try:
+            record = api_key_store().find(key) if key else None
+        except PyMongoError:
+            return render(request, "inspection/unavailable.html", status=503)
         if record and record["scope"] == "admin":
+            logger.info("inspect sign-in", extra={"client_address": address, "api_key_name": record["name"]})
             request.session.cycle_key()
             request.session[SESSION_KEY] = ApiKeyStore.hash(key)
             return HttpResponseRedirect("/inspect/")
+        logger.warning("inspect sign-in refused", extra={"client_address": address})
         error = MSG_BAD_LOGIN
     context = {"error": error, "embedded": mongo.is_embedded()}
     return render(request, "inspection/login.html", context, status=401 if error else 200)
