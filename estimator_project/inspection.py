@@ -41,12 +41,37 @@ MSG_LOGIN_THROTTLED = (
 logger = logging.getLogger(__name__)
 
 
+class SignInThrottled(Exception):
+    def __init__(self, wait: float):
+        self.wait = math.ceil(wait)
+
+
+def _throttled_page(request: HttpRequest, wait: int) -> HttpResponse:
+    context = {
+        "error": MSG_LOGIN_THROTTLED.format(rate=throttling.LOGIN.rate, wait=wait),
+        "embedded": mongo.is_embedded(),
+    }
+    response = render(request, "inspection/login.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def _admin(request: HttpRequest) -> dict[str, Any] | None:
-    """The admin key's record, from the Authorization header or the session; None if not an admin."""
+    """The admin key's record, from the Authorization header or the session; None if not an admin.
+    A key in the header is a sign-in attempt: it spends the address's sign-in budget when it fails, and
+    is not looked up once that budget is spent (SignInThrottled)."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     store = api_key_store()
     if scheme.lower() in SCHEMES and key.strip():
+        address = throttling.client_address(request)
+        wait = throttling.LOGIN.spent(address)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            raise SignInThrottled(wait)
         record = store.find(key.strip())
+        if not (record and record["scope"] == "admin"):
+            logger.warning("inspect sign-in refused", extra={"client_address": address})
+            throttling.LOGIN.spend(address)
     elif request.session.get(SESSION_KEY):
         record = store.find_by_hash(request.session[SESSION_KEY])
     else:
@@ -66,13 +91,7 @@ def login(request: HttpRequest) -> HttpResponse:
             return render(request, "inspection/unavailable.html", status=503)
         if wait:
             logger.warning("inspect sign-in throttled", extra={"client_address": address})
-            context = {
-                "error": MSG_LOGIN_THROTTLED.format(rate=throttling.LOGIN.rate, wait=math.ceil(wait)),
-                "embedded": mongo.is_embedded(),
-            }
-            response = render(request, "inspection/login.html", context, status=429)
-            response["Retry-After"] = str(math.ceil(wait))
-            return response
+            return _throttled_page(request, math.ceil(wait))
         key = request.POST.get("key", "").strip()
         try:
             record = api_key_store().find(key) if key else None
@@ -121,6 +140,8 @@ def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any
 def page(request: HttpRequest) -> HttpResponse:
     try:
         admin = _admin(request)
+    except SignInThrottled as throttled:
+        return _throttled_page(request, throttled.wait)
     except PyMongoError:
         return render(request, "inspection/unavailable.html", status=503)
     if admin is None:

@@ -181,6 +181,19 @@ class TestSignInLimit:
         assert blocked.status_code == HTTPStatus.TOO_MANY_REQUESTS
         assert other.status_code == HTTPStatus.FOUND and other["Location"] == "/inspect/"
 
+    def test_a_key_in_the_header_of_the_inspection_page_spends_the_same_budget(self, client, keys, monkeypatch):
+        lookups = []
+        find = ApiKeyStore.find_by_hash
+        monkeypatch.setattr(ApiKeyStore, "find_by_hash", lambda store, h: lookups.append(h) or find(store, h))
+
+        tries = [client.get("/inspect/", HTTP_AUTHORIZATION=f"Api-Key sek_guess_{n}").status_code for n in range(3)]
+        over = client.get("/inspect/", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
+
+        assert tries == [HTTPStatus.FOUND] * 3 and len(lookups) == 3  # sent to sign in, as before
+        assert over.status_code == HTTPStatus.TOO_MANY_REQUESTS and len(lookups) == 3
+        assert "Too many sign-in attempts" in over.content.decode() and int(over["Retry-After"]) > 0
+        assert client.post("/inspect/login", {"key": keys["admin"]}).status_code == HTTPStatus.TOO_MANY_REQUESTS
+
 
 class TestSecurityHeaders:
     def test_on_every_answer(self, api):
