@@ -87,7 +87,7 @@ def login(request: HttpRequest) -> HttpResponse:
         address = throttling.client_address(request)
         try:
             wait = throttling.LOGIN.spend(address)
-        except PyMongoError:
+        except (PyMongoError, throttling.CounterStoreDown):
             return render(request, "inspection/unavailable.html", status=503)
         if wait:
             logger.warning("inspect sign-in throttled", extra={"client_address": address})
@@ -95,7 +95,7 @@ def login(request: HttpRequest) -> HttpResponse:
         key = request.POST.get("key", "").strip()
         try:
             record = api_key_store().find(key) if key else None
-        except PyMongoError:
+        except (PyMongoError, throttling.CounterStoreDown):
             return render(request, "inspection/unavailable.html", status=503)
         if record and record["scope"] == "admin":
             logger.info("inspect sign-in", extra={"client_address": address, "api_key_name": record["name"]})
@@ -142,13 +142,13 @@ def page(request: HttpRequest) -> HttpResponse:
         admin = _admin(request)
     except SignInThrottled as throttled:
         return _throttled_page(request, throttled.wait)
-    except PyMongoError:
+    except (PyMongoError, throttling.CounterStoreDown):
         return render(request, "inspection/unavailable.html", status=503)
     if admin is None:
         return HttpResponseRedirect(LOGIN_URL)
     try:
         context = _page_context(request)
-    except PyMongoError:
+    except (PyMongoError, throttling.CounterStoreDown):
         return render(request, "inspection/unavailable.html", status=503)
     context["admin"] = admin["name"]
     return render(request, "inspection/page.html", context)

@@ -34,6 +34,13 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 COLLECTION = "throttle_counters"
 MSG_ADDRESS = "Request was throttled: this client address has spent its budget of {rate} requests."
 MSG_KEY = "Request was throttled: this API key has spent its budget of {rate} requests."
+MSG_STORE_DOWN = "The request budget store (Redis) is unreachable right now; nothing was done. Retry in a few seconds."
+
+
+class CounterStoreDown(exceptions.APIException):
+    status_code = 503
+    default_detail = MSG_STORE_DOWN
+    default_code = "service_unavailable"
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -131,15 +138,24 @@ class RedisCounters:
         pipe.set(key, 0, ex=period, nx=True)
         pipe.incr(key)
         pipe.pttl(key)
-        _, count, ttl_ms = pipe.execute()
+        _, count, ttl_ms = self._execute(pipe)
         return int(count), max(ttl_ms, 0) / 1000
 
     def peek(self, key: str) -> tuple[int, float]:
         pipe = self.client.pipeline(transaction=True)
         pipe.get(key)
         pipe.pttl(key)
-        count, ttl_ms = pipe.execute()
+        count, ttl_ms = self._execute(pipe)
         return (int(count), ttl_ms / 1000) if count is not None and ttl_ms > 0 else (0, 0.0)
+
+    @staticmethod
+    def _execute(pipe: Any) -> list[Any]:
+        import redis
+
+        try:
+            return pipe.execute()
+        except redis.RedisError as exc:  # a 503 in the error envelope, as a database that is down
+            raise CounterStoreDown() from exc
 
 
 _local = LocalCounters()
@@ -176,16 +192,18 @@ def reset() -> None:
 # with no round trip to the shared store (a window cannot end before its end), so a flood costs nothing.
 _blocked: dict[str, float] = {}
 _MAX_BLOCKED = 10_000
+_memo_lock = threading.Lock()  # for _blocked and _valid_keys (gthread workers run requests in threads)
 
 
 def _remember_blocked(key: str, seconds: float) -> None:
     now = time.monotonic()
-    if len(_blocked) >= _MAX_BLOCKED:
-        for stale in [k for k, until in _blocked.items() if until <= now]:
-            _blocked.pop(stale, None)
+    with _memo_lock:
         if len(_blocked) >= _MAX_BLOCKED:
-            _blocked.clear()
-    _blocked[key] = now + seconds
+            for stale in [k for k, until in _blocked.items() if until <= now]:
+                del _blocked[stale]
+            if len(_blocked) >= _MAX_BLOCKED:
+                _blocked.clear()
+        _blocked[key] = now + seconds
 
 
 def _blocked_for(key: str) -> float:
@@ -194,7 +212,8 @@ def _blocked_for(key: str) -> float:
         return 0.0
     left = until - time.monotonic()
     if left <= 0:
-        _blocked.pop(key, None)
+        with _memo_lock:
+            _blocked.pop(key, None)
         return 0.0
     return left
 
@@ -280,10 +299,11 @@ _MAX_VALID_KEYS = 10_000
 
 
 def key_was_valid(key_hash: str) -> None:
-    _valid_keys[key_hash] = None
-    _valid_keys.move_to_end(key_hash)
-    while len(_valid_keys) > _MAX_VALID_KEYS:
-        _valid_keys.popitem(last=False)
+    with _memo_lock:
+        _valid_keys[key_hash] = None
+        _valid_keys.move_to_end(key_hash)
+        while len(_valid_keys) > _MAX_VALID_KEYS:
+            _valid_keys.popitem(last=False)
 
 
 class ClientRateThrottle(BaseThrottle):

@@ -156,3 +156,16 @@ def test_two_workers_share_one_budget_and_bogus_keys_get_429(wire_server, tmp_pa
     assert body["_status"] == "ERR" and body["_error"]["code"] == 429
     assert "client address has spent its budget of 40/hour" in body["_error"]["message"]
     assert 0 < int(headers["Retry-After"]) <= 3600
+
+
+def test_a_redis_that_is_down_answers_503_in_the_envelope(api, settings):
+    settings.THROTTLE_ANON_RATE = "100/min"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    throttling.reset()
+    try:
+        response = api.get("/estimations")
+    finally:
+        throttling.reset()
+
+    assert response.status_code == 503
+    assert response.json() == {"_status": "ERR", "_error": {"code": 503, "message": throttling.MSG_STORE_DOWN}}
