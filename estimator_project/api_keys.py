@@ -21,6 +21,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
+from . import throttling
 from .audit import KEY_CREATE, KEY_REVOKE, Actor, audit_log
 from .mongo import get_database
 
@@ -110,10 +111,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme.lower() not in SCHEMES:
+            throttling.spend_address_budget(request)  # before anything else, as an anonymous request
             return None  # no key (or another scheme): anonymous
-        record = api_key_store().find(key.strip()) if key.strip() else None
+        key_hash = _hash(key.strip())
+        # An address over its budget gets no key looked up: bad keys cannot buy database reads.
+        throttling.check_address_budget(request, key_hash)
+        record = api_key_store().find_by_hash(key_hash) if key.strip() else None
         if record is None:
+            throttling.spend_address_budget(request)  # a bad key spends its address's budget
             raise exceptions.AuthenticationFailed(MSG_BAD_KEY)
+        throttling.key_was_valid(key_hash)
         return ApiClient(name=record["name"], scope=record["scope"]), record
 
     def authenticate_header(self, request) -> str:

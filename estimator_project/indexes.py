@@ -11,6 +11,9 @@ from ml.serving import model_registry
 
 from .api_keys import api_key_store
 from .audit import audit_log
+from .mongo import get_database
+from .throttling import COLLECTION as THROTTLE_COUNTERS
+from .throttling import MongoCounters
 
 
 def ensure_all_indexes() -> dict[str, list[str]]:
@@ -21,4 +24,5 @@ def ensure_all_indexes() -> dict[str, list[str]]:
         "api_keys": api_key_store().ensure_indexes(),
         "models": model_registry().ensure_indexes(),
         "replays": replay_reports().ensure_indexes(),
+        THROTTLE_COUNTERS: MongoCounters(get_database()[THROTTLE_COUNTERS]).ensure_indexes(),
     }

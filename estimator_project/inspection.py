@@ -5,6 +5,8 @@ signed, HTTP-only session cookie); scripts may send the key in the Authorization
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -22,7 +24,7 @@ from ml.plot import accuracy_svg, curves_svg
 from ml.services import replay_reports
 from ml.serving import NoActiveModel, get_estimator, model_registry
 
-from . import mongo
+from . import mongo, throttling
 from .api_keys import SCHEMES, ApiKeyStore, api_key_store
 from .audit import audit_log
 
@@ -33,14 +35,44 @@ ACCURACY_VERSIONS = 3  # the newest versions with actuals (and the active one)
 REPLAYS_SHOWN = 5
 AUDIT_SHOWN = 15
 MSG_BAD_LOGIN = "That key is unknown, revoked, or lacks the admin scope."
+MSG_LOGIN_THROTTLED = (
+    "Too many sign-in attempts from your address ({rate}). Try again in {wait} seconds; no key was checked."
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SignInThrottled(Exception):
+    def __init__(self, wait: float):
+        self.wait = math.ceil(wait)
+
+
+def _throttled_page(request: HttpRequest, wait: int) -> HttpResponse:
+    context = {
+        "error": MSG_LOGIN_THROTTLED.format(rate=throttling.LOGIN.rate, wait=wait),
+        "embedded": mongo.is_embedded(),
+    }
+    response = render(request, "inspection/login.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def _admin(request: HttpRequest) -> dict[str, Any] | None:
-    """The admin key's record, from the Authorization header or the session; None if not an admin."""
+    """The admin key's record, from the Authorization header or the session; None if not an admin.
+    A key in the header is a sign-in attempt: it spends the address's sign-in budget when it fails, and
+    is not looked up once that budget is spent (SignInThrottled)."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     store = api_key_store()
     if scheme.lower() in SCHEMES and key.strip():
+        address = throttling.client_address(request)
+        wait = throttling.LOGIN.spent(address)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            raise SignInThrottled(wait)
         record = store.find(key.strip())
+        if not (record and record["scope"] == "admin"):
+            logger.warning("inspect sign-in refused", extra={"client_address": address})
+            throttling.LOGIN.spend(address)
     elif request.session.get(SESSION_KEY):
         record = store.find_by_hash(request.session[SESSION_KEY])
     else:
@@ -52,12 +84,26 @@ def _admin(request: HttpRequest) -> dict[str, Any] | None:
 def login(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
+        # Every attempt spends its address's sign-in budget, before the key is looked up.
+        address = throttling.client_address(request)
+        try:
+            wait = throttling.LOGIN.spend(address)
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            return _throttled_page(request, math.ceil(wait))
         key = request.POST.get("key", "").strip()
-        record = api_key_store().find(key) if key else None
+        try:
+            record = api_key_store().find(key) if key else None
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
         if record and record["scope"] == "admin":
+            logger.info("inspect sign-in", extra={"client_address": address, "api_key_name": record["name"]})
             request.session.cycle_key()
             request.session[SESSION_KEY] = ApiKeyStore.hash(key)
             return HttpResponseRedirect("/inspect/")
+        logger.warning("inspect sign-in refused", extra={"client_address": address})
         error = MSG_BAD_LOGIN
     context = {"error": error, "embedded": mongo.is_embedded()}
     return render(request, "inspection/login.html", context, status=401 if error else 200)
@@ -96,13 +142,15 @@ def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any
 def page(request: HttpRequest) -> HttpResponse:
     try:
         admin = _admin(request)
-    except PyMongoError:
+    except SignInThrottled as throttled:
+        return _throttled_page(request, throttled.wait)
+    except (PyMongoError, throttling.CounterStoreDown):
         return render(request, "inspection/unavailable.html", status=503)
     if admin is None:
         return HttpResponseRedirect(LOGIN_URL)
     try:
         context = _page_context(request)
-    except PyMongoError:
+    except (PyMongoError, throttling.CounterStoreDown):
         return render(request, "inspection/unavailable.html", status=503)
     context["admin"] = admin["name"]
     return render(request, "inspection/page.html", context)

@@ -114,7 +114,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 8 * 3600
 
-# Throttling shares its counters through this cache: set REDIS_URL so that replicas share one.
+# Throttle counters (estimator_project/throttling.py): in Redis when REDIS_URL is set, else in MongoDB
+# (MONGO_URI), else in this process (the embedded store). Either store is shared by every worker and host.
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": (
@@ -158,9 +159,18 @@ MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 # Writing estimations without an API key ('write' scope). On for `make run`, off in docker compose.
 ALLOW_ANONYMOUS_WRITES = env.bool("ALLOW_ANONYMOUS_WRITES", default=False)
-# Requests per client: per API key when one is sent, else per address ("" turns a limit off).
+# Requests per client address without a valid key (bad keys included), per valid API key, and sign-in
+# attempts on /inspect/login per address ("" turns a limit off).
 THROTTLE_ANON_RATE = env.str("THROTTLE_ANON_RATE", default="600/min")
 THROTTLE_KEY_RATE = env.str("THROTTLE_KEY_RATE", default="6000/min")
+THROTTLE_LOGIN_RATE = env.str("THROTTLE_LOGIN_RATE", default="10/min")
+for _name in ("THROTTLE_ANON_RATE", "THROTTLE_KEY_RATE", "THROTTLE_LOGIN_RATE"):
+    _rate = globals()[_name]
+    if _rate and not re.fullmatch(r"[1-9][0-9]{0,8}/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise ImproperlyConfigured(
+            f"{_name}={_rate!r}: give requests per period, e.g. 600/min (periods: s, min, hour, day), or empty "
+            "for no limit."
+        )
 # Proxies in front of the service, so the client address is read from X-Forwarded-For.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")

@@ -14,3 +14,4 @@ from estimator_project.settings import *  # noqa: E402,F403
 ALLOW_ANONYMOUS_WRITES = True
 THROTTLE_ANON_RATE = ""
 THROTTLE_KEY_RATE = ""
+THROTTLE_LOGIN_RATE = ""

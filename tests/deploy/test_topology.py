@@ -4,7 +4,9 @@ published port reaches them: http://localhost:8000."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import urllib.parse
 import uuid
 
 import pytest
@@ -62,6 +64,29 @@ def test_the_declared_healthchecks_pass(topology):
     for box in topology.apis:
         result = topology.healthcheck(box)
         assert result.returncode == 0, result.stderr
+
+
+def test_both_hosts_share_one_sign_in_budget(topology):
+    """The compose file's defaults: THROTTLE_LOGIN_RATE=10/min per address, counted in the store both API
+    hosts use, so 14 sign-in attempts spread over the two hosts get exactly 10 answers before the 429s."""
+    status, headers, _ = topology.request("GET", "/inspect/login")
+    assert status == 200
+    token = re.search(r"csrftoken=([^;]+)", headers["Set-Cookie"]).group(1)
+    marks = [f"sign-in-{uuid.uuid4().hex[:8]}-{n}" for n in range(14)]
+
+    statuses = []
+    for n, mark in enumerate(marks):
+        form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "key": f"sek_guess_{n}"})
+        form_headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={token}",
+            "X-Request-ID": mark,
+        }
+        statuses.append(topology.request("POST", "/inspect/login", form, form_headers)[0])
+
+    assert statuses == [401] * 10 + [429] * 4, (statuses, topology.logs())
+    served = topology.requests_by_host(set(marks))
+    assert sum(served.values()) == len(marks) and all(served.values()), served
 
 
 def test_https_behind_a_tls_terminator(topology):
