@@ -28,6 +28,11 @@ MSG_MALFORMED_JSON = "The request body is not valid JSON: {reason}"
 MSG_TOO_DEEP = "The request body is nested too deeply to be an estimation."
 MSG_NOT_UTF8 = "The request body must be UTF-8 encoded JSON."
 MSG_BAD_TEXT = f"The request body {limits.MSG_BAD_TEXT}: send valid UTF-8 text."
+MSG_JSON_AS_FORM = (
+    "The request body looks like JSON, but it was sent as a form (Content-Type: "
+    "application/x-www-form-urlencoded, which curl -d sends unless told otherwise). Send it with "
+    "Content-Type: application/json (curl: -H 'Content-Type: application/json')."
+)
 
 
 def read_limited(stream, limit: int) -> bytes:
@@ -76,6 +81,8 @@ class LimitedFormParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         raw = read_limited(stream, limits.body_limit())
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        if raw.lstrip()[:1] in (b"{", b"["):
+            raise ParseError(MSG_JSON_AS_FORM)  # no form field's name starts so: a JSON body with curl's default type
         try:
             return QueryDict(raw, encoding=encoding)
         except TooManyFieldsSent as exc:

@@ -325,15 +325,26 @@ class JobRunner:
             raise Abandoned()
 
     def run_cpu(self, work: Callable[[], Any]) -> Any:
-        """``work()`` in the native training thread; heartbeats from here (the runner) while it runs."""
-        future = _cpu_executor().submit(work)
+        """``work()`` in the native training thread; heartbeats from here (the runner) while it runs. What
+        ``work`` raises comes back as a value and is raised here: gevent's pool would print the traceback of
+        an expected failure (a bad CSV) to the log as if the worker had crashed."""
+
+        def attempt() -> tuple[bool, Any]:
+            try:
+                return True, work()
+            except Exception as exc:
+                return False, exc
+
+        future = _cpu_executor().submit(attempt)
         while True:
             try:
-                result = future.result(timeout=HEARTBEAT_SECONDS)
+                done, result = future.result(timeout=HEARTBEAT_SECONDS)
             except FutureTimeout:
                 self._beat()
                 continue
             self._beat()  # the last check before the caller goes on to write
+            if not done:
+                raise result
             return result
 
     def run(self, actor: Actor) -> None:

@@ -11,8 +11,8 @@ import joblib
 import numpy as np
 import sklearn
 
-from .data import Dataset
-from .pipeline import build_pipeline, model_input
+from .data import DataError, Dataset
+from .pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
 INTERVAL = (0.10, 0.90)  # the 80% interval stored with every estimate
@@ -49,11 +49,31 @@ def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None
     }
 
 
+def _check_rows_per_category(dataset: Dataset, fit_rows: np.ndarray) -> None:
+    """Each category's curve needs MIN_ROWS_PER_CATEGORY rows to fit, after the holdout is set aside."""
+    names, in_file = np.unique(dataset.categories, return_counts=True)
+    fitted = dict(zip(*np.unique(dataset.categories[fit_rows], return_counts=True), strict=True))
+    short = [
+        f"'{name}' has {count:,} valid row{'s' if count != 1 else ''} ({int(fitted.get(name, 0)):,} left to fit "
+        f"after the {HOLDOUT_FRACTION:.0%} holdout)"
+        for name, count in zip(names, in_file, strict=True)
+        if fitted.get(name, 0) < MIN_ROWS_PER_CATEGORY
+    ]
+    if short:
+        raise DataError(
+            f"{dataset.source}: too few rows to fit a curve for {len(short)} categor"
+            f"{'y' if len(short) == 1 else 'ies'}; each needs at least {MIN_ROWS_PER_CATEGORY} left to fit: "
+            + "; ".join(short[:10])
+            + ". Add rows for them, or leave them out of the file."
+        )
+
+
 def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     rng = np.random.default_rng(seed)
     order = rng.permutation(dataset.rows)
     cut = int(round(dataset.rows * (1 - HOLDOUT_FRACTION)))
     fit_rows, holdout_rows = order[:cut], order[cut:]
+    _check_rows_per_category(dataset, fit_rows)
 
     X = model_input(dataset.categories, dataset.ranks)
     pipeline = build_pipeline()

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from estimations.documents import http_date
 from estimations.errors import BadQuery, PayloadTooLarge, ServiceUnavailable
+from estimations.limits import whole_number
 from estimations.schema import COMMON, error_response
 from estimations.serializers import ErrorDetailSerializer
 from estimator_project.api_keys import HasScope
@@ -77,14 +78,14 @@ class TrainingCsvParser(BaseParser):
         too_large = lambda: PayloadTooLarge(MSG_TOO_LARGE.format(limit=limit))  # noqa: E731
         request = (parser_context or {}).get("request")
         declared = str(request.META.get("CONTENT_LENGTH") or "") if request is not None else ""
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise too_large()  # refused before a byte is read
         try:
             upload = TrainingUpload.receive(stream, limit, too_large)
         except OSError as exc:
             logger.error("could not save a training upload: %s", exc)
             raise ServiceUnavailable(MSG_NOT_SAVED) from exc
-        if declared.isdigit() and upload.bytes != int(declared):
+        if declared.isascii() and declared.isdigit() and upload.bytes != int(declared):
             upload.discard()
             raise ParseError(MSG_TRUNCATED.format(got=upload.bytes, declared=int(declared)))
         return upload
@@ -112,9 +113,9 @@ def training_options(query: Any) -> dict[str, Any]:
         "seed": 0,
         "name": query.get("name", DEFAULT_NAME),
     }
-    seed = query.get("seed", "0").strip()
-    if seed.isdigit() and len(seed) <= 10 and int(seed) <= MAX_SEED:
-        options["seed"] = int(seed)
+    seed = whole_number(query.get("seed", "0"))
+    if seed is not None and seed <= MAX_SEED:
+        options["seed"] = seed
     else:
         issues["seed"] = ISSUE_SEED
     name = options["name"]

@@ -149,6 +149,14 @@ class TestValidation:
 
 
 class TestMalformedRequests:
+    def test_json_sent_as_a_form_says_which_content_type_to_send(self, api, mongo_db):
+        # curl -X POST .../estimations -d '{"bestseller_rank": 70}': curl's -d sends a form by default
+        response = api.post(URL, data='{"bestseller_rank": 70}', content_type="application/x-www-form-urlencoded")
+
+        message = assert_error_envelope(response, 400)["_error"]["message"]
+        assert "looks like JSON" in message and "Content-Type: application/json" in message
+        assert mongo_db["estimations"].count_documents({}) == 0
+
     def test_malformed_json_is_400(self, api, mongo_db):
         response = api.post(URL, data='{"bestseller_rank": 70', content_type="application/json")
 

@@ -166,3 +166,14 @@ class TestCommand:
         assert result.returncode != 0
         assert "is empty" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_category_with_too_few_rows_is_named_in_a_data_error(tmp_path):
+    from ml.data import DataError, read_training_csv
+    from ml.train import train
+
+    path = tmp_path / "few.csv"
+    path.write_text(SAMPLE_CSV.read_text() + "".join(f"garden,{rank},5\n" for rank in range(1, 6)))
+
+    with pytest.raises(DataError, match=r"too few rows to fit a curve for 1 category.*'garden' has 5 valid rows"):
+        train(read_training_csv(path, progress=False))

@@ -130,6 +130,17 @@ class TestTraining:
         assert api.get("/models/2").json()["training_data"]["seed"] == 7
         assert "model.activate" not in {entry["action"] for entry in audit_log().find(action=None, skip=0, limit=9)[0]}
 
+    def test_too_few_rows_for_a_category_fail_the_job_with_a_422_naming_it(self, api, keys):
+        few = b"category,bestseller_rank,monthly_sales\nbooks,10,100\nbooks,abc,5\nbooks,20,-3\n"
+
+        _, job = train_through_api(api, keys["admin"], few, "?name=few.csv&skip_bad_rows=true&activate=false")
+
+        assert job["status"] == "failed", job
+        assert job["_error"]["code"] == 422
+        assert "few.csv: too few rows to fit a curve for 1 category" in job["_error"]["message"]
+        assert "'books' has 1 valid row" in job["_error"]["message"]
+        assert [m["version"] for m in model_registry().list()] == [1]
+
     def test_a_version_that_narrows_what_is_accepted_says_so_in_its_job(self, api, keys):
         books_only = b"category,bestseller_rank,monthly_sales\n" + b"".join(
             f"books,{rank},{max(1, 200_000 // rank)}\n".encode() for rank in range(10, 5_000, 7)
@@ -230,6 +241,8 @@ class TestRefusals:
             ("?skip_bad_rows=yes please", "'skip_bad_rows'"),
             ("?seed=-1", "'seed'"),
             ("?seed=99999999999", "'seed'"),
+            ("?seed=%C2%B2", "'seed'"),
+            ("?seed=%D9%A5", "'seed'"),
             ("?name=", "'name'"),
             ("?activate_=false", "'activate_'"),
         ],
