@@ -50,6 +50,10 @@ READ_ONLY_FIELDS = frozenset(
 FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken"})
 
 ISSUE_REQUIRED = "required field"
+ISSUE_NO_DEFAULT_CATEGORY = (
+    "required field here: the default category '{default}' (DEFAULT_CATEGORY) is not one the active model "
+    "serves; send one of {known}"
+)
 ISSUE_UNKNOWN = "unknown field"
 ISSUE_READ_ONLY = "field is read-only"
 ISSUE_INTEGER = "must be of integer type"
@@ -125,7 +129,9 @@ def validate(
         if rules.default_category in rules.categories:
             clean["category"] = rules.default_category
         else:  # a DEFAULT_CATEGORY the current model does not know cannot stand in
-            issues["category"] = ISSUE_REQUIRED
+            issues["category"] = ISSUE_NO_DEFAULT_CATEGORY.format(
+                default=rules.default_category, known=", ".join(sorted(rules.categories))
+            )
 
     for name, check in (("sku", _sku_issue), ("actual_sales", _actual_sales_issue), ("actual_period", _period_issue)):
         if name not in payload:

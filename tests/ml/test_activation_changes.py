@@ -99,7 +99,11 @@ class TestWhereItIsSaid:
         assert response.status_code == HTTPStatus.OK
         assert response.json()["warnings"] == list(NARROWING)
         # and what it said holds: a POST without a category now answers 422
-        assert_error_envelope(post_json(api, {"bestseller_rank": 70}), 422)
+        issues = assert_error_envelope(post_json(api, {"bestseller_rank": 70}), 422)["_issues"]
+        assert issues == {
+            "category": "required field here: the default category 'books' (DEFAULT_CATEGORY) is not one the active "
+            "model serves; send one of home_kitchen, toys_games"
+        }
         back = api.post("/models/1/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}").json()
         assert back["warnings"] == []  # going back to every category narrows nothing
 
