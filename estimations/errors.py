@@ -32,6 +32,24 @@ MSG_IF_MATCH_STALE = (
 MSG_DATABASE_UNAVAILABLE = (
     "The database is unreachable right now. The request was not carried out; retry in a few seconds."
 )
+# A write the database did not answer: what became of it, said as far as it is known (docs/reliability.md).
+MSG_WRITE_UNKNOWN = (
+    "The database did not answer in time, so whether this change was made is not known. "
+    "GET the document (its ETag tells whether it changed), then retry if it did not."
+)
+MSG_INSERT_REMOVED = (
+    "The database did not answer in time. What this request may have stored was removed again: "
+    "nothing was stored. Retry in a few seconds."
+)
+MSG_INSERT_PENDING = (
+    "The database did not answer in time, so this request's estimations may have reached it. If they did, "
+    "they are removed at this server's next write once the database answers: none of them is kept. "
+    "Retry in a few seconds (with an Idempotency-Key, a retry is safe whatever happened)."
+)
+MSG_INSERT_UNKNOWN_KEYED = (
+    "The database did not answer in time, so whether this estimation was stored is not known. Retry with "
+    "the same Idempotency-Key: you get the estimation if it was stored, or it is stored once."
+)
 MSG_QUERY_REFUSED = "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
 MSG_DATABASE_REFUSED = "The database could not carry out the request right now; nothing was changed. Retry shortly."
 MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
@@ -112,11 +130,27 @@ _DATABASE_DOWN = (
 )
 
 
+# The operation never reached the database: nothing was changed, whatever the request was.
+_NOT_SENT = (mongo_errors.ServerSelectionTimeoutError,)
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _is_write(context: dict[str, Any]) -> bool:
+    request = context.get("request")
+    return request is not None and getattr(request, "method", "GET") not in _SAFE_METHODS
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error becomes Eve's envelope."""
     if isinstance(exc, _DATABASE_DOWN):
         logger.warning("database unavailable: %s", type(exc).__name__)
-        exc = ServiceUnavailable()
+        # Sent and not answered (a timeout, a broken connection, a majority not confirmed): a write may
+        # have been made. Inserts say more where they are compensated (estimations/store.py).
+        unknown = _is_write(context) and not isinstance(exc, _NOT_SENT)
+        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN if unknown else MSG_DATABASE_UNAVAILABLE)
+    elif isinstance(exc, mongo_errors.WriteConcernError):
+        logger.warning("write concern not met: code=%s", exc.code)
+        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN)
     elif isinstance(exc, mongo_errors.OperationFailure):
         # A refused read query is turned into a 400 where it runs (estimations.store); anything
         # else the database refuses (write concern not met, a node stepping down) is transient.

@@ -59,7 +59,9 @@ def estimation_store() -> EstimationStore:
     client, database, items = get_client(), database_name(), item_cache()
     current = _store
     if current is None or current[0] is not client or current[1] != database or current[2].items is not items:
-        current = _store = (client, database, EstimationStore(client[database][COLLECTION], items=items))
+        collection = client[database][COLLECTION]
+        wait = settings.MONGO_TIMEOUT_MS / 1000 if settings.MONGO_TIMEOUT_MS > 0 else None
+        current = _store = (client, database, EstimationStore(collection, items=items, insert_wait_seconds=wait))
     return current[2]
 
 
