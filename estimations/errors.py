@@ -92,6 +92,14 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class RequestTimeout(exceptions.APIException):
+    """The request body stopped coming (estimator_project/deadlines.py); the connection is then closed."""
+
+    status_code = status.HTTP_408_REQUEST_TIMEOUT
+    default_detail = "The request body did not arrive in time. Nothing was done; send the request again in one go."
+    default_code = "request_timeout"
+
+
 class ValidationFailed(exceptions.APIException):
     """422 with Eve's ``_issues`` (one document) or ``_items`` (bulk)."""
 
@@ -157,6 +165,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         logger.warning("database refused an operation: code=%s", exc.code)
         exc = ServiceUnavailable(MSG_DATABASE_REFUSED)
 
+    elif _body_timed_out(exc):
+        exc = RequestTimeout()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(MSG_NOT_FOUND)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -178,6 +188,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         extra = {"_issues": _flatten_issues(exc.detail)}
     response.data = envelope(response.status_code, _message(exc), **extra)
     return response
+
+
+def _body_timed_out(exc: BaseException) -> bool:
+    """The body stopped coming, as Django or a parser passed it on (an unreadable body, a parse error)."""
+    from estimator_project.deadlines import ClientBodyTimeout
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientBodyTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _flatten_issues(detail: Any) -> dict[str, str] | None:

@@ -134,10 +134,11 @@ MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS",
 # A database that stops answering (hung, frozen, partitioned) must not hold a request: the database work
 # of one API request (every operation it makes, retries included) gets MONGO_TIMEOUT_MS in all, then the
 # request answers 503 (estimator_project/deadlines.py; docs/reliability.md). Within a request this also
-# bounds waiting for an unreachable server (PyMongo then selects within what is left of the budget). The model endpoints (training
-# uploads, replays) and what an export streams after its first batch are bounded per network wait by
-# MONGO_SOCKET_TIMEOUT_MS instead. Opening a connection waits at most MONGO_CONNECT_TIMEOUT_MS, and a
-# majority write waits at most MONGO_WTIMEOUT_MS for the other members outside a request's budget.
+# bounds waiting for an unreachable server (PyMongo then selects within what is left of the budget).
+# The model endpoints (training uploads, replays) and what an export streams after its first batch are
+# bounded per network wait by MONGO_SOCKET_TIMEOUT_MS instead. Opening a connection waits at most
+# MONGO_CONNECT_TIMEOUT_MS, and a majority write waits at most MONGO_WTIMEOUT_MS for the other members
+# outside a request's budget.
 MONGO_TIMEOUT_MS = env.int("MONGO_TIMEOUT_MS", default=3000)
 MONGO_CONNECT_TIMEOUT_MS = env.int("MONGO_CONNECT_TIMEOUT_MS", default=2000)
 MONGO_SOCKET_TIMEOUT_MS = env.int("MONGO_SOCKET_TIMEOUT_MS", default=30000)
