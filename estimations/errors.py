@@ -35,6 +35,24 @@ MSG_IF_MATCH_STALE = (
 MSG_DATABASE_UNAVAILABLE = (
     "The database is unreachable right now. The request was not carried out; retry in a few seconds."
 )
+# A write the database did not answer: what became of it, said as far as it is known (docs/reliability.md).
+MSG_WRITE_UNKNOWN = (
+    "The database did not answer in time, so whether this change was made is not known. "
+    "GET the document (its ETag tells whether it changed), then retry if it did not."
+)
+MSG_INSERT_REMOVED = (
+    "The database did not answer in time. What this request may have stored was removed again: "
+    "nothing was stored. Retry in a few seconds."
+)
+MSG_INSERT_PENDING = (
+    "The database did not answer in time, so this request's estimations may have reached it. If they did, "
+    "they are removed at this server's next write once the database answers: none of them is kept. "
+    "Retry in a few seconds (with an Idempotency-Key, a retry is safe whatever happened)."
+)
+MSG_INSERT_UNKNOWN_KEYED = (
+    "The database did not answer in time, so whether this estimation was stored is not known. Retry with "
+    "the same Idempotency-Key: you get the estimation if it was stored, or it is stored once."
+)
 MSG_QUERY_REFUSED = "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
 MSG_DATABASE_REFUSED = "The database could not carry out the request right now; nothing was changed. Retry shortly."
 MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
@@ -80,6 +98,14 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "service_unavailable"
 
 
+class RequestTimeout(exceptions.APIException):
+    """The request body stopped coming (estimator_project/deadlines.py); the connection is then closed."""
+
+    status_code = status.HTTP_408_REQUEST_TIMEOUT
+    default_detail = "The request body did not arrive in time. Nothing was done; send the request again in one go."
+    default_code = "request_timeout"
+
+
 class ValidationFailed(exceptions.APIException):
     """422 with Eve's ``_issues`` (one document) or ``_items`` (bulk)."""
 
@@ -118,11 +144,27 @@ _DATABASE_DOWN = (
 )
 
 
+# The operation never reached the database: nothing was changed, whatever the request was.
+_NOT_SENT = (mongo_errors.ServerSelectionTimeoutError,)
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _is_write(context: dict[str, Any]) -> bool:
+    request = context.get("request")
+    return request is not None and getattr(request, "method", "GET") not in _SAFE_METHODS
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error becomes Eve's envelope."""
     if isinstance(exc, _DATABASE_DOWN):
         logger.warning("database unavailable: %s", type(exc).__name__)
-        exc = ServiceUnavailable()
+        # Sent and not answered (a timeout, a broken connection, a majority not confirmed): a write may
+        # have been made. Inserts say more where they are compensated (estimations/store.py).
+        unknown = _is_write(context) and not isinstance(exc, _NOT_SENT)
+        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN if unknown else MSG_DATABASE_UNAVAILABLE)
+    elif isinstance(exc, mongo_errors.WriteConcernError):
+        logger.warning("write concern not met: code=%s", exc.code)
+        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN)
     elif isinstance(exc, mongo_errors.OperationFailure):
         # A refused read query is turned into a 400 where it runs (estimations.store); anything
         # else the database refuses (write concern not met, a node stepping down) is transient.
@@ -135,6 +177,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = _suspicious(exc)
     elif isinstance(exc, exceptions.UnsupportedMediaType):
         exc = _unsupported(exc, context)
+    elif _body_timed_out(exc):
+        exc = RequestTimeout()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound(MSG_NOT_FOUND)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -181,6 +225,18 @@ def _suspicious(exc: SuspiciousOperation) -> exceptions.APIException:
     if isinstance(exc, TooManyFilesSent):
         return exceptions.ParseError(MSG_TOO_MANY_FILES.format(limit=settings.DATA_UPLOAD_MAX_NUMBER_FILES))
     return exceptions.ParseError(MSG_BAD_REQUEST)
+
+
+def _body_timed_out(exc: BaseException) -> bool:
+    """The body stopped coming, as Django or a parser passed it on (an unreadable body, a parse error)."""
+    from estimator_project.deadlines import ClientBodyTimeout
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientBodyTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _flatten_issues(detail: Any) -> dict[str, str] | None:

@@ -19,6 +19,11 @@ Each document still has its own outcome: stored (the caller answers 201), refuse
 is raised to every caller of that batch). Nothing is acknowledged before the database acknowledged it.
 A request stopped while it waits in the queue (a greenlet killed as its worker stops) leaves it, and
 hands the lead on if it had it: the requests behind it never wait for a writer that is gone.
+
+No wait is without end (``wait_seconds``, the request's MONGO_TIMEOUT_MS): a write ahead that hangs on
+a database that stopped answering makes those queued behind it leave the queue when their time is up,
+with ``NotSent`` (their document never went to the database); one already taken into a batch that does
+not come back in time gets ``NetworkTimeout``, its outcome unknown, as the writer's own would be.
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, WriteError
 
 from estimations.turns import give_way
 
 DUPLICATE_KEY = 11000
+
+
+class NotSent(ConnectionFailure):
+    """The document waited in the queue behind a write that did not finish in time: it was never sent."""
 
 
 class _Pending:
@@ -46,8 +55,9 @@ class _Pending:
 
 
 class GroupInsert:
-    def __init__(self, collection: Collection):
+    def __init__(self, collection: Collection, *, wait_seconds: float | None = None):
         self.collection = collection
+        self.wait_seconds = wait_seconds  # None: wait as long as the write ahead takes
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._writing = False
@@ -57,7 +67,7 @@ class GroupInsert:
         """How many documents are queued behind the write in progress."""
         return len(self._queue)
 
-    def insert(self, document: dict[str, Any], before_write: Callable[[], None] = lambda: None) -> None:
+    def insert(self, document: dict[str, Any], before_write: Callable[[], object] = lambda: None) -> None:
         """Store ``document`` (its ``_id`` set by the caller), alone or with those queued beside it.
         ``before_write`` runs once before each write to the database, in the thread that makes it."""
         mine = _Pending(document)
@@ -66,8 +76,8 @@ class GroupInsert:
             mine.leads = not self._writing
             self._writing = True
         try:
-            if not mine.leads:
-                mine.event.wait()
+            if not mine.leads and not mine.event.wait(self.wait_seconds):
+                self._give_up(mine)
             if mine.leads:
                 give_way()  # under gevent: the requests already read join this batch (module docstring)
         except BaseException:  # interrupted before any write took it: a greenlet killed as its worker stops
@@ -77,6 +87,19 @@ class GroupInsert:
             self._write_queue(before_write)
         if mine.error is not None:
             raise mine.error
+
+    def _give_up(self, mine: _Pending) -> None:
+        """``mine`` waited ``wait_seconds``: it leaves the queue if still in it (NotSent), or, taken into a
+        batch, waits as long again for it (NetworkTimeout if that batch does not come back either). Handed
+        the lead meanwhile, it goes on and writes."""
+        with self._lock:
+            if mine.leads:
+                return
+            if any(pending is mine for pending in self._queue):
+                self._queue = [pending for pending in self._queue if pending is not mine]
+                raise NotSent("queued behind a write the database did not answer in time; not sent")
+        if not mine.event.wait(self.wait_seconds):
+            raise NetworkTimeout("the database did not answer this write in time")
 
     def _leave(self, mine: _Pending) -> None:
         """``mine`` gives up while still queued: it leaves the queue, and passes the lead on if it had it
@@ -95,7 +118,7 @@ class GroupInsert:
         else:
             self._writing = False
 
-    def _write_queue(self, before_write: Callable[[], None]) -> None:
+    def _write_queue(self, before_write: Callable[[], object]) -> None:
         with self._lock:
             batch, self._queue = self._queue, []
         try:

@@ -51,7 +51,9 @@ ERR_503 = error_response("The database is unreachable; nothing was changed. Retr
 ERR_406 = error_response("No representation matches the Accept header.")
 ERR_405 = error_response("The URL does not take this method; see the Allow header.")
 
-ERR_401 = error_response("An API key is needed (`Authorization: Api-Key <key>`), or the one sent is unknown or revoked.")
+ERR_401 = error_response(
+    "An API key is needed (`Authorization: Api-Key <key>`), or the one sent is unknown or revoked."
+)
 ERR_403 = error_response("The API key lacks the scope this needs.")
 ERR_429 = error_response("Too many requests from this client; see Retry-After.")
 

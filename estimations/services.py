@@ -48,7 +48,9 @@ def estimation_store() -> EstimationStore:
     client, database = get_client(), database_name()
     current = _store
     if current is None or current[0] is not client or current[1] != database:
-        current = _store = (client, database, EstimationStore(client[database][COLLECTION]))
+        collection = client[database][COLLECTION]
+        wait = settings.MONGO_TIMEOUT_MS / 1000 if settings.MONGO_TIMEOUT_MS > 0 else None
+        current = _store = (client, database, EstimationStore(collection, insert_wait_seconds=wait))
     return current[2]
 
 

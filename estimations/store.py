@@ -17,11 +17,26 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, ExecutionTimeout, OperationFailure, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from .documents import EXPIRES_FROM
-from .errors import MSG_QUERY_REFUSED, BadQuery
-from .group_insert import GroupInsert
+from .errors import (
+    MSG_DATABASE_UNAVAILABLE,
+    MSG_INSERT_PENDING,
+    MSG_INSERT_REMOVED,
+    MSG_INSERT_UNKNOWN_KEYED,
+    MSG_QUERY_REFUSED,
+    BadQuery,
+    ServiceUnavailable,
+)
+from .group_insert import GroupInsert, NotSent
 from .query import ListQuery
 
 logger = logging.getLogger(__name__)
@@ -77,18 +92,21 @@ class _Unacknowledged:
         with self._lock:
             self._ids.setdefault(collection.full_name, set()).update(ids)
 
-    def sweep(self, collection: Collection) -> None:
+    def sweep(self, collection: Collection) -> bool:
+        """Remove the remembered documents; whether none is pending any more."""
         if not self._ids:  # the usual case, on every insert: nothing pending, no lock taken
-            return
+            return True
         with self._lock:
             ids = self._ids.pop(collection.full_name, None)
         if not ids:
-            return
+            return True
         try:
             collection.delete_many({"_id": {"$in": list(ids)}, IDEMPOTENCY_FIELD: {"$exists": False}})
             logger.info("removed up to %d documents of writes that failed", len(ids))
         except PyMongoError:
             self.remember(collection, list(ids))  # still down: next time
+            return False
+        return True
 
 
 unacknowledged = _Unacknowledged()
@@ -109,12 +127,15 @@ def parse_id(raw: Any) -> ObjectId | None:
 
 
 class EstimationStore:
-    def __init__(self, collection: Collection, *, query_timeout_ms: int = 5000):
+    def __init__(
+        self, collection: Collection, *, query_timeout_ms: int = 5000, insert_wait_seconds: float | None = None
+    ):
         self.collection = collection
         # Bounds the server-side time of any one list query: no filter can scan without limit.
         self.query_timeout_ms = query_timeout_ms
         # Single inserts of concurrent requests share one database command (estimations/group_insert.py).
-        self.inserts = GroupInsert(collection)
+        # A request waits at most insert_wait_seconds for the write ahead of it.
+        self.inserts = GroupInsert(collection, wait_seconds=insert_wait_seconds)
 
     def ensure_indexes(self, *, ttl_days: int = 0) -> list[str]:
         """Idempotent: creating an index that exists with the same keys is a no-op. With ``ttl_days``,
@@ -211,12 +232,22 @@ class EstimationStore:
             self.inserts.insert(document, before_write=lambda: unacknowledged.sweep(self.collection))
         except DuplicateKeyError:
             raise  # refused: nothing was stored
-        except PyMongoError:
+        except (NotSent, ServerSelectionTimeoutError) as exc:
+            raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc  # never sent: nothing was stored
+        except PyMongoError as exc:
             # The server may have stored it before the connection broke; the client gets a 503.
-            unacknowledged.remember(self.collection, [document["_id"]])
-            unacknowledged.sweep(self.collection)
-            raise
+            if IDEMPOTENCY_FIELD in document:  # left for the retry with the same key, which acknowledges it
+                raise ServiceUnavailable(MSG_INSERT_UNKNOWN_KEYED) from exc
+            self._compensate(exc, [document["_id"]])
         return document
+
+    def _compensate(self, exc: PyMongoError, ids: list[ObjectId]) -> None:
+        """A write of ``ids`` failed after it may have reached the database: they are removed, now if the
+        database answers (within what is left of the request's time), else at this process's next write.
+        Raises the 503 that says which."""
+        unacknowledged.remember(self.collection, ids)
+        removed = unacknowledged.sweep(self.collection)
+        raise ServiceUnavailable(MSG_INSERT_REMOVED if removed else MSG_INSERT_PENDING) from exc
 
     def insert_once(
         self, document: dict[str, Any], key: str, input_digest: str | None = None
@@ -253,10 +284,14 @@ class EstimationStore:
             # Ordered: exactly the documents before the first refused one were stored.
             self._remove_partial([document["_id"] for document in documents[: exc.details.get("nInserted", 0)]])
             raise
-        except PyMongoError:
+        except ServerSelectionTimeoutError as exc:
+            raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc  # never sent
+        except PyMongoError as exc:
             # Unknown how far the server got: remove what may be ours, never an id the caller chose.
-            self._remove_partial(generated)
-            raise
+            if len(generated) < len(documents):
+                self._remove_partial(generated)
+                raise
+            self._compensate(exc, generated)
         return documents
 
     def _remove_partial(self, ids: list[ObjectId]) -> None:

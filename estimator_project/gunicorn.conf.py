@@ -17,7 +17,9 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # A client that is silent or slow never holds up the others, with MongoDB or without: under gevent a
 # connection waiting for its request costs a greenlet, not the worker. gunicorn closes a connection whose
 # request head has not arrived within `keepalive` seconds, and serves at most `worker_connections` at once
-# per worker; behind the bundled nginx, a request reaches gunicorn only once its body is all in.
+# per worker; gunicorn has no limit for a body, so the service sets one (CLIENT_BODY_TIMEOUT, then 408:
+# estimator_project/deadlines.py). Behind the bundled nginx, a request reaches gunicorn only once its
+# body is all in (training uploads excepted: they are streamed).
 if os.environ.get("MONGO_URI"):
     workers = env.int("WEB_CONCURRENCY", default=2)
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on

@@ -70,6 +70,11 @@ def _new_client(uri: str) -> Any:
         tz_aware=True,
         appname="sales-estimator",
         serverSelectionTimeoutMS=settings.MONGO_SERVER_SELECTION_TIMEOUT_MS,
+        # A hung server holds nothing for long: no connection attempt, no network wait and no wait for
+        # the other members without an end. A request's own total is MONGO_TIMEOUT_MS (deadlines.py).
+        connectTimeoutMS=settings.MONGO_CONNECT_TIMEOUT_MS,
+        socketTimeoutMS=settings.MONGO_SOCKET_TIMEOUT_MS,
+        wtimeoutMS=settings.MONGO_WTIMEOUT_MS,
         w=int(concern) if concern.isdigit() else concern,
     )
 

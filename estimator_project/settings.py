@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "estimator_project.observability.RequestMiddleware",
     "estimator_project.request_body.ChunkedBodyMiddleware",
+    "estimator_project.deadlines.DatabaseDeadlineMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -132,6 +133,18 @@ MONGO_URI = env.str("MONGO_URI", default="")
 MONGO_DB_NAME = env.str("MONGO_DB_NAME", default="")
 MONGO_DEFAULT_DB_NAME = "estimator"
 MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000)
+# A database that stops answering (hung, frozen, partitioned) must not hold a request: the database work
+# of one API request (every operation it makes, retries included) gets MONGO_TIMEOUT_MS in all, then the
+# request answers 503 (estimator_project/deadlines.py; docs/reliability.md). Within a request this also
+# bounds waiting for an unreachable server (PyMongo then selects within what is left of the budget).
+# The model endpoints (training uploads, replays) and what an export streams after its first batch are
+# bounded per network wait by MONGO_SOCKET_TIMEOUT_MS instead. Opening a connection waits at most
+# MONGO_CONNECT_TIMEOUT_MS, and a majority write waits at most MONGO_WTIMEOUT_MS for the other members
+# outside a request's budget.
+MONGO_TIMEOUT_MS = env.int("MONGO_TIMEOUT_MS", default=3000)
+MONGO_CONNECT_TIMEOUT_MS = env.int("MONGO_CONNECT_TIMEOUT_MS", default=2000)
+MONGO_SOCKET_TIMEOUT_MS = env.int("MONGO_SOCKET_TIMEOUT_MS", default=30000)
+MONGO_WTIMEOUT_MS = env.int("MONGO_WTIMEOUT_MS", default=5000)
 # Acknowledged writes: "majority" (the default; on a replica set a write survives a failover), or a
 # number of members such as 1.
 MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
@@ -156,6 +169,11 @@ PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
 PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
+# A request body must arrive within CLIENT_BODY_TIMEOUT seconds plus its size at CLIENT_BODY_MIN_RATE
+# bytes a second, else 408 and the connection is closed (estimator_project/deadlines.py): a client that
+# trickles its body holds no connection for long, with or without a proxy in front. 0: no limit.
+CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=10.0)
+CLIENT_BODY_MIN_RATE = env.int("CLIENT_BODY_MIN_RATE", default=65536)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 # Writing estimations without an API key ('write' scope). On for `make run`, off in docker compose.
 ALLOW_ANONYMOUS_WRITES = env.bool("ALLOW_ANONYMOUS_WRITES", default=False)

@@ -6,7 +6,10 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "estimator_project.settings")
 
-application = get_wsgi_application()
+# A request body that stops coming answers 408 (estimator_project/deadlines.py).
+from estimator_project.deadlines import ClientBodyDeadline  # noqa: E402
+
+application = ClientBodyDeadline(get_wsgi_application())
 
 # Runs once per server process, after Django is set up: warns about an in-memory store.
 from estimations.startup import freeze_startup_objects, on_server_start  # noqa: E402

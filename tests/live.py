@@ -51,6 +51,8 @@ class LiveServer:
             # As `make run`: anonymous writes, and no throttling to slow a test's request loop.
             "ALLOW_ANONYMOUS_WRITES": "true",
             "THROTTLE_ANON_RATE": "",
+            # nx-27017 is far slower than MongoDB at bulk inserts (tests/settings.py); fault tests set less.
+            "MONGO_TIMEOUT_MS": "30000",
             **env,
         }
         self.log = log

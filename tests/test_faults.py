@@ -7,13 +7,23 @@ directory) and a live gunicorn pointed at it, so nothing else in the suite is di
 from __future__ import annotations
 
 import io
+import os
+import signal
 import threading
 import time
 
 import pymongo
 import pytest
+from bson import ObjectId
 from django.core.management import call_command
 
+from estimations.errors import (
+    MSG_DATABASE_UNAVAILABLE,
+    MSG_INSERT_PENDING,
+    MSG_INSERT_REMOVED,
+    MSG_INSERT_UNKNOWN_KEYED,
+)
+from estimations.store import IDEMPOTENCY_FIELD
 from estimator_project import mongo
 from ml import serving
 
@@ -23,6 +33,7 @@ from .live import LiveServer, free_port, request
 pytestmark = pytest.mark.integration
 
 SIGNING_KEY = "fault-signing-key-not-a-secret"
+REQUEST_BUDGET_MS = 2000  # MONGO_TIMEOUT_MS of the live server: a request's database work, in all
 
 
 @pytest.fixture
@@ -52,6 +63,7 @@ def live(own_database, tmp_path):
             "MONGO_DB_NAME": "faults",
             "MODEL_SIGNING_KEY": SIGNING_KEY,
             "MONGO_SERVER_SELECTION_TIMEOUT_MS": "1000",
+            "MONGO_TIMEOUT_MS": str(REQUEST_BUDGET_MS),
             "WEB_CONCURRENCY": "1",
             "GUNICORN_THREADS": "4",
         },
@@ -167,3 +179,72 @@ def test_concurrent_writes_with_the_same_etag_have_one_winner(own_database, live
 
     assert deletes.count(204) == 1, deletes
     assert set(deletes) <= {204, 404, 412}  # after the winner, the document is gone
+
+
+def test_a_frozen_database_answers_503_within_the_request_budget_and_leaves_nothing_half_written(own_database, live):
+    """The store stopped by SIGSTOP: connections stay open and nothing answers (a hung server, unlike a
+    stopped one, which refuses connections). Every request's database work is bounded by MONGO_TIMEOUT_MS."""
+    status, first, _ = post(live.url)
+    assert status == 201
+    key = {"Idempotency-Key": "frozen-retry-1"}
+    bound = REQUEST_BUDGET_MS / 1000 + 1.5  # the budget, and a margin for the machine
+    answers: dict[str, tuple[int, dict, float]] = {}
+
+    def timed(name: str, method: str, path: str, body=None, headers=None) -> None:
+        started = time.monotonic()
+        status, payload, _ = request(method, live.url + path, body, headers, timeout=30)
+        answers[name] = (status, payload or {}, time.monotonic() - started)
+
+    calls = [(f"post{n}", "POST", "/estimations", {"bestseller_rank": 10 + n}, None) for n in range(6)]
+    calls += [
+        ("keyed", "POST", "/estimations", {"bestseller_rank": 99, "category": "books"}, key),
+        ("ready", "GET", "/health/ready", None, None),
+        ("list", "GET", "/estimations", None, None),
+        ("live", "GET", "/health/live", None, None),
+    ]
+    # When the store freezes, with concurrent writes queued behind one another (estimations/group_insert.py)
+    os.kill(own_database.process.pid, signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=timed, args=call) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        os.kill(own_database.process.pid, signal.SIGCONT)
+
+    # Then each answers 503 in the envelope within the budget (the process itself stays live)
+    assert set(answers) == {name for name, *_ in calls}, answers
+    slow = {name: seconds for name, (_, _, seconds) in answers.items() if seconds > bound}
+    assert not slow, (slow, answers)
+    assert answers["live"][0] == 200
+    for name in ("ready", "list", "keyed", *(f"post{n}" for n in range(6))):
+        status, body, _ = answers[name]
+        assert status == 503 and body["_status"] == "ERR" and body["_error"]["code"] == 503, (name, body)
+    assert answers["ready"][1]["checks"]["database"].startswith("unreachable"), answers["ready"]
+    # And each says what became of its write: never stored, removed, or left to the keyed retry
+    for n in range(6):
+        assert answers[f"post{n}"][1]["_error"]["message"] in (
+            MSG_DATABASE_UNAVAILABLE,
+            MSG_INSERT_REMOVED,
+            MSG_INSERT_PENDING,
+        ), answers[f"post{n}"]
+    assert answers["keyed"][1]["_error"]["message"] in (MSG_DATABASE_UNAVAILABLE, MSG_INSERT_UNKNOWN_KEYED)
+
+    # When it resumes, the keyed retry gets the one document, stored once
+    deadline = time.monotonic() + 20
+    while request("GET", live.url + "/health/ready")[0] != 200:
+        assert time.monotonic() < deadline, "the service did not recover"
+        time.sleep(0.2)
+    retry_status, retried, _ = request(
+        "POST", live.url + "/estimations", {"bestseller_rank": 99, "category": "books"}, key
+    )
+    assert retry_status in (200, 201), retried
+    status, last, _ = post(live.url)  # the next write removes what the 503s may have left
+    assert status == 201
+
+    collection = pymongo.MongoClient(own_database.uri)["faults"]["estimations"]
+    stored = {str(document["_id"]) for document in collection.find({}, {"_id": 1})}
+    assert stored == {first["_id"], retried["_id"], last["_id"]}, stored
+    stored_key = collection.find_one({"_id": ObjectId(retried["_id"])})[IDEMPOTENCY_FIELD]
+    assert collection.count_documents({IDEMPOTENCY_FIELD: stored_key}) == 1

@@ -22,6 +22,7 @@ CLOSED_PORT_URI = "mongodb://127.0.0.1:9/unreachable"  # the discard port: nothi
 def unreachable(settings):
     settings.MONGO_URI = CLOSED_PORT_URI
     settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 300
+    settings.MONGO_TIMEOUT_MS = 300  # a request's database work, in all (server selection included)
     mongo.reset()
     yield
     mongo.reset()

@@ -4,13 +4,17 @@ published port reaches them: http://localhost:8000."""
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import subprocess
+import time
 import urllib.parse
 import uuid
 
 import pytest
 
+from tests import netns
 from tests import topology as compose
 
 from .conftest import ENVIRONMENT
@@ -87,6 +91,51 @@ def test_both_hosts_share_one_sign_in_budget(topology):
     assert statuses == [401] * 10 + [429] * 4, (statuses, topology.logs())
     served = topology.requests_by_host(set(marks))
     assert sum(served.values()) == len(marks) and all(served.values()), served
+
+
+def test_the_proxy_holds_trickling_bodies_away_from_the_api_and_times_them_out(topology):
+    """deploy/nginx.conf: a body reaches an API worker only once it is all in (proxy_request_buffering on),
+    and nginx closes a client whose body stops coming after client_body_timeout (10 s; its log says 408)."""
+    head = (
+        b"POST /estimations HTTP/1.1\r\nHost: localhost:8000\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 23\r\nX-Request-ID: %s\r\n\r\n{"
+    )
+    marks = {f"trickle-{uuid.uuid4().hex[:8]}-{n}" for n in range(40)}
+    clients = []
+    for mark in marks:
+        sock = netns.in_netns(topology.proxy.netns, lambda: socket.create_connection(("localhost", 8000), timeout=30))
+        sock.sendall(head % mark.encode())  # the head and one byte of the body, then nothing
+        clients.append(sock)
+    opened = time.monotonic()
+    try:
+        # Meanwhile the service answers at once
+        started = time.monotonic()
+        assert topology.request("GET", "/health/live")[0] == 200
+        status, body, _ = topology.request_json("POST", "/estimations", {"bestseller_rank": 71}, key(topology))
+        assert status == 201, body
+        assert time.monotonic() - started < 2.0
+        # And nginx closes each trickling client after its 10 s, none of them having reached an API host
+        answers = []
+        for sock in clients:
+            sock.settimeout(max(1.0, opened + 20 - time.monotonic()))
+            answers.append((sock.recv(4096), time.monotonic() - opened))
+    finally:
+        for sock in clients:
+            sock.close()
+    assert all(answer == b"" for answer, _ in answers), answers[0]  # closed, nothing sent
+    assert all(9.0 <= seconds <= 16.0 for _, seconds in answers), sorted(seconds for _, seconds in answers)
+    assert sum(topology.requests_by_host(marks).values()) == 0
+
+
+def test_training_uploads_pass_the_proxy_up_to_the_trainings_limit(topology):
+    """/models takes bodies up to a little over MODEL_TRAINING_MAX_BYTES, streamed to the API, which answers
+    itself (here 401: no key); every other URL keeps the 3m limit, answered by nginx."""
+    big = b"bestseller_rank,category,monthly_sales\n" + b"1,books,10\n" * 400_000  # 4.4 MB
+
+    status, _, raw = topology.request("POST", "/models", big, {"Content-Type": "text/csv"}, timeout=30)
+    assert status == 401 and json.loads(raw)["_status"] == "ERR", raw[:300]
+    status, _, raw = topology.request("POST", "/estimations", big, {"Content-Type": "text/csv"}, timeout=30)
+    assert status == 413 and b"nginx" in raw, raw[:300]
 
 
 def test_https_behind_a_tls_terminator(topology):

@@ -13,7 +13,8 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
 from estimations import group_insert
-from estimations.group_insert import GroupInsert
+from estimations.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUnavailable
+from estimations.group_insert import GroupInsert, NotSent
 from estimations.services import estimation_store
 from estimations.store import IDEMPOTENCY_FIELD
 
@@ -115,6 +116,28 @@ def test_inserts_that_arrive_during_a_write_go_together_as_one_insert_many():
     ]
     assert sorted(d["bestseller_rank"] for d in spy.collection.find()) == [1, 2, 3, 4]
     assert group.waiting == 0
+
+
+def test_a_write_that_hangs_holds_those_queued_behind_it_no_longer_than_their_wait():
+    """A database that stops answering: the write ahead hangs (here until released), and the requests
+    queued behind it leave after ``wait_seconds``, told their document was never sent."""
+    spy = Spy(mongomock.MongoClient().db.c)
+    group = GroupInsert(spy, wait_seconds=0.3)
+    leader = threading.Thread(target=group.insert, args=(documents(1)[0],), daemon=True)
+    leader.start()
+    wait_until(lambda: spy.commands)
+    started = time.monotonic()
+
+    outcomes = insert_in_threads(group, documents(2, 3))
+
+    assert time.monotonic() - started < WAIT / 2  # bounded: released only afterwards
+    assert all(isinstance(outcome, NotSent) for outcome in outcomes.values()), outcomes
+    assert group.waiting == 0
+    spy.release.set()
+    leader.join(WAIT)
+    # Never sent: only the hung write's document is stored, and the next insert goes through at once
+    group.insert(documents(4)[0])
+    assert sorted(d["bestseller_rank"] for d in spy.collection.find()) == [1, 4]
 
 
 def test_a_duplicate_in_a_batch_is_refused_to_its_own_caller_only():
@@ -352,7 +375,7 @@ class TestThroughTheStore:
             try:
                 store.insert(document)
                 outcomes[document["bestseller_rank"]] = None
-            except AutoReconnect as exc:
+            except ServiceUnavailable as exc:  # the store's 503, saying what became of the document
                 outcomes[document["bestseller_rank"]] = exc
 
         leader = threading.Thread(target=run, args=(leader_doc,))
@@ -367,7 +390,9 @@ class TestThroughTheStore:
             thread.join(WAIT)
 
         assert outcomes[1] is None
-        assert isinstance(outcomes[2], AutoReconnect) and isinstance(outcomes[3], AutoReconnect)
+        assert isinstance(outcomes[2].__cause__, AutoReconnect) and isinstance(outcomes[3].__cause__, AutoReconnect)
+        assert outcomes[2].detail == MSG_INSERT_REMOVED  # removed again at once: nothing was stored
+        assert outcomes[3].detail == MSG_INSERT_UNKNOWN_KEYED  # left to the retry with its key
         # The plain one is removed at once; the keyed one waits for its retry (as for a lone insert)
         assert sorted(d["bestseller_rank"] for d in store.collection.find()) == [1, 3]
 

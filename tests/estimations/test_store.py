@@ -8,7 +8,7 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure
 
 from estimations.documents import stamp
-from estimations.errors import BadQuery
+from estimations.errors import MSG_INSERT_PENDING, MSG_INSERT_UNKNOWN_KEYED, BadQuery, ServiceUnavailable
 from estimations.query import ListQuery
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
@@ -252,11 +252,15 @@ def test_an_insert_that_may_have_stored_before_failing_is_removed_when_the_datab
     monkeypatch.setattr(store.collection, "insert_one", store_then_lose_the_answer)
     monkeypatch.setattr(store.collection, "delete_many", _fails_once(store.collection.delete_many))
 
-    # Given two inserts whose answers were lost (one plain, one under an idempotency key)
-    with pytest.raises(AutoReconnect):
+    # Given two inserts whose answers were lost (one plain, one under an idempotency key), each a 503
+    # that says what became of it: removed once the database answers (its delete failed here), or left
+    # to the retry with its key
+    with pytest.raises(ServiceUnavailable) as plain:
         store.insert(new_document(1))
-    with pytest.raises(AutoReconnect):
+    assert plain.value.detail == MSG_INSERT_PENDING and isinstance(plain.value.__cause__, AutoReconnect)
+    with pytest.raises(ServiceUnavailable) as keyed:
         store.insert({**new_document(2), IDEMPOTENCY_FIELD: "anonymous:k"})
+    assert keyed.value.detail == MSG_INSERT_UNKNOWN_KEYED
 
     # When the next write goes through
     store.insert(new_document(3))
