@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -719,7 +720,14 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
 
     log(f"training on {args.train_rows:,} CSV rows")
     csv = workdir / "train.csv"
-    env = {**os.environ, "DJANGO_ENV_FILE": os.devnull, "SECRET_KEY": "bench-only", "MONGO_URI": ""}
+    # Into the benchmark's database: without MONGO_URI, train_model refuses (the embedded store lives in a server).
+    env = {
+        **os.environ,
+        "DJANGO_ENV_FILE": os.devnull,
+        "SECRET_KEY": "bench-only",
+        "MONGO_URI": mongo_uri,
+        "MONGO_DB_NAME": f"bench_training_{uuid.uuid4().hex[:8]}",
+    }
     subprocess.run(
         [sys.executable, "manage.py", "make_sample_data", "--rows", str(args.train_rows), "--out", str(csv)],
         cwd=ROOT,
@@ -734,6 +742,7 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
         capture_output=True,
         text=True,
     )
+    pymongo.MongoClient(mongo_uri).drop_database(env["MONGO_DB_NAME"])
     elapsed = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", timed.stderr)
     hours, minutes, seconds = elapsed.groups()
     out["training"] = {
