@@ -12,7 +12,14 @@ environ.Env.read_env(
 
 env = environ.Env()  # booleans read as the Django settings read them
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# HOST: every interface by default (a container's port is published); the .env that `make run` writes
+# says 127.0.0.1, so a trial server with anonymous writes is reachable from this machine only.
+HOST = os.environ.get("HOST") or "0.0.0.0"
+PORT = os.environ.get("PORT") or "8000"
+bind = f"{HOST}:{PORT}"
+# No gunicornc control socket: its default path is one per user, so every server a user starts would
+# share it (and the first to stop would remove it under the others).
+control_socket_disable = True
 
 # A client that is silent or slow never holds up the others, with MongoDB or without: under gevent a
 # connection waiting for its request costs a greenlet, not the worker. gunicorn closes a connection whose
@@ -66,12 +73,42 @@ accesslog = None
 
 
 def on_starting(server):
+    _refuse_a_taken_port(server)
     # Metrics of workers from an earlier run must not be added to this run's.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
         for name in os.listdir(directory):
             os.remove(os.path.join(directory, name))
+
+
+def _refuse_a_taken_port(server):
+    """With reuse_port each worker binds its own socket, so the master never finds a taken port itself: its
+    workers would fail and be restarted every few seconds for ever, or, beside another server with
+    SO_REUSEPORT (a second `make run`), share the port and half its clients. Refused here, with what to do."""
+    import socket
+    import sys
+
+    host = HOST.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: past TIME_WAIT
+        try:
+            probe.bind((host, int(PORT)))
+        except OSError as exc:
+            server.log.error(
+                "Cannot listen on %s:%s (%s): another server holds that port, perhaps another `make run`. "
+                "Stop it, or set PORT to a free port.",
+                HOST,
+                PORT,
+                exc.strerror,
+            )
+            sys.exit(1)
+
+
+def when_ready(server):
+    shown = "localhost" if HOST in ("0.0.0.0", "::", "[::]") else HOST
+    where = " (every interface)" if shown == "localhost" else ""
+    server.log.info("Serving on http://%s:%s%s", shown, PORT, where)
 
 
 def child_exit(server, worker):

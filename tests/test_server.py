@@ -195,3 +195,39 @@ def test_make_serves_on_the_port_of_the_environment_over_the_env_file(tmp_path):
 
 def test_make_serves_on_8000_without_a_port_anywhere(tmp_path):
     assert bind_under_make(tmp_path, "DEBUG=false\n") == "0.0.0.0:8000"
+
+
+def test_make_run_serves_this_machine_only_by_the_env_file_it_writes(tmp_path):
+    written = (ROOT / ".env.example").read_text()
+
+    assert bind_under_make(tmp_path, written) == "127.0.0.1:8000"
+    assert bind_under_make(tmp_path, written, HOST="0.0.0.0") == "0.0.0.0:8000"
+
+
+@pytest.mark.integration
+def test_a_port_another_server_holds_is_refused_at_start_with_what_to_do(wire_server, tmp_path):
+    import socket
+
+    from .live import LiveServer
+
+    # Given a port held by another program, and one held by another of our servers (SO_REUSEPORT too)
+    with socket.socket() as other:
+        other.bind(("0.0.0.0", 0))
+        other.listen()
+        held = other.getsockname()[1]
+        first = LiveServer({"PORT": str(held)}, tmp_path / "taken.log")
+        first.port, first.url = held, f"http://127.0.0.1:{held}"
+        # When a server starts on it, then it exits at once, saying so (not a worker restarted for ever)
+        with pytest.raises(RuntimeError, match=f"Cannot listen on 0.0.0.0:{held} .*set PORT to a free port"):
+            first.start(timeout=20)
+    ours = LiveServer({}, tmp_path / "ours.log")
+    ours.start()
+    try:
+        second = LiveServer({"PORT": str(ours.port)}, tmp_path / "second.log")
+        # (its start() would be answered by the first server: wait for the second's process to end instead)
+        with pytest.raises(RuntimeError):
+            second.start(timeout=0)
+        assert second.process.wait(timeout=20) != 0
+        assert "another server holds that port" in second.log.read_text()
+    finally:
+        ours.stop()
