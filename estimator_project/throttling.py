@@ -238,6 +238,13 @@ class Budget:
 
     def spend(self, ident: str) -> float:
         """Count one request; 0 when it is within the budget, else the seconds until it may retry."""
+        return self._wait(ident, count=True)
+
+    def spent(self, ident: str) -> float:
+        """Like spend, counting nothing: 0 while within the budget, else the seconds until it may retry."""
+        return self._wait(ident, count=False)
+
+    def _wait(self, ident: str, *, count: bool) -> float:
         if not self.rate:
             return 0.0
         key = self.key(ident)
@@ -245,23 +252,13 @@ class Budget:
         if blocked:
             return blocked
         limit, period = parse_rate(self.rate)
-        count, left = counters().hit(key, period)
-        if count <= limit:
-            return 0.0
-        _remember_blocked(key, left)
-        return max(left, 1.0)
-
-    def spent(self, ident: str) -> float:
-        """Like spend, counting nothing: 0 while within the budget, else the seconds until it may retry."""
-        if not self.rate:
-            return 0.0
-        key = self.key(ident)
-        blocked = _blocked_for(key)
-        if blocked:
-            return blocked
-        limit, _ = parse_rate(self.rate)
-        count, left = counters().peek(key)
-        if count < limit:
+        if count:
+            seen, left = counters().hit(key, period)
+            over = seen > limit  # this request is the seen-th
+        else:
+            seen, left = counters().peek(key)
+            over = seen >= limit  # the next one would pass the limit
+        if not over:
             return 0.0
         _remember_blocked(key, left)
         return max(left, 1.0)
