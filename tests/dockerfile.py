@@ -404,19 +404,10 @@ class Image:
         }
 
     @contextlib.contextmanager
-    def container(
-        self,
-        scratch: Path,
-        *,
-        argv: list[str] | None = None,
-        env: dict[str, str] | None = None,
-        netns: str | None = None,
-        hosts: str = "",
-        hostname: str = "",
-        log: Path | None = None,
-    ) -> Iterator[Container]:
-        """A running container of this image (its CMD, or argv), stopped and removed on leaving."""
-        box = Container.start(self, scratch, argv=argv, env=env, netns=netns, hosts=hosts, hostname=hostname, log=log)
+    def container(self, scratch: Path, **options) -> Iterator[Container]:
+        """A running container of this image (its CMD, or argv), stopped and removed on leaving; ``options``
+        are Container.start's."""
+        box = Container.start(self, scratch, **options)
         try:
             yield box
         finally:
