@@ -511,3 +511,19 @@ def test_the_image_start_chain_serves_when_the_index_build_times_out(wire_server
         client = pymongo.MongoClient(wire_server.uri)
         client.drop_database(database)
         client.close()
+
+
+def test_no_server_at_start_is_one_line_after_one_wait_and_no_password(settings, caplog):
+    settings.MONGO_URI = "mongodb://user:s3cret@127.0.0.1:9/x"
+    settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200
+    mongo.reset()
+    try:
+        with caplog.at_level(logging.ERROR, logger="estimator_project.indexes"):
+            run("--at-start")  # no CommandError
+    finally:
+        mongo.reset()
+
+    [line] = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert line.startswith("Index build at start failed on estimations: cannot reach MongoDB at 127.0.0.1:9")
+    assert "audit:" not in line  # the first collection's wait is the only one: the others would say the same
+    assert "s3cret" not in line and "python manage.py ensure_indexes" in line
