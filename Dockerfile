@@ -27,5 +27,6 @@ ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 EXPOSE 8000
 
-# Indexes (idempotent), the default model when no version is active, then the server.
-CMD ["sh", "-c", "python manage.py ensure_indexes && python manage.py train_model --if-no-active && exec gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi"]
+# Indexes (idempotent; ENSURE_INDEXES=defer leaves them to an operator; a failure is logged and the API starts
+# all the same, docs/operations.md), the default model when no version is active, then the server.
+CMD ["sh", "-c", "python manage.py ensure_indexes --at-start && python manage.py train_model --if-no-active && exec gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi"]

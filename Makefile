@@ -33,7 +33,7 @@ run: $(VENV)/.runtime-installed .env ## Install, index, train the default model 
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@# Without MONGO_URI (from the environment or .env) these two say "Nothing to do here": the server
 	@# indexes its embedded store and trains the default model into it when it starts.
-	$(BIN)/python manage.py ensure_indexes
+	$(BIN)/python manage.py ensure_indexes --at-start
 	$(BIN)/python manage.py train_model --if-no-active
 	$(BIN)/gunicorn --config estimator_project/gunicorn.conf.py estimator_project.wsgi
 

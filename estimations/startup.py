@@ -7,7 +7,7 @@ import sys
 
 from estimator_project import mongo
 from estimator_project.api_keys import api_key_create
-from estimator_project.indexes import ensure_all_indexes
+from estimator_project.indexes import ensure_at_start
 from ml.services import STARTUP, ensure_default_model
 
 RUN_KEY_NAME = "embedded-admin"
@@ -23,7 +23,7 @@ def on_server_start() -> None:
         # The embedded store lives in this process, so no other process can index it, train a model
         # into it or create a key in it: all of that happens here.
         mongo.serve_embedded_store()
-        ensure_all_indexes()
+        ensure_at_start(defer=False)  # nothing else can build them; a failure is logged, the server starts
         ensure_default_model()
         print_run_admin_key()
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ASCENDING, IndexModel
@@ -25,6 +26,8 @@ from pymongo.errors import (
     PyMongoError,
     ServerSelectionTimeoutError,
 )
+
+from estimator_project import index_sync
 
 from .documents import EXPIRES_FROM
 from .errors import (
@@ -74,6 +77,25 @@ INDEXES = [
     # One document per Idempotency-Key: a retried POST cannot insert twice, even concurrently.
     IndexModel([(IDEMPOTENCY_FIELD, ASCENDING)], name="idempotency_key", unique=True, sparse=True),
 ]
+
+
+UNAUTHORIZED = 13
+
+
+class RetentionNotChanged(OperationFailure):
+    """MongoDB refused the collMod that changes the TTL index's expiry (Unauthorized): the index keeps
+    its expiry, and the message says which role changes it."""
+
+    def __init__(self, collection: Collection, name: str, seconds: Any, ttl_days: int):
+        kept = f"{seconds // 86_400} days" if isinstance(seconds, int) else f"expireAfterSeconds {seconds!r}"
+        database = collection.database.name
+        super().__init__(
+            f"the TTL index {collection.name}.{name} keeps its expiry of {kept}, not ESTIMATION_TTL_DAYS="
+            f"{ttl_days}: MongoDB refused collMod (Unauthorized). Changing a TTL index's expiry needs "
+            f"the dbAdmin role on '{database}' (readWrite lacks collMod): grant it, or drop the index "
+            f"'{name}' and run python manage.py ensure_indexes, which builds it again with readWrite",
+            UNAUTHORIZED,
+        )
 
 
 class _Unacknowledged:
@@ -138,11 +160,27 @@ class EstimationStore:
         self.inserts = GroupInsert(collection, wait_seconds=insert_wait_seconds)
 
     def ensure_indexes(self, *, ttl_days: int = 0) -> list[str]:
-        """Idempotent: creating an index that exists with the same keys is a no-op. With ``ttl_days``,
-        the retention (TTL) index too; without, any retention index is dropped."""
-        names = self.collection.create_indexes(INDEXES)
+        """Idempotent, and resolves conflicts (estimator_project/index_sync.py): a changed index is
+        rebuilt, an equivalent one under another name adopted. With ``ttl_days``, the retention (TTL)
+        index too; without, any retention index is dropped."""
+        names = index_sync.ensure(self.collection, INDEXES)
         retention = self.ensure_retention(ttl_days)
         return [*names, retention] if retention else names
+
+    def index_differences(self, *, ttl_days: int = 0) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each ("rank: missing"); empty: nothing."""
+        found = [step.describe(self.collection.name) for step in index_sync.check(self.collection, INDEXES)]
+        existing = self.retention_index()
+        where = f"{self.collection.name}.{TTL_INDEX}"
+        if ttl_days > 0 and existing is None:
+            found.append(f"{where}: missing")
+        elif ttl_days > 0 and existing and existing[1].get("expireAfterSeconds") != ttl_days * 86_400:
+            found.append(
+                f"{where}: differs (expireAfterSeconds {existing[1].get('expireAfterSeconds')} -> {ttl_days * 86_400})"
+            )
+        elif ttl_days <= 0 and existing:
+            found.append(f"{where}: differs (a TTL index, {existing[0]}, with ESTIMATION_TTL_DAYS=0)")
+        return found
 
     def retention_index(self) -> tuple[str, dict[str, Any]] | None:
         """The TTL index on ``_expires_from`` (found by its key: servers may name indexes their own way)."""
@@ -153,7 +191,10 @@ class EstimationStore:
 
     def ensure_retention(self, ttl_days: int) -> str | None:
         """Make the TTL index match ``ttl_days`` (0: none): created, its expiry changed in place
-        (collMod, no rebuild), or dropped. Returns the index's name, or None when there is none."""
+        (collMod, no rebuild), or dropped. Returns the index's name, or None when there is none.
+
+        collMod needs the dbAdmin role (readWrite lacks it): refused, the index keeps its expiry and
+        ``RetentionNotChanged`` says what to grant."""
         existing = self.retention_index()
         if ttl_days <= 0:
             if existing:
@@ -162,12 +203,18 @@ class EstimationStore:
             return None
         seconds = ttl_days * 86_400
         if existing is None:
-            return self.collection.create_index([(EXPIRES_FROM, ASCENDING)], name=TTL_INDEX, expireAfterSeconds=seconds)
+            model = IndexModel([(EXPIRES_FROM, ASCENDING)], name=TTL_INDEX, expireAfterSeconds=seconds)
+            return index_sync.ensure(self.collection, [model])[0]
         name, info = existing
         if info.get("expireAfterSeconds") != seconds:
-            self.collection.database.command(
-                {"collMod": self.collection.name, "index": {"name": name, "expireAfterSeconds": seconds}}
-            )
+            command = {"collMod": self.collection.name, "index": {"name": name, "expireAfterSeconds": seconds}}
+            try:
+                with pymongo.timeout(index_sync.timeout_seconds()):
+                    self.collection.database.command(command)
+            except OperationFailure as exc:
+                if exc.code != UNAUTHORIZED:
+                    raise
+                raise RetentionNotChanged(self.collection, name, info.get("expireAfterSeconds"), ttl_days) from exc
             logger.info("retention changed to %d days on the TTL index %s", ttl_days, name)
         return name
 

@@ -21,12 +21,13 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from . import throttling
+from . import index_sync, throttling
 from .audit import KEY_CREATE, KEY_REVOKE, Actor, audit_log
 from .mongo import get_database
 
 COLLECTION = "api_keys"
 SCOPES = ("write", "admin")
+INDEXES = [IndexModel([("key_hash", ASCENDING)], name="key_hash", unique=True)]
 KEY_PREFIX = "sek_"
 SCHEMES = ("api-key", "bearer")
 MSG_BAD_KEY = "The API key is not valid: it is unknown or was revoked. Send Authorization: Api-Key <key>."
@@ -55,7 +56,7 @@ class ApiKeyStore:
         self.collection = collection
 
     def ensure_indexes(self) -> list[str]:
-        return self.collection.create_indexes([IndexModel([("key_hash", ASCENDING)], name="key_hash", unique=True)])
+        return index_sync.ensure(self.collection, INDEXES)
 
     def create(self, *, name: str, scope: str) -> str:
         """Store a new key and return it: the only time it exists outside the client's hands."""

@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.collection import Collection
 
+from . import index_sync
 from .mongo import get_database
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class AuditLog:
         self.collection = collection
 
     def ensure_indexes(self) -> list[str]:
-        return self.collection.create_indexes(INDEXES)
+        return index_sync.ensure(self.collection, INDEXES)
 
     def record(
         self, action: str, actor: Actor, target: dict[str, Any], details: dict[str, Any] | None = None

@@ -1,6 +1,7 @@
 """Health endpoints for orchestrators: /health/live (the process answers) and /health/ready (it can
 serve: the database answers and a model is loaded). Not ready answers 503 in the error envelope, with
-each check's result so an operator sees why."""
+each check's result so an operator sees why. ``checks.indexes`` says what indexes are missing without
+making the service unready: it serves on the indexes in place (docs/operations.md, "Indexes")."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pymongo.errors import PyMongoError
 from estimations.errors import envelope
 from ml.serving import NoActiveModel, get_estimator, refused_active_version
 
+from . import indexes
 from .mongo import get_database
 
 MSG_NOT_READY = "Not ready: {reasons}."
@@ -22,6 +24,7 @@ def live(request) -> JsonResponse:
 def ready(request) -> JsonResponse:
     checks = {"database": _database()}
     checks["model"] = _model() if checks["database"] == "ok" else "not checked: no database"
+    checks["indexes"] = indexes.readiness() if checks["database"] == "ok" else "not checked: no database"
     if checks["database"] == "ok" and checks["model"].startswith("version"):
         return JsonResponse({"status": "ready", "checks": checks})
     reasons = "; ".join(f"{name}: {result}" for name, result in checks.items())

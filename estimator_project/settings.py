@@ -145,6 +145,26 @@ MONGO_TIMEOUT_MS = env.int("MONGO_TIMEOUT_MS", default=3000)
 MONGO_CONNECT_TIMEOUT_MS = env.int("MONGO_CONNECT_TIMEOUT_MS", default=2000)
 MONGO_SOCKET_TIMEOUT_MS = env.int("MONGO_SOCKET_TIMEOUT_MS", default=30000)
 MONGO_WTIMEOUT_MS = env.int("MONGO_WTIMEOUT_MS", default=5000)
+# Index roll-out (docs/operations.md, "Indexes"). ENSURE_INDEXES is what the start chain does (`manage.py
+# ensure_indexes --at-start`): "on" builds what is missing or changed; "defer" builds nothing and logs what
+# is, for an operator to build with `manage.py ensure_indexes`. A collection's index work waits at most
+# INDEX_BUILD_TIMEOUT_MS. On a replica set, a build waits for INDEX_COMMIT_QUORUM members to finish it
+# (empty: MongoDB's default, "votingMembers", every voting member: one member down holds it for ever).
+# /health/ready reads the indexes again at most every INDEX_CHECK_SECONDS in each process.
+ENSURE_INDEXES = env.str("ENSURE_INDEXES", default="on")
+if ENSURE_INDEXES not in ("on", "defer"):
+    raise ImproperlyConfigured(
+        f"ENSURE_INDEXES={ENSURE_INDEXES!r}: 'on' (the start chain builds the indexes) or 'defer' (it only "
+        "reports what is missing; build with python manage.py ensure_indexes)."
+    )
+INDEX_BUILD_TIMEOUT_MS = env.int("INDEX_BUILD_TIMEOUT_MS", default=60_000)
+if INDEX_BUILD_TIMEOUT_MS <= 0:
+    raise ImproperlyConfigured(
+        f"INDEX_BUILD_TIMEOUT_MS={INDEX_BUILD_TIMEOUT_MS}: give the milliseconds an index build may take, "
+        "more than 0 (a long build: run python manage.py ensure_indexes with a larger value)."
+    )
+INDEX_COMMIT_QUORUM = env.str("INDEX_COMMIT_QUORUM", default="majority")
+INDEX_CHECK_SECONDS = env.float("INDEX_CHECK_SECONDS", default=60.0)
 # Acknowledged writes: "majority" (the default; on a replica set a write survives a failover), or a
 # number of members such as 1.
 MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
@@ -196,6 +216,13 @@ DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
 # `manage.py ensure_indexes` applies a change. Estimations with recorded actuals are kept unless
 # ESTIMATION_TTL_KEEP_ACTUALS is false: they are what live accuracy is measured on.
 ESTIMATION_TTL_DAYS = env.int("ESTIMATION_TTL_DAYS", default=0)
+# MongoDB takes an expireAfterSeconds of at most 2**31 - 1: 24,855 days.
+ESTIMATION_TTL_MAX_DAYS = (2**31 - 1) // 86_400
+if not 0 <= ESTIMATION_TTL_DAYS <= ESTIMATION_TTL_MAX_DAYS:
+    raise ImproperlyConfigured(
+        f"ESTIMATION_TTL_DAYS={ESTIMATION_TTL_DAYS}: give the days an estimation is kept, from 1 to "
+        f"{ESTIMATION_TTL_MAX_DAYS:,} (MongoDB's longest TTL, 2,147,483,647 seconds), or 0 to keep them forever."
+    )
 ESTIMATION_TTL_KEEP_ACTUALS = env.bool("ESTIMATION_TTL_KEEP_ACTUALS", default=True)
 # Most stored estimations one POST /models/{version}/replay re-estimates (the command has no limit).
 REPLAY_MAX_SAMPLE = env.int("REPLAY_MAX_SAMPLE", default=100_000)

@@ -31,7 +31,10 @@ from pymongo.errors import DuplicateKeyError
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from . import index_sync
+
 COLLECTION = "throttle_counters"
+INDEXES = [IndexModel([("expires", ASCENDING)], name="expires", expireAfterSeconds=0)]
 MSG_ADDRESS = "Request was throttled: this client address has spent its budget of {rate} requests."
 MSG_KEY = "Request was throttled: this API key has spent its budget of {rate} requests."
 MSG_STORE_DOWN = "The request budget store (Redis) is unreachable right now; nothing was done. Retry in a few seconds."
@@ -98,9 +101,7 @@ class MongoCounters:
         self.collection = collection
 
     def ensure_indexes(self) -> list[str]:
-        return self.collection.create_indexes(
-            [IndexModel([("expires", ASCENDING)], name="expires", expireAfterSeconds=0)]
-        )
+        return index_sync.ensure(self.collection, INDEXES)
 
     def hit(self, key: str, period: int) -> tuple[int, float]:
         for _ in range(5):

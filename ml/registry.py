@@ -24,6 +24,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from estimator_project import index_sync
+
 from .train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 MODELS = "models"
 STATE = "model_state"
 BUCKET = "model_artifacts"
+INDEXES = [IndexModel([("version", ASCENDING)], name="version", unique=True)]
 ACTIVE = "active"
 READY, UPLOADING = "ready", "uploading"
 
@@ -80,7 +83,7 @@ class ModelRegistry:
         self._key = signing_key
 
     def ensure_indexes(self) -> list[str]:
-        return self.models.create_indexes([IndexModel([("version", ASCENDING)], name="version", unique=True)])
+        return index_sync.ensure(self.models, INDEXES)
 
     # --- writing ------------------------------------------------------------------------------
 

@@ -17,10 +17,13 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.collection import Collection
 from tqdm import tqdm
 
+from estimator_project import index_sync
+
 from .fast import FastModel
 from .train import metrics
 
 BATCH = 10_000
+INDEXES = [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
 FIELDS = {"_id": 0, "bestseller_rank": 1, "category": 1, "actual_sales": 1}
 
 
@@ -129,9 +132,7 @@ class ReplayReports:
         self.collection = collection
 
     def ensure_indexes(self) -> list[str]:
-        return self.collection.create_indexes(
-            [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
-        )
+        return index_sync.ensure(self.collection, INDEXES)
 
     def save(self, report: dict[str, Any]) -> dict[str, Any]:
         self.collection.insert_one(report)
