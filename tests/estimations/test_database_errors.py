@@ -320,3 +320,24 @@ def test_a_keyed_post_not_confirmed_is_returned_once_by_its_retry(api, mongo_db,
     assert retry.status_code == 201 and retry["Idempotent-Replayed"] == "true", retry.json()
     assert retry.json()["_id"] == str(calls[0])
     assert mongo_db[COLLECTION].count_documents({IDEMPOTENCY_FIELD: {"$exists": True}}) == 1
+
+
+def test_a_request_budget_the_database_cannot_count_changes_nothing(api, settings, monkeypatch):
+    """The budget is counted (in MongoDB, with several hosts) before the request does anything: its
+    failure says nothing was done, also on a PUT."""
+    from estimator_project import throttling
+
+    document = created(api)
+
+    class Down:
+        def hit(self, key, period):
+            raise NetworkTimeout("timed out")
+
+        peek = hit
+
+    settings.THROTTLE_ANON_RATE = "1000/min"
+    monkeypatch.setattr(throttling, "counters", lambda: Down())
+
+    response = edit(api, "put", document, {"bestseller_rank": 401, "category": "books"})
+
+    assert_answer(response, 503, throttling.MSG_MONGO_COUNTERS_DOWN)
