@@ -322,11 +322,12 @@ class EstimationStore:
         try:
             self.collection.insert_many(documents, ordered=True)
         except BulkWriteError as exc:
+            # Ordered: exactly the documents before the first refused one were stored.
+            stored = [document["_id"] for document in documents[: exc.details.get("nInserted", 0)]]
             if exc.details.get("writeConcernErrors"):
                 # Stored, but not confirmed as durable as asked: removed again, as after a lost answer.
-                self._compensate(exc, [document["_id"] for document in documents])
-            # Ordered: exactly the documents before the first refused one were stored.
-            self._remove_partial([document["_id"] for document in documents[: exc.details.get("nInserted", 0)]])
+                self._compensate(exc, stored)
+            self._remove_partial(stored)
             raise
         except NEVER_SENT as exc:
             raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc  # never sent
