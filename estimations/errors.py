@@ -35,10 +35,23 @@ MSG_IF_MATCH_STALE = (
 MSG_DATABASE_UNAVAILABLE = (
     "The database is unreachable right now. The request was not carried out; retry in a few seconds."
 )
-# A write the database did not answer: what became of it, said as far as it is known (docs/reliability.md).
+# A write the database did not confirm (a timeout or a broken connection after it was sent, a write
+# concern not met, a node stepping down): it may have been applied. Each message says how to find out,
+# and how to retry so that the change is never made twice (docs/reliability.md).
 MSG_WRITE_UNKNOWN = (
-    "The database did not answer in time, so whether this change was made is not known. "
-    "GET the document (its ETag tells whether it changed), then retry if it did not."
+    "The database did not confirm this write, so it may have been applied. GET the document to see, "
+    "then retry a PUT, PATCH or DELETE with If-Match, or a POST with the same Idempotency-Key: "
+    "such a retry never applies a change twice."
+)
+MSG_UPDATE_UNKNOWN = (
+    "The database did not confirm this change, so it may have been applied. GET the document: if its ETag "
+    "is still the one you sent in If-Match, the change was not made. Retrying with the same If-Match is "
+    "safe either way: the change is made once, or the answer is 412 (the document changed since)."
+)
+MSG_DELETE_UNKNOWN = (
+    "The database did not confirm this delete, so the document may have been deleted. GET it: 404 means "
+    "it was. Retrying with the same If-Match is safe either way: it deletes the document once, or answers "
+    "404 (deleted) or 412 (the document changed since)."
 )
 MSG_INSERT_REMOVED = (
     "The database did not answer in time. What this request may have stored was removed again: "
@@ -54,7 +67,11 @@ MSG_INSERT_UNKNOWN_KEYED = (
     "the same Idempotency-Key: you get the estimation if it was stored, or it is stored once."
 )
 MSG_QUERY_REFUSED = "The database refused this query. Simplify the 'where' or 'sort' parameter and try again."
-MSG_DATABASE_REFUSED = "The database could not carry out the request right now; nothing was changed. Retry shortly."
+# The database refused an operation for a reason of its own (not the request's) and said so: nothing changed.
+MSG_DATABASE_REFUSED = (
+    "The database could not carry out the request right now (not a fault of the request); nothing was "
+    "changed. Retry in a few seconds."
+)
 MSG_BODY_TOO_LARGE = "The request body is larger than the {limit} bytes this service accepts."
 MSG_TOO_MANY_FIELDS = "A form takes at most {limit} fields (DATA_UPLOAD_MAX_NUMBER_FIELDS); send fewer."
 MSG_TOO_MANY_FILES = "A form takes at most {limit} files; send fewer."
@@ -137,15 +154,10 @@ def _message(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
-_DATABASE_DOWN = (
-    mongo_errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelectionTimeout
-    mongo_errors.ExecutionTimeout,
-    mongo_errors.WTimeoutError,
-)
-
-
-# The operation never reached the database: nothing was changed, whatever the request was.
-_NOT_SENT = (mongo_errors.ServerSelectionTimeoutError,)
+# Sent to no server (none could be selected, or no connection was free): nothing was changed.
+NOT_SENT = (mongo_errors.ServerSelectionTimeoutError, mongo_errors.WaitQueueTimeoutError)
+# The operation failed, or the answer was lost, without the database saying it was not applied.
+UNANSWERED = (mongo_errors.ConnectionFailure, mongo_errors.ExecutionTimeout)
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -154,23 +166,25 @@ def _is_write(context: dict[str, Any]) -> bool:
     return request is not None and getattr(request, "method", "GET") not in _SAFE_METHODS
 
 
+def database_failure(exc: mongo_errors.PyMongoError, *, write: bool) -> ServiceUnavailable:
+    """The 503 for a database error, saying what is known of the outcome. ``write``: whether the failed
+    operation could have changed data (a read never did, whatever the error)."""
+    if isinstance(exc, NOT_SENT):
+        return ServiceUnavailable(MSG_DATABASE_UNAVAILABLE)
+    if write and not isinstance(exc, mongo_errors.WriteError):  # a WriteError is the server's "not applied"
+        return ServiceUnavailable(MSG_WRITE_UNKNOWN)
+    if isinstance(exc, UNANSWERED):
+        return ServiceUnavailable(MSG_DATABASE_UNAVAILABLE)
+    return ServiceUnavailable(MSG_DATABASE_REFUSED)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error becomes Eve's envelope."""
-    if isinstance(exc, _DATABASE_DOWN):
-        logger.warning("database unavailable: %s", type(exc).__name__)
-        # Sent and not answered (a timeout, a broken connection, a majority not confirmed): a write may
-        # have been made. Inserts say more where they are compensated (estimations/store.py).
-        unknown = _is_write(context) and not isinstance(exc, _NOT_SENT)
-        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN if unknown else MSG_DATABASE_UNAVAILABLE)
-    elif isinstance(exc, mongo_errors.WriteConcernError):
-        logger.warning("write concern not met: code=%s", exc.code)
-        exc = ServiceUnavailable(MSG_WRITE_UNKNOWN)
-    elif isinstance(exc, mongo_errors.OperationFailure):
-        # A refused read query is turned into a 400 where it runs (estimations.store); anything
-        # else the database refuses (write concern not met, a node stepping down) is transient.
-        logger.warning("database refused an operation: code=%s", exc.code)
-        exc = ServiceUnavailable(MSG_DATABASE_REFUSED)
-
+    if isinstance(exc, mongo_errors.PyMongoError):
+        # Not classified where it was raised (estimations/store.py says more, knowing which operation
+        # failed): on a request that writes, the outcome is unknown unless the write was never sent.
+        logger.warning("database error: %s code=%s", type(exc).__name__, getattr(exc, "code", None))
+        exc = database_failure(exc, write=_is_write(context))
     elif isinstance(exc, SuspiciousOperation):
         # Django's own limits on a form (raised while DRF reads request.data), and any other request
         # Django finds malformed: the client's doing, so a 4xx, never a 500.

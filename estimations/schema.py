@@ -47,7 +47,10 @@ ERR_415 = error_response("Unsupported Content-Type: send application/json.")
 ERR_422 = error_response("The estimation is invalid: see _issues (or _items for a bulk insert).")
 ERR_412 = error_response("If-Match does not match the current etag: the estimation changed since it was read.")
 ERR_428 = error_response("If-Match is missing: send the estimation's current etag.")
-ERR_503 = error_response("The database is unreachable; nothing was changed. Retry shortly.")
+ERR_503 = error_response(
+    "The database is unreachable or failed. The message says whether a write may have been applied, and "
+    "how to check and retry safely (GET, then If-Match or the same Idempotency-Key)."
+)
 ERR_406 = error_response("No representation matches the Accept header.")
 ERR_405 = error_response("The URL does not take this method; see the Allow header.")
 

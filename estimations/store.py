@@ -6,12 +6,13 @@ the filter, so the check and the write are one atomic operation on the server.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pymongo
 from bson import ObjectId
@@ -24,20 +25,26 @@ from pymongo.errors import (
     ExecutionTimeout,
     OperationFailure,
     PyMongoError,
-    ServerSelectionTimeoutError,
+    WriteError,
 )
+from rest_framework.exceptions import APIException
 
 from estimator_project import index_sync
 
 from .documents import EXPIRES_FROM
 from .errors import (
+    MSG_DATABASE_REFUSED,
     MSG_DATABASE_UNAVAILABLE,
+    MSG_DELETE_UNKNOWN,
     MSG_INSERT_PENDING,
     MSG_INSERT_REMOVED,
     MSG_INSERT_UNKNOWN_KEYED,
     MSG_QUERY_REFUSED,
+    MSG_UPDATE_UNKNOWN,
+    NOT_SENT,
     BadQuery,
     ServiceUnavailable,
+    database_failure,
 )
 from .group_insert import GroupInsert, NotSent
 from .query import ListQuery
@@ -134,6 +141,38 @@ class _Unacknowledged:
 unacknowledged = _Unacknowledged()
 
 
+# Never sent to a server (none selected, no connection free, or still queued behind another insert).
+NEVER_SENT = (NotSent, *NOT_SENT)
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """A read: whatever its failure, nothing was changed (a 503 that says so)."""
+    try:
+        yield
+    except PyMongoError as exc:
+        logger.warning("a read failed: %s code=%s", type(exc).__name__, getattr(exc, "code", None))
+        raise database_failure(exc, write=False) from exc
+
+
+@contextlib.contextmanager
+def _writing(unknown: str) -> Iterator[None]:
+    """One conditional write (a replace or a delete), whose failure answers 503 with what is known: not
+    sent, or refused by the server (nothing was changed), or else ``unknown``: sent and not confirmed (a
+    timeout, a broken connection, a write concern not met, a node stepping down), so it may have been
+    applied. Such writes are not undone; the message tells the client how to check, and how to retry."""
+    try:
+        yield
+    except NEVER_SENT as exc:
+        raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc
+    except WriteError as exc:  # the server's own "not applied" for this document (DuplicateKeyError too)
+        logger.warning("a write was refused: code=%s", exc.code)
+        raise ServiceUnavailable(MSG_DATABASE_REFUSED) from exc
+    except PyMongoError as exc:
+        logger.warning("a write's outcome is unknown: %s code=%s", type(exc).__name__, getattr(exc, "code", None))
+        raise ServiceUnavailable(unknown) from exc
+
+
 class Outcome(enum.Enum):
     DONE = "done"
     NOT_FOUND = "not_found"
@@ -220,6 +259,7 @@ class EstimationStore:
 
     # --- reads --------------------------------------------------------------------------------
 
+    @_reading()
     def get(self, raw_id: Any) -> dict[str, Any] | None:
         object_id = parse_id(raw_id)
         if object_id is None:
@@ -279,7 +319,7 @@ class EstimationStore:
             self.inserts.insert(document, before_write=lambda: unacknowledged.sweep(self.collection))
         except DuplicateKeyError:
             raise  # refused: nothing was stored
-        except (NotSent, ServerSelectionTimeoutError) as exc:
+        except NEVER_SENT as exc:
             raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc  # never sent: nothing was stored
         except PyMongoError as exc:
             # The server may have stored it before the connection broke; the client gets a 503.
@@ -288,7 +328,7 @@ class EstimationStore:
             self._compensate(exc, [document["_id"]])
         return document
 
-    def _compensate(self, exc: PyMongoError, ids: list[ObjectId]) -> None:
+    def _compensate(self, exc: PyMongoError, ids: list[ObjectId]) -> NoReturn:
         """A write of ``ids`` failed after it may have reached the database: they are removed, now if the
         database answers (within what is left of the request's time), else at this process's next write.
         Raises the 503 that says which."""
@@ -311,7 +351,8 @@ class EstimationStore:
         try:
             return self.insert({**document, **marks}), True
         except DuplicateKeyError:
-            existing = self.collection.find_one({IDEMPOTENCY_FIELD: key})
+            with _reading():  # the key's insert was refused: nothing was stored by this request
+                existing = self.collection.find_one({IDEMPOTENCY_FIELD: key})
             if existing is None:
                 raise
             return existing, False
@@ -329,9 +370,13 @@ class EstimationStore:
             self.collection.insert_many(documents, ordered=True)
         except BulkWriteError as exc:
             # Ordered: exactly the documents before the first refused one were stored.
-            self._remove_partial([document["_id"] for document in documents[: exc.details.get("nInserted", 0)]])
+            stored = [document["_id"] for document in documents[: exc.details.get("nInserted", 0)]]
+            if exc.details.get("writeConcernErrors"):
+                # Stored, but not confirmed as durable as asked: removed again, as after a lost answer.
+                self._compensate(exc, stored)
+            self._remove_partial(stored)
             raise
-        except ServerSelectionTimeoutError as exc:
+        except NEVER_SENT as exc:
             raise ServiceUnavailable(MSG_DATABASE_UNAVAILABLE) from exc  # never sent
         except PyMongoError as exc:
             # Unknown how far the server got: remove what may be ours, never an id the caller chose.
@@ -352,16 +397,18 @@ class EstimationStore:
         The whole document is written, ``_id`` and ``_created`` included, so every field keeps its
         BSON type; None for ``etags`` replaces any version.
         """
-        replaced = self.collection.find_one_and_replace(
-            self._conditional(document["_id"], etags), document, projection={"_id": 1}
-        )
+        with _writing(MSG_UPDATE_UNKNOWN):
+            replaced = self.collection.find_one_and_replace(
+                self._conditional(document["_id"], etags), document, projection={"_id": 1}
+            )
         return Outcome.DONE if replaced is not None else self._why_not(document["_id"])
 
     def delete_if_match(self, raw_id: Any, etags: list[str] | None) -> Outcome:
         object_id = parse_id(raw_id)
         if object_id is None:
             return Outcome.NOT_FOUND
-        deleted = self.collection.delete_one(self._conditional(object_id, etags)).deleted_count
+        with _writing(MSG_DELETE_UNKNOWN):
+            deleted = self.collection.delete_one(self._conditional(object_id, etags)).deleted_count
         if deleted:
             return Outcome.DONE
         return self._why_not(object_id)
@@ -372,6 +419,7 @@ class EstimationStore:
             return {"_id": object_id}
         return {"_id": object_id, "_etag": etags[0] if len(etags) == 1 else {"$in": etags}}
 
+    @_reading()  # the write was not applied: what the read finds, or its failure, changes nothing
     def _why_not(self, object_id: ObjectId) -> Outcome:
         exists = self.collection.find_one({"_id": object_id}, {"_id": 1}) is not None
         return Outcome.STALE if exists else Outcome.NOT_FOUND
@@ -385,6 +433,27 @@ def _with_meta(projection: dict[str, int] | None) -> dict[str, int] | None:
     return projection
 
 
-def _refused(exc: OperationFailure) -> BadQuery:
-    logger.info("query refused by the database: code=%s", exc.code)
-    return BadQuery("where", MSG_QUERY_REFUSED)
+# Codes of a query the database refused for its shape: the client's to change, so a 400. Any other code
+# is the server's doing, or unknown, so a 503: Unauthorized (13), CursorNotFound (43), QueryPlanKilled
+# (175), Interrupted (11601), InterruptedAtShutdown (11600), InterruptedDueToReplStateChange (11602), the
+# not-primary codes (10107, 13435, 13436, 189, 91), a memory limit (292), none at all.
+QUERY_SHAPE_CODES = frozenset(
+    {
+        2,  # BadValue: an unknown operator, an operator given the wrong kind of argument
+        9,  # FailedToParse
+        14,  # TypeMismatch
+        31253,  # inclusion in an exclusion projection
+        31254,  # exclusion in an inclusion projection
+        51091,  # an invalid regular expression
+        51108,  # invalid regular expression options
+    }
+)
+
+
+def _refused(exc: OperationFailure) -> APIException:
+    """A query of ``where`` and ``sort`` that failed on the server: the client's (400) only by its code."""
+    if exc.code in QUERY_SHAPE_CODES:
+        logger.info("query refused by the database: code=%s", exc.code)
+        return BadQuery("where", MSG_QUERY_REFUSED)
+    logger.warning("the database failed a query: code=%s", exc.code)
+    return database_failure(exc, write=False)

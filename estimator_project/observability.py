@@ -69,6 +69,9 @@ LATENCY = Labelled(
 ESTIMATIONS = Labelled(Counter("estimations_created_total", "Estimations made and stored", ["model_version"]))
 ACTIVE_MODEL = Gauge("model_active_version", "The model version this process serves", multiprocess_mode="livemax")
 MODEL_LOAD_FAILURES = Counter("model_load_failures_total", "Model versions refused or failed to load")
+MODEL_REFRESH_FAILURES = Counter(
+    "model_refresh_failures_total", "Checks for a newly active model that failed (the loaded model kept serving)"
+)
 
 
 # Any other method is answered 405 and counted as "other": a client making up methods must not make up

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
@@ -38,6 +38,11 @@ INDEXES = [IndexModel([("expires", ASCENDING)], name="expires", expireAfterSecon
 MSG_ADDRESS = "Request was throttled: this client address has spent its budget of {rate} requests."
 MSG_KEY = "Request was throttled: this API key has spent its budget of {rate} requests."
 MSG_STORE_DOWN = "The request budget store (Redis) is unreachable right now; nothing was done. Retry in a few seconds."
+# Counted in MongoDB: its failure comes before the request does anything, whatever the request's method.
+MSG_MONGO_COUNTERS_DOWN = (
+    "The database did not answer while counting this request against its budget; nothing was done. "
+    "Retry in a few seconds."
+)
 
 
 class CounterStoreDown(exceptions.APIException):
@@ -253,12 +258,15 @@ class Budget:
         if blocked:
             return blocked
         limit, period = parse_rate(self.rate)
-        if count:
-            seen, left = counters().hit(key, period)
-            over = seen > limit  # this request is the seen-th
-        else:
-            seen, left = counters().peek(key)
-            over = seen >= limit  # the next one would pass the limit
+        try:
+            if count:
+                seen, left = counters().hit(key, period)
+                over = seen > limit  # this request is the seen-th
+            else:
+                seen, left = counters().peek(key)
+                over = seen >= limit  # the next one would pass the limit
+        except PyMongoError as exc:
+            raise CounterStoreDown(MSG_MONGO_COUNTERS_DOWN) from exc
         if not over:
             return 0.0
         _remember_blocked(key, left)

@@ -4,7 +4,10 @@ Each process keeps the model it serves in memory as a ``FastModel``. At most eve
 MODEL_REFRESH_SECONDS, one request thread (never more than one at a time; the others go on with the
 current model) reads the active version from MongoDB; if it changed, the new version is fetched,
 verified, loaded and swapped in. A version that fails verification, or cannot be read or loaded, is
-refused with a logged error and the process keeps serving what it had; no request fails for it.
+refused with a logged error and the process keeps serving what it had; no request fails for it. A check
+that fails for any other reason (the database down, slow or stepping down; anything unexpected) is
+logged and counted (``model_refresh_failures_total``), and the model already loaded keeps serving: the
+request that made the check answers as it would have. The next check comes MODEL_REFRESH_SECONDS later.
 
 A refusal is remembered with what was refused: the activation, and the version's metadata and GridFS
 file. It is not tried again on every check, but as soon as the version is activated again or its
@@ -26,7 +29,7 @@ from pymongo.errors import PyMongoError
 from rest_framework.exceptions import APIException
 
 from estimator_project.mongo import get_database
-from estimator_project.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES
+from estimator_project.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES, MODEL_REFRESH_FAILURES
 
 from .fast import FastModel
 from .registry import ModelRegistry, RegistryError
@@ -95,29 +98,37 @@ class ModelHolder:
 
     def refresh(self) -> None:
         self.checked_at = time.monotonic()
-        registry = model_registry()
         try:
-            state = registry.active_state() or {}
-            version = state.get("version")
-            if version is None or (self.model is not None and version == self.model.version):
-                self.active_refused = None
-                return
-            # What the version is now: a refusal stands until it is activated again or its artifact changes.
-            seen = (state.get("activated"), *registry.artifact_state(version))
-            refusal = self.refused.get(version)
-            if refusal is not None and refusal.seen == seen:
-                self.active_refused = version
-                return
-            if refusal is not None:
-                logger.info("model version %s was activated again or its artifact changed: trying it again", version)
-            self._load(registry, version, seen)
-        except PyMongoError:
+            self._check()
+        except Exception as exc:
             if self.model is None:
-                raise  # nothing to serve: the request answers 503 (database unavailable)
-            MODEL_LOAD_FAILURES.inc()
-            logger.warning(
-                "could not read the active model from the database; still serving version %s", self.model.version
-            )
+                raise  # nothing to serve: the request fails (503 for a database error)
+            MODEL_REFRESH_FAILURES.inc()
+            if isinstance(exc, PyMongoError):
+                logger.warning(
+                    "could not read the active model from the database (%s); still serving version %s",
+                    type(exc).__name__,
+                    self.model.version,
+                )
+            else:
+                logger.exception("checking for a new active model failed; still serving version %s", self.model.version)
+
+    def _check(self) -> None:
+        registry = model_registry()
+        state = registry.active_state() or {}
+        version = state.get("version")
+        if version is None or (self.model is not None and version == self.model.version):
+            self.active_refused = None
+            return
+        # What the version is now: a refusal stands until it is activated again or its artifact changes.
+        seen = (state.get("activated"), *registry.artifact_state(version))
+        refusal = self.refused.get(version)
+        if refusal is not None and refusal.seen == seen:
+            self.active_refused = version
+            return
+        if refusal is not None:
+            logger.info("model version %s was activated again or its artifact changed: trying it again", version)
+        self._load(registry, version, seen)
 
     def _load(self, registry: ModelRegistry, version: int, seen: tuple[Any, ...]) -> None:
         try:

@@ -104,6 +104,43 @@ def healthcheck_argv(service: str) -> list[str]:
     raise ValueError(f"healthcheck test {test!r} is not run by tests/topology.py")
 
 
+def start_nginx(netns_name: str, prefix: Path, conf: str, name: str = "default.conf") -> subprocess.Popen:
+    """Debian's nginx in namespace ``netns_name``, loading ``conf`` as the nginx image loads conf.d/*.conf;
+    its files (and its log, error.log) under ``prefix``, a folder nginx's workers (www-data) can reach."""
+    (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
+    for folder in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "temp" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.chown(prefix / "temp" / folder, "www-data")
+    (prefix / "conf.d" / name).write_text(conf)
+    (prefix / "nginx.conf").write_text(NGINX_MAIN.format(prefix=prefix))
+    # In a PID namespace of its own that ends with this process (and this one with the test's):
+    # no nginx worker outlives the test, whatever stops it.
+    return subprocess.Popen(
+        ["ip", "netns", "exec", netns_name, "setpriv", "--pdeathsig", "KILL"]
+        + ["unshare", "--pid", "--kill-child=SIGTERM", NGINX, "-e", "stderr", "-p", str(prefix)]
+        + ["-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+        stdin=subprocess.DEVNULL,
+        stdout=(prefix / "error.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_nginx(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    # unshare ignores SIGTERM while its child runs; killed, it sends nginx SIGTERM (--kill-child),
+    # and nginx's end ends its PID namespace, workers included.
+    try:
+        master = int(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        master = None
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while master and Path(f"/proc/{master}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _seconds(text: str) -> float:
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
     return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(ms|s|m|h)", text))
@@ -234,24 +271,10 @@ class Topology:
             time.sleep(1)
 
     def _start_nginx(self) -> None:
-        prefix = self.nginx_dir
-        (prefix / "conf.d").mkdir(parents=True, exist_ok=True)
-        for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (prefix / "temp" / name).mkdir(parents=True, exist_ok=True)
-            shutil.chown(prefix / "temp" / name, "www-data")
         mount = next(v for v in compose()["services"]["proxy"]["volumes"] if "nginx" in v).split(":")
-        shutil.copy(ROOT / mount[0], prefix / "conf.d" / Path(mount[1]).name)
-        (prefix / "nginx.conf").write_text(NGINX_MAIN.format(prefix=prefix))
-        self.nginx_log = prefix / "error.log"
-        # In a PID namespace of its own that ends with this process (and this one with the test's):
-        # no nginx worker outlives the test, whatever stops it.
-        self.nginx = subprocess.Popen(
-            ["ip", "netns", "exec", self.proxy.netns, "setpriv", "--pdeathsig", "KILL"]
-            + ["unshare", "--pid", "--kill-child=SIGTERM", NGINX, "-e", "stderr", "-p", str(prefix)]
-            + ["-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL,
-            stdout=self.nginx_log.open("wb"),
-            stderr=subprocess.STDOUT,
+        self.nginx_log = self.nginx_dir / "error.log"
+        self.nginx = start_nginx(
+            self.proxy.netns, self.nginx_dir, (ROOT / mount[0]).read_text(), name=Path(mount[1]).name
         )
         deadline = time.monotonic() + 20
         while True:
@@ -288,18 +311,8 @@ class Topology:
         return counts
 
     def stop(self) -> None:
-        if self.nginx is not None and self.nginx.poll() is None:
-            # unshare ignores SIGTERM while its child runs; killed, it sends nginx SIGTERM (--kill-child),
-            # and nginx's end ends its PID namespace, workers included.
-            try:
-                master = int(Path(f"/proc/{self.nginx.pid}/task/{self.nginx.pid}/children").read_text().split()[0])
-            except (OSError, IndexError, ValueError):
-                master = None
-            self.nginx.kill()
-            self.nginx.wait()
-            deadline = time.monotonic() + 15
-            while master and Path(f"/proc/{master}").exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        if self.nginx is not None:
+            stop_nginx(self.nginx)
         for box in self.apis:
             box.remove()
         self.apis = []

@@ -9,7 +9,7 @@ from http import HTTPStatus
 import gridfs
 import pytest
 from prometheus_client import REGISTRY
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, NetworkTimeout, NotPrimaryError, OperationFailure
 
 from ml import serving
 from ml.registry import BUCKET, ArtifactRefused, ModelRegistry
@@ -74,6 +74,10 @@ def reupload(registry: ModelRegistry, version: int, data: bytes) -> None:
 
 def load_failures() -> float:
     return REGISTRY.get_sample_value("model_load_failures_total") or 0.0
+
+
+def refresh_failures() -> float:
+    return REGISTRY.get_sample_value("model_refresh_failures_total") or 0.0
 
 
 def ready_model_line(api) -> str:
@@ -242,14 +246,57 @@ def test_a_database_error_while_loading_is_no_refusal_and_the_next_check_tries_a
 ):
     version = registry.save(trained_model)["version"]
     point_active_at(registry, version)
-    before = load_failures()
+    before, refused_before = refresh_failures(), load_failures()
     with monkeypatch.context() as patched:
         patched.setattr(ModelRegistry, "_artifact", lambda *a: (_ for _ in ()).throw(AutoReconnect("connection lost")))
         assert estimate(api) == 1
         assert ready_model_line(api) == "version 1"  # not refused: the version is not at fault
 
-    assert load_failures() == before + 2  # counted at each of the two checks that met it
+    assert refresh_failures() == before + 2  # counted at each of the two checks that met it
+    assert load_failures() == refused_before  # and no version was refused
     assert estimate(api) == version
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AutoReconnect("connection lost"),
+        NetworkTimeout("timed out"),
+        NotPrimaryError("not primary", {"ok": 0, "code": 10107}),
+        OperationFailure("not authorized", 13, {"ok": 0, "code": 13}),
+        RuntimeError("anything else"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_failed_refresh_check_fails_no_request_and_is_counted(api, registry, monkeypatch, error):
+    """The check that reads the active version (each request's, at MODEL_REFRESH_SECONDS=0) fails."""
+
+    def failing(self):
+        raise error
+
+    before = refresh_failures()
+    with monkeypatch.context() as patched:
+        patched.setattr(ModelRegistry, "active_state", failing)
+        assert estimate(api) == 1  # the request that made the check answers with the loaded model
+        assert ready_model_line(api) == "version 1"
+        metrics = api.get("/metrics").content.decode()
+
+    assert refresh_failures() == before + 2  # the POST's check and /health/ready's
+    assert f"model_refresh_failures_total {before + 2}" in metrics  # what Prometheus scrapes
+    assert estimate(api) == 1  # and the next check, the database answering, finds nothing new
+
+
+def test_without_a_loaded_model_a_database_error_in_the_check_answers_503(api_without_model, settings, monkeypatch):
+    settings.MODEL_REFRESH_SECONDS = 0
+
+    def failing(self):
+        raise AutoReconnect("connection lost")
+
+    monkeypatch.setattr(ModelRegistry, "active_state", failing)
+
+    response = post_json(api_without_model, {"bestseller_rank": 70})
+
+    assert_error_envelope(response, HTTPStatus.SERVICE_UNAVAILABLE)
 
 
 def test_a_model_that_verifies_but_cannot_be_served_is_refused_and_the_old_one_kept(
