@@ -200,3 +200,15 @@ def test_a_write_reaches_a_host_with_its_method_and_body(proxy, method):
     answer = json.loads(raw)
     assert answer["method"] == method and answer["body"] == '{"bestseller_rank": 7}'
     assert len(hosts.of(path)) == 1
+
+
+def test_a_body_over_the_proxy_limit_is_refused_in_the_envelope(proxy):
+    send, hosts = proxy
+    path = unique("/ok")
+
+    status, headers, raw = send("POST", path, b"[" + b"1," * (2 * 1024 * 1024) + b"1]")  # past client_max_body_size
+
+    assert status == 413, raw[:300]
+    assert headers["Content-Type"].startswith("application/json")
+    assert "smaller body" in envelope(raw, 413)
+    assert hosts.of(path) == []  # refused by nginx: no host saw it
