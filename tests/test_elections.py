@@ -255,14 +255,12 @@ class TestReadiness:
         response = api.get("/health/ready")
 
         assert response.status_code == HTTPStatus.OK, response.content
-        assert response.json() == {
-            "status": "ready",
-            "checks": {
-                "database": "no primary (election in progress?): reads are served, writes answer 503 until one "
-                "is elected",
-                "model": f"version {active_model['version']}",
-            },
-        }
+        body = response.json()
+        assert body["status"] == "ready"
+        assert body["checks"]["database"] == (
+            "no primary (election in progress?): reads are served, writes answer 503 until one is elected"
+        )
+        assert body["checks"]["model"] == f"version {active_model['version']}"
         assert asked == ["primary", "primaryPreferred"]  # then the members the reads go to
 
     def test_no_member_answering_is_not_ready_the_database_is_unreachable(self, api, pings):
@@ -271,10 +269,8 @@ class TestReadiness:
 
         body = assert_error_envelope(api.get("/health/ready"), 503)
 
-        assert body["checks"] == {
-            "database": "unreachable (ServerSelectionTimeoutError)",
-            "model": "not checked: no database",
-        }
+        assert body["checks"]["database"] == "unreachable (ServerSelectionTimeoutError)"
+        assert body["checks"]["model"] == "not checked: no database"
         assert "database: unreachable" in body["_error"]["message"]
         assert asked == ["primary", "primaryPreferred"]
 
