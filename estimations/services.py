@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework.exceptions import NotFound
 
-from estimator_project.mongo import database_name, get_client
+from estimator_project.mongo import database_name, get_client, reads_preference
 from estimator_project.observability import ESTIMATIONS
 from ml.estimators import Estimator
 from ml.fast import Estimate
@@ -49,8 +49,11 @@ def estimation_store() -> EstimationStore:
     current = _store
     if current is None or current[0] is not client or current[1] != database:
         collection = client[database][COLLECTION]
+        # GET one, the list and the export may be served by a secondary (MONGO_READ_PREFERENCE); the rest
+        # stays on the client's primary.
+        reads = collection.with_options(read_preference=reads_preference())
         wait = settings.MONGO_TIMEOUT_MS / 1000 if settings.MONGO_TIMEOUT_MS > 0 else None
-        current = _store = (client, database, EstimationStore(collection, insert_wait_seconds=wait))
+        current = _store = (client, database, EstimationStore(collection, reads=reads, insert_wait_seconds=wait))
     return current[2]
 
 
@@ -193,10 +196,10 @@ def estimation_export(*, store: EstimationStore, query: ListQuery) -> Iterator[d
     return store.export(query)
 
 
-def estimation_get(*, store: EstimationStore, estimation_id: str) -> dict[str, Any]:
-    """The stored estimation, read from the database on every call: what a GET answers and what a
-    write checks its etag against, the same on every host."""
-    document = store.get(estimation_id)
+def estimation_get(*, store: EstimationStore, estimation_id: str, from_primary: bool = False) -> dict[str, Any]:
+    """The stored estimation, read from the database on every call: what a GET answers (with the reads'
+    preference) and, ``from_primary``, what a write checks its etag against, the same on every host."""
+    document = store.get(estimation_id, from_primary=from_primary)
     if document is None:
         raise NotFound(MSG_NOT_FOUND)
     return document
@@ -221,7 +224,7 @@ def estimation_update(
     model; otherwise (recording actuals, naming a SKU) the estimate and its model version stay, so
     the actuals judge the model that made it.
     """
-    current = estimation_get(store=store, estimation_id=estimation_id)
+    current = estimation_get(store=store, estimation_id=estimation_id, from_primary=True)
     if if_match is not None and current["_etag"] not in if_match:
         raise PreconditionFailed()
     fields, issues = validation.validate(data, _rules(estimator), partial=partial, from_form=from_form)

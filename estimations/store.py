@@ -189,9 +189,18 @@ def parse_id(raw: Any) -> ObjectId | None:
 
 class EstimationStore:
     def __init__(
-        self, collection: Collection, *, query_timeout_ms: int = 5000, insert_wait_seconds: float | None = None
+        self,
+        collection: Collection,
+        *,
+        reads: Collection | None = None,
+        query_timeout_ms: int = 5000,
+        insert_wait_seconds: float | None = None,
     ):
         self.collection = collection
+        # What GET one, the list, its count and the export read: the same collection with the read
+        # preference that lets a secondary serve them (services.estimation_store). Every other read,
+        # a write's own checks included, is on ``collection`` (the primary).
+        self.reads = collection if reads is None else reads
         # Bounds the server-side time of any one list query: no filter can scan without limit.
         self.query_timeout_ms = query_timeout_ms
         # Single inserts of concurrent requests share one database command (estimations/group_insert.py).
@@ -260,17 +269,18 @@ class EstimationStore:
     # --- reads --------------------------------------------------------------------------------
 
     @_reading()
-    def get(self, raw_id: Any) -> dict[str, Any] | None:
+    def get(self, raw_id: Any, *, from_primary: bool = False) -> dict[str, Any] | None:
+        """The stored document; ``from_primary`` for the version a write is about to be conditional on."""
         object_id = parse_id(raw_id)
         if object_id is None:
             return None
-        return self.collection.find_one({"_id": object_id})
+        return (self.collection if from_primary else self.reads).find_one({"_id": object_id})
 
     def find(self, query: ListQuery) -> list[dict[str, Any]]:
         projection = _with_meta(query.projection)
         try:
             cursor = (
-                self.collection.find(query.filter, projection)
+                self.reads.find(query.filter, projection)
                 .sort(query.sort)
                 .skip(query.skip)
                 .limit(query.max_results)
@@ -288,7 +298,7 @@ class EstimationStore:
         The first batch is read here, so a query the database refuses is an error before anything is
         sent; the rest is read as the caller iterates.
         """
-        cursor = self.collection.find(query.filter).sort(query.sort).batch_size(batch_size)
+        cursor = self.reads.find(query.filter).sort(query.sort).batch_size(batch_size)
         try:
             first = next(cursor, None)
         except ExecutionTimeout:
@@ -304,8 +314,8 @@ class EstimationStore:
         # request would cost time that grows with the collection.
         try:
             if not filter_:
-                return self.collection.estimated_document_count()
-            return self.collection.count_documents(filter_, maxTimeMS=self.query_timeout_ms)
+                return self.reads.estimated_document_count()
+            return self.reads.count_documents(filter_, maxTimeMS=self.query_timeout_ms)
         except ExecutionTimeout:
             raise  # the server ran out of time: 503, not the client's fault
         except OperationFailure as exc:

@@ -1,20 +1,42 @@
 """Health endpoints for orchestrators: /health/live (the process answers) and /health/ready (it can
 serve: the database answers and a model is loaded). Not ready answers 503 in the error envelope, with
 each check's result so an operator sees why. ``checks.indexes`` says what indexes are missing without
-making the service unready: it serves on the indexes in place (docs/operations.md, "Indexes")."""
+making the service unready: it serves on the indexes in place (docs/operations.md, "Indexes").
+
+The database check tells "no primary for now" from "the database is gone" (docs/mongodb.md). On a
+replica set between two primaries (an election takes up to about 12 s) the members still answer: reads
+are served (MONGO_READ_PREFERENCE) and writes answer 503 until a primary is elected. That is the same
+for every API replica, so readiness stays 200 and says so, rather than taking every replica out of the
+load balancer at once. Only when no member answers is the service not ready. Each ping waits at most
+MONGO_READY_TIMEOUT_MS.
+"""
 
 from __future__ import annotations
 
+import pymongo
+from django.conf import settings
 from django.http import JsonResponse
 from pymongo.errors import PyMongoError
+from pymongo.read_preferences import ReadPreference
 
 from estimations.errors import envelope
 from ml.serving import NoActiveModel, get_estimator, refused_active_version
 
 from . import indexes
-from .mongo import get_database
+from .mongo import get_database, reads_preference
 
 MSG_NOT_READY = "Not ready: {reasons}."
+DATABASE_OK = "ok"
+NO_PRIMARY = "no primary (election in progress?): reads are served, writes answer 503 until one is elected"
+NO_PRIMARY_NO_READS = (
+    "no primary (election in progress?): reads (MONGO_READ_PREFERENCE={mode}) and writes answer 503 until one "
+    "is elected"
+)
+
+
+def _serves(database: str) -> bool:
+    """Whether the service is ready as far as the database goes: it answers, with or without a primary."""
+    return database == DATABASE_OK or database.startswith("no primary")
 
 
 def live(request) -> JsonResponse:
@@ -23,20 +45,42 @@ def live(request) -> JsonResponse:
 
 def ready(request) -> JsonResponse:
     checks = {"database": _database()}
-    checks["model"] = _model() if checks["database"] == "ok" else "not checked: no database"
-    checks["indexes"] = indexes.readiness() if checks["database"] == "ok" else "not checked: no database"
-    if checks["database"] == "ok" and checks["model"].startswith("version"):
+    answers = _serves(checks["database"])
+    checks["model"] = _model() if answers else "not checked: no database"
+    if checks["database"] == DATABASE_OK:
+        checks["indexes"] = indexes.readiness()
+    else:  # listed from the primary only
+        checks["indexes"] = "not checked: no primary" if answers else "not checked: no database"
+    if answers and checks["model"].startswith("version"):
         return JsonResponse({"status": "ready", "checks": checks})
     reasons = "; ".join(f"{name}: {result}" for name, result in checks.items())
     return JsonResponse(envelope(503, MSG_NOT_READY.format(reasons=reasons), checks=checks), status=503)
 
 
+def _ping(read_preference) -> None:
+    """One ping, to a member the read preference selects, within MONGO_READY_TIMEOUT_MS (server
+    selection included; also within what is left of the request's own budget)."""
+    with pymongo.timeout(settings.MONGO_READY_TIMEOUT_MS / 1000):
+        get_database().command("ping", read_preference=read_preference)
+
+
 def _database() -> str:
     try:
-        get_database().command("ping")
+        _ping(ReadPreference.PRIMARY)
+        return DATABASE_OK
     except PyMongoError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    return "ok"
+        no_primary = exc
+    # No primary answered. Is the database gone, or between two primaries? Ask the members that the
+    # reads may go to; with MONGO_READ_PREFERENCE=primary (no read goes elsewhere), any member.
+    preference = reads_preference()
+    can_read = preference != ReadPreference.PRIMARY
+    try:
+        _ping(preference if can_read else ReadPreference.NEAREST)
+    except PyMongoError:
+        return f"unreachable ({type(no_primary).__name__})"
+    if can_read:
+        return NO_PRIMARY
+    return NO_PRIMARY_NO_READS.format(mode=settings.MONGO_READ_PREFERENCE)
 
 
 def _model() -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.read_preferences import _ServerMode, make_read_preference, read_pref_mode_from_name
 from pymongo.uri_parser import parse_uri
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,20 @@ def _new_client(uri: str) -> Any:
         socketTimeoutMS=settings.MONGO_SOCKET_TIMEOUT_MS,
         wtimeoutMS=settings.MONGO_WTIMEOUT_MS,
         w=int(concern) if concern.isdigit() else concern,
+        # Every read is from the primary but those that ask for MONGO_READ_PREFERENCE (reads_preference).
+        readPreference="primary",
     )
+
+
+def reads_preference() -> _ServerMode:
+    """The read preference of the reads that may be served by a secondary: GET one, the list (and its
+    count) and the CSV export (settings.MONGO_READ_PREFERENCE, MONGO_MAX_STALENESS_SECONDS)."""
+    return _reads_preference(settings.MONGO_READ_PREFERENCE, settings.MONGO_MAX_STALENESS_SECONDS)
+
+
+@functools.lru_cache(maxsize=8)
+def _reads_preference(mode: str, max_staleness_seconds: int) -> _ServerMode:
+    return make_read_preference(read_pref_mode_from_name(mode), None, max_staleness_seconds or -1)
 
 
 def get_client() -> Any:

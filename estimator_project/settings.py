@@ -168,6 +168,46 @@ INDEX_CHECK_SECONDS = env.float("INDEX_CHECK_SECONDS", default=60.0)
 # Acknowledged writes: "majority" (the default; on a replica set a write survives a failover), or a
 # number of members such as 1.
 MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
+# Where GET one, the list (and its count) and the CSV export read on a replica set (docs/mongodb.md).
+# primaryPreferred: from the primary whenever there is one, from a secondary (maybe slightly behind) while
+# there is none, as during an election. Every other read (a write's checks, idempotency, models, keys,
+# throttling) is from the primary. MONGO_MAX_STALENESS_SECONDS (0: no limit; else 90 or more) keeps those
+# reads off a secondary that lags further behind the primary.
+MONGO_READ_PREFERENCE = env.str("MONGO_READ_PREFERENCE", default="primaryPreferred")
+MONGO_MAX_STALENESS_SECONDS = env.int("MONGO_MAX_STALENESS_SECONDS", default=0)
+# /health/ready's database check: at most this long for each ping (the primary, then any member).
+MONGO_READY_TIMEOUT_MS = env.int("MONGO_READY_TIMEOUT_MS", default=1500)
+_READ_PREFERENCES = ("primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest")
+if MONGO_READ_PREFERENCE not in _READ_PREFERENCES:
+    raise ImproperlyConfigured(
+        f"MONGO_READ_PREFERENCE={MONGO_READ_PREFERENCE!r}: give one of MongoDB's read preference modes: "
+        f"{', '.join(_READ_PREFERENCES)} (the default, primaryPreferred, reads from a secondary only while "
+        "there is no primary)."
+    )
+if MONGO_MAX_STALENESS_SECONDS < 0 or 0 < MONGO_MAX_STALENESS_SECONDS < 90:
+    raise ImproperlyConfigured(
+        f"MONGO_MAX_STALENESS_SECONDS={MONGO_MAX_STALENESS_SECONDS}: give 0 (no limit) or 90 seconds or more "
+        "(MongoDB's smallest maxStalenessSeconds)."
+    )
+if MONGO_MAX_STALENESS_SECONDS and MONGO_READ_PREFERENCE == "primary":
+    raise ImproperlyConfigured(
+        "MONGO_MAX_STALENESS_SECONDS is set but MONGO_READ_PREFERENCE=primary never reads from a secondary: "
+        "set MONGO_MAX_STALENESS_SECONDS=0, or choose another MONGO_READ_PREFERENCE."
+    )
+if MONGO_READY_TIMEOUT_MS <= 0:
+    raise ImproperlyConfigured(
+        f"MONGO_READY_TIMEOUT_MS={MONGO_READY_TIMEOUT_MS}: give the milliseconds /health/ready waits for each "
+        "database ping, more than 0 (the default is 1500)."
+    )
+# The read preference is these settings' alone: a URI's own would apply to reads that must stay on the
+# primary. The URI is not repeated here: it may hold a password.
+_uri_read_options = re.findall(r"[?&](readpreference|readpreferencetags|maxstalenessseconds)=", MONGO_URI, re.I)
+if _uri_read_options:
+    raise ImproperlyConfigured(
+        f"MONGO_URI sets {', '.join(sorted(set(_uri_read_options)))}: remove it from the URI and set "
+        "MONGO_READ_PREFERENCE (and MONGO_MAX_STALENESS_SECONDS) instead. They apply to GET one, the list "
+        "and the export; every other read is from the primary."
+    )
 
 # --- The estimations resource (Eve's names where Eve had the setting) -----------------------
 # CACHE_EXPIRES (seconds) is how long a successful GET stays fresh: it drives both `Expires` and

@@ -125,6 +125,88 @@ class TestCompose:
         assert "replicaSet=" in (ROOT / "docker-compose.yml").read_text()
 
 
+def merged(base: dict, override: dict) -> dict:
+    """compose's merge of an override file (``-f base -f override``): mappings merge, other values are replaced."""
+    result = dict(base)
+    for key, value in override.items():
+        result[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return result
+
+
+class TestReplicaSetExample:
+    """docker-compose.replica-set.yml: the members it runs, the set rs.initiate makes and the URI the API
+    is given name the same hosts and set, and the API starts only once the set has a primary."""
+
+    def files(self) -> tuple[dict, dict, str]:
+        override = (ROOT / "docker-compose.replica-set.yml").read_text()
+        return yaml.safe_load((ROOT / "docker-compose.yml").read_text()), yaml.safe_load(override), override
+
+    def members(self, services: dict) -> dict[str, str]:
+        """Service name -> its --replSet, for the services that run mongod as a replica set member."""
+        found = {}
+        for name, service in services.items():
+            command = service.get("command") or []
+            if "mongod" in command and "--replSet" in command:
+                found[name] = command[command.index("--replSet") + 1]
+        return found
+
+    def test_the_uri_names_every_member_and_the_set_rs_initiate_makes(self):
+        from pymongo.uri_parser import parse_uri
+
+        base, override, _ = self.files()
+        services = merged(base, override)["services"]
+        members = self.members(services)
+        uri = parse_uri(services["api"]["environment"]["MONGO_URI"])
+        script = " ".join(services["db-init"]["command"])
+        initiated = re.search(r'rs\.initiate\(\{\s*_id: "(\w+)",\s*members: \[(.*?)\]', script, re.DOTALL)
+        hosts = re.findall(r'host: "([\w.-]+:\d+)"', initiated.group(2))
+
+        assert len(members) == 3 and set(members.values()) == {initiated.group(1)} == {uri["options"]["replicaSet"]}
+        assert sorted(f"{host}:{port}" for host, port in uri["nodelist"]) == sorted(hosts)
+        assert sorted(host.split(":")[0] for host in hosts) == sorted(members)
+        assert uri["database"] == parse_uri(base["services"]["api"]["environment"]["MONGO_URI"])["database"]
+
+    def test_the_api_starts_once_every_member_answers_and_the_set_has_a_primary(self):
+        base, override, _ = self.files()
+        services = merged(base, override)["services"]
+        init = services["db-init"]
+
+        assert {name: dep["condition"] for name, dep in init["depends_on"].items()} == dict.fromkeys(
+            self.members(services), "service_healthy"
+        )
+        assert init["restart"] == "no" and "quit(1)" in init["command"][-1]  # no primary in time: it fails
+        assert 'stateStr === "PRIMARY"' in init["command"][-1]
+        assert services["api"]["depends_on"]["db-init"]["condition"] == "service_completed_successfully"
+        assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"  # kept from the base file
+
+    def test_each_member_is_mongo_7_with_a_healthcheck_and_its_own_volume(self):
+        base, override, _ = self.files()
+        compose = merged(base, override)
+        services = compose["services"]
+        volumes = [services[name]["volumes"][0].split(":")[0] for name in self.members(services)]
+
+        assert all(services[name]["image"] == "mongo:7" for name in self.members(services))
+        assert all("mongosh" in " ".join(services[name]["healthcheck"]["test"]) for name in self.members(services))
+        assert len(set(volumes)) == 3 and set(volumes) <= set(compose["volumes"])
+
+    def test_its_settings_are_settings_the_service_reads_with_a_valid_read_preference(self):
+        from django.conf import settings
+
+        from tests import topology
+
+        base, override, _ = self.files()
+        environment = merged(base, override)["services"]["api"]["environment"]
+        preference = topology.interpolate(environment["MONGO_READ_PREFERENCE"], {})
+
+        assert set(environment) <= env_example_names(), set(environment) - env_example_names()
+        assert preference == settings.MONGO_READ_PREFERENCE == "primaryPreferred"
+
+    def test_the_compose_file_says_how_to_start_it(self):
+        assert "-f docker-compose.yml -f docker-compose.replica-set.yml up" in (ROOT / "docker-compose.yml").read_text()
+        _, _, text = self.files()
+        assert "docker compose -f docker-compose.yml -f docker-compose.replica-set.yml up" in text
+
+
 class TestProxyConfig:
     def test_forwards_to_every_api_replica_with_the_client_address(self):
         conf = (ROOT / "deploy/nginx.conf").read_text()

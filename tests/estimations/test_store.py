@@ -186,7 +186,7 @@ class TestReads:
         def refuse(*args, **kwargs):
             raise OperationFailure("unknown operator", code=2)
 
-        monkeypatch.setattr(store.collection, "find", refuse)
+        monkeypatch.setattr(store.reads, "find", refuse)
 
         with pytest.raises(BadQuery):
             store.find(self.query())
@@ -195,7 +195,7 @@ class TestReads:
         def too_slow(*args, **kwargs):
             raise ExecutionTimeout("operation exceeded time limit", code=50)
 
-        monkeypatch.setattr(store.collection, "count_documents", too_slow)
+        monkeypatch.setattr(store.reads, "count_documents", too_slow)
 
         with pytest.raises(ExecutionTimeout):
             store.count({"category": "books"})
@@ -209,7 +209,7 @@ class TestReads:
             calls.append(args)
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(store.collection, "estimated_document_count", spy)
+        monkeypatch.setattr(store.reads, "estimated_document_count", spy)
 
         assert store.count({}) == 5
         assert len(calls) == 1
