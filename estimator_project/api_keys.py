@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReadPreference
 from pymongo.collection import Collection
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -79,7 +79,10 @@ class ApiKeyStore:
         return self.find_by_hash(_hash(key))
 
     def find_by_hash(self, key_hash: str) -> dict[str, Any] | None:
-        return self.collection.find_one({"key_hash": key_hash, "revoked": False})
+        # From the primary whenever there is one; between two primaries (an election) from a secondary, so
+        # that a keyed GET is served as an anonymous one is (docs/mongodb.md).
+        keys = self.collection.with_options(read_preference=ReadPreference.PRIMARY_PREFERRED)
+        return keys.find_one({"key_hash": key_hash, "revoked": False})
 
     @staticmethod
     def hash(key: str) -> str:

@@ -22,6 +22,7 @@ from django.conf import settings
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.read_preferences import _ServerMode, make_read_preference, read_pref_mode_from_name
+from pymongo.topology_description import TopologyDescription
 from pymongo.uri_parser import parse_uri
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,17 @@ def reads_preference() -> _ServerMode:
 @functools.lru_cache(maxsize=8)
 def _reads_preference(mode: str, max_staleness_seconds: int) -> _ServerMode:
     return make_read_preference(read_pref_mode_from_name(mode), None, max_staleness_seconds or -1)
+
+
+def no_primary_for_now(client: Any) -> bool:
+    """Whether ``client`` knows a replica set between two primaries (an election): no member takes a
+    write, yet members the reads may use (MONGO_READ_PREFERENCE) answer. Read from what PyMongo's
+    monitors already know, so it costs no round trip; False when nothing is known yet (a new client, or a
+    database that is gone) and for the embedded store, which has no topology."""
+    description = client.topology_description if isinstance(client, MongoClient) else None
+    if not isinstance(description, TopologyDescription):
+        return False
+    return not description.has_writable_server() and description.has_readable_server(reads_preference())
 
 
 def get_client() -> Any:

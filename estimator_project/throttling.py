@@ -18,6 +18,7 @@ window ends.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,9 +32,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from . import index_sync
+from . import index_sync, mongo
+
+logger = logging.getLogger(__name__)
 
 COLLECTION = "throttle_counters"
+UNCOUNTED_WARNING_SECONDS = 30.0  # "not counted" is logged at most this often in a process
+_last_uncounted_warning = -math.inf
 INDEXES = [IndexModel([("expires", ASCENDING)], name="expires", expireAfterSeconds=0)]
 MSG_ADDRESS = "Request was throttled: this client address has spent its budget of {rate} requests."
 MSG_KEY = "Request was throttled: this API key has spent its budget of {rate} requests."
@@ -108,7 +113,22 @@ class MongoCounters:
     def ensure_indexes(self) -> list[str]:
         return index_sync.ensure(self.collection, INDEXES)
 
+    def _uncountable(self) -> bool:
+        """In an election no member takes the count (a write), while the reads are still served from the
+        secondaries: the request goes on uncounted rather than answer 503 (docs/mongodb.md). That lasts
+        until a primary is elected (about 12 s at most), and nothing can be written meanwhile."""
+        if not mongo.no_primary_for_now(self.collection.database.client):
+            return False
+        global _last_uncounted_warning
+        now = time.monotonic()
+        if now - _last_uncounted_warning > UNCOUNTED_WARNING_SECONDS:
+            _last_uncounted_warning = now
+            logger.warning("no primary: request budgets are not counted until one is elected")
+        return True
+
     def hit(self, key: str, period: int) -> tuple[int, float]:
+        if self._uncountable():
+            return 0, float(period)
         for _ in range(5):
             now = time.time()
             doc = self.collection.find_one_and_update(
@@ -128,6 +148,8 @@ class MongoCounters:
         raise RuntimeError(f"the throttle counter {key!r} changed under five attempts in a row")
 
     def peek(self, key: str) -> tuple[int, float]:
+        if self._uncountable():
+            return 0, 0.0
         now = time.time()
         doc = self.collection.find_one({"_id": key, "reset": {"$gt": now}})
         return (int(doc["n"]), doc["reset"] - now) if doc else (0, 0.0)

@@ -15,6 +15,7 @@ import pymongo
 import pytest
 from pymongo.errors import NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, ReadPreference, SecondaryPreferred
+from pymongo.topology_description import TopologyDescription
 
 from estimations import services
 from estimations.store import EstimationStore
@@ -348,3 +349,54 @@ class TestReadiness:
 
         assert time.monotonic() - started < 10
         assert body["checks"]["database"].startswith("unreachable")
+
+
+class TestNoPrimaryForNow:
+    """mongo.no_primary_for_now reads what PyMongo's monitors know of the set (no round trip)."""
+
+    class Description(TopologyDescription):
+        def __init__(self, writable: bool, readable: bool):  # what the monitors found, said directly
+            self.writable, self.readable, self.asked = writable, readable, []
+
+        def has_writable_server(self) -> bool:
+            return self.writable
+
+        def has_readable_server(self, read_preference) -> bool:
+            self.asked.append(read_preference)
+            return self.readable
+
+    @pytest.mark.parametrize(
+        ("writable", "readable", "expected"),
+        [(False, True, True), (True, True, False), (False, False, False), (True, False, False)],
+        ids=["election", "primary", "gone", "primary-only"],
+    )
+    def test_only_a_set_without_a_writable_member_but_with_readable_ones_is_between_primaries(
+        self, settings, monkeypatch, writable, readable, expected
+    ):
+        import pymongo
+
+        from estimator_project import mongo
+
+        settings.MONGO_READ_PREFERENCE = "primaryPreferred"
+        description = self.Description(writable, readable)
+        client = pymongo.MongoClient("mongodb://h1:27017,h2:27017/?replicaSet=rs0", connect=False)
+        monkeypatch.setattr(type(client), "topology_description", property(lambda self: description))
+        try:
+            assert mongo.no_primary_for_now(client) is expected
+        finally:
+            client.close()
+        if not writable:  # asked with the reads' own preference
+            assert description.asked == [mongo.reads_preference()]
+
+    def test_a_client_that_knows_nothing_yet_and_the_embedded_store_are_not_in_an_election(self):
+        import mongomock
+        import pymongo
+
+        from estimator_project import mongo
+
+        client = pymongo.MongoClient("mongodb://h1:27017,h2:27017/?replicaSet=rs0", connect=False)
+        try:
+            assert mongo.no_primary_for_now(client) is False
+        finally:
+            client.close()
+        assert mongo.no_primary_for_now(mongomock.MongoClient()) is False

@@ -26,6 +26,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect, PyMongoError
 
+from estimator_project.api_keys import ApiKeyStore
+
 from .live import LiveServer, request, trained_database
 
 pytestmark = pytest.mark.integration
@@ -166,6 +168,9 @@ def live(replica_set, wire_server, tmp_path) -> Iterator[tuple[LiveServer, str]]
                 "MODEL_SIGNING_KEY": SIGNING_KEY,
                 "MONGO_TIMEOUT_MS": str(REQUEST_BUDGET_MS),
                 "WEB_CONCURRENCY": "1",
+                # The production budgets, counted in MongoDB: no count can be written without a primary
+                "THROTTLE_ANON_RATE": "600/min",
+                "THROTTLE_KEY_RATE": "6000/min",
             },
             tmp_path / "server.log",
         )
@@ -203,6 +208,12 @@ def test_in_an_election_reads_and_readiness_keep_answering_and_writes_answer_503
     replica_set.wait_replicated(database, stored["_id"])
     acknowledged = [stored["_id"]]
     item = f"{url}/estimations/{stored['_id']}"
+    client = pymongo.MongoClient(replica_set.uri)
+    try:
+        key = ApiKeyStore(client[database]["api_keys"]).create(name="election-reader", scope="write")
+    finally:
+        client.close()
+    keyed = {"Authorization": f"Api-Key {key}"}
 
     with replica_set.without_a_primary():
         # The server's driver learns of the step-down from the members (streaming hello): readiness says so
@@ -220,6 +231,8 @@ def test_in_an_election_reads_and_readiness_keep_answering_and_writes_answer_503
             # reads are served, from a secondary
             one = timed("GET", item)
             assert one[0] == 200 and one[1]["_id"] == stored["_id"], one
+            with_key = timed("GET", item, headers=keyed)  # its key looked up on a secondary
+            assert with_key[0] == 200, with_key
             listed = timed("GET", url + "/estimations?max_results=5")
             assert listed[0] == 200 and listed[1]["_meta"]["total"] >= 1, listed
             ready_status, ready, _, _ = timed("GET", url + "/health/ready")

@@ -169,3 +169,35 @@ def test_a_redis_that_is_down_answers_503_in_the_envelope(api, settings):
 
     assert response.status_code == 503
     assert response.json() == {"_status": "ERR", "_error": {"code": 503, "message": throttling.MSG_STORE_DOWN}}
+
+
+class TestElection:
+    """Between two primaries no member takes a count; the reads go on, uncounted (docs/mongodb.md)."""
+
+    def test_with_no_primary_for_now_a_hit_counts_nothing_and_writes_nothing(self, mongo_counters, monkeypatch):
+        monkeypatch.setattr(throttling.mongo, "no_primary_for_now", lambda client: True)
+
+        assert mongo_counters.hit("throttle:addr:10.0.0.1", 60) == (0, 60.0)
+        assert mongo_counters.peek("throttle:addr:10.0.0.1") == (0, 0.0)
+        assert mongo_counters.collection.count_documents({}) == 0
+
+    def test_with_a_primary_the_same_hits_are_counted(self, mongo_counters, monkeypatch):
+        monkeypatch.setattr(throttling.mongo, "no_primary_for_now", lambda client: False)
+
+        assert [mongo_counters.hit("throttle:addr:10.0.0.1", 60)[0] for _ in range(3)] == [1, 2, 3]
+
+    @pytest.mark.parametrize(("no_primary", "statuses"), [(True, [200, 200, 200]), (False, [200, 429, 429])])
+    def test_gets_over_budget_are_served_only_while_there_is_no_primary(
+        self, api, settings, monkeypatch, no_primary, statuses
+    ):
+        settings.THROTTLE_ANON_RATE = "1/min"
+        store = throttling.MongoCounters(get_database()[throttling.COLLECTION])
+        monkeypatch.setattr(throttling, "counters", lambda: store)
+        monkeypatch.setattr(throttling.mongo, "no_primary_for_now", lambda client: no_primary)
+        throttling.reset()
+        try:
+            answers = [api.get("/estimations").status_code for _ in range(3)]
+        finally:
+            throttling.reset()
+
+        assert answers == statuses
