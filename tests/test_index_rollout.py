@@ -26,7 +26,7 @@ from pymongo.errors import ExecutionTimeout, OperationFailure
 from estimations.store import INDEXES, EstimationStore, RetentionNotChanged
 from estimator_project import index_sync, indexes, mongo
 from tests import dockerfile
-from tests.netns import OP_MSG, StoreRelay
+from tests.netns import StoreRelay
 
 from .live import free_port, request, stop_process
 from .test_settings import run_django
@@ -432,26 +432,12 @@ class RefusingRelay(StoreRelay):
         threading.Thread(target=self._accept, daemon=True, name="refusing-relay").start()
         return self
 
-    def _requests(self, client, upstream) -> None:
-        try:
-            while True:
-                header = self._read(client, 16)
-                length, request_id, _, opcode = struct.unpack("<iiii", header)
-                message = header + self._read(client, length - 16)
-                if opcode == OP_MSG and message[20] == 0:
-                    size = struct.unpack("<i", message[21:25])[0]
-                    body = bson.decode(message[21 : 21 + size])
-                    if body.get("createIndexes") == self.refused:
-                        reply = struct.pack("<I", 0) + b"\0" + bson.encode(self.answer or {})
-                        client.sendall(struct.pack("<iiii", 16 + len(reply), 1, request_id, OP_MSG) + reply)
-                        continue
-                    message = self._adapt(message)
-                upstream.sendall(message)
-        except (OSError, ConnectionError):
-            pass
-        finally:
-            for sock in (client, upstream):
-                sock.close()
+    def _reply_instead(self, message: bytes) -> dict | None:
+        if message[20] != 0:  # not a command body first
+            return None
+        size = struct.unpack("<i", message[21:25])[0]
+        body = bson.decode(message[21 : 21 + size])
+        return (self.answer or {}) if body.get("createIndexes") == self.refused else None
 
 
 @pytest.mark.integration
