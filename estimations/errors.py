@@ -286,3 +286,13 @@ def handler400(request, exception=None):  # noqa: ARG001
 
 def handler500(request):  # noqa: ARG001
     return json_error(500, MSG_SERVER_ERROR)
+
+
+MSG_CSRF = (
+    "The form's security check (CSRF) failed: {reason}. Reload the page (/inspect/) and send the form "
+    "again, with cookies enabled; scripts send their API key in the Authorization header instead."
+)
+
+
+def csrf_failure(request, reason: str = ""):  # noqa: ARG001 - Django's CSRF_FAILURE_VIEW signature
+    return json_error(403, MSG_CSRF.format(reason=(reason or "no valid token").rstrip(".")))

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from estimator_project.api_keys import CanWrite
+from estimator_project.negotiation import UnknownFormat
 from ml.serving import get_estimator
 
 from . import limits, services
@@ -172,7 +173,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
                 return renderer, media_type
         try:
             renderer, media_type = super().perform_content_negotiation(request, force)
-        except Http404 as exc:  # DRF's answer to a ?format= it has no renderer for
+        except (Http404, UnknownFormat) as exc:  # a ?format= there is no renderer for
             raise NotAcceptable(MSG_FORMAT.format(format=str(requested)[:20])) from exc
         if not force and len(NEGOTIATED) < NEGOTIATED_MAX:
             NEGOTIATED[key] = (type(renderer), media_type)

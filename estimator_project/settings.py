@@ -98,6 +98,8 @@ APPEND_SLASH = False
 
 # --- Production hardening -------------------------------------------------------------------
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A failed CSRF check answers in the error envelope too, not Django's HTML page.
+CSRF_FAILURE_VIEW = "estimations.errors.csrf_failure"
 # HTTPS=true: the site is served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto).
 HTTPS = env.bool("HTTPS", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
@@ -295,6 +297,8 @@ CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600)
 
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # A format or Accept the URL has no renderer for: 406 listing what it answers in (not DRF's 404).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "estimator_project.negotiation.ExplainingContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

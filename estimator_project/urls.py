@@ -7,6 +7,7 @@ from estimations.views import HomeView
 from . import health, inspection
 from .audit_api import AuditListView
 from .observability import metrics_view
+from .url_slash import either_slash
 
 urlpatterns = [
     # First, and not behind include(""): every request to the estimations resolves through one level of
@@ -14,16 +15,16 @@ urlpatterns = [
     *estimation_urls,
     path("", HomeView.as_view(), name="home"),
     path("", include("ml.urls")),
-    path("audit", AuditListView.as_view(), name="audit"),
-    path("health/live", health.live, name="health-live"),
-    path("health/ready", health.ready, name="health-ready"),
-    path("metrics", metrics_view, name="metrics"),
-    path("inspect/", inspection.page, name="inspect"),
-    path("inspect/login", inspection.login, name="inspect-login"),
-    path("inspect/logout", inspection.logout, name="inspect-logout"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    *either_slash("audit", AuditListView.as_view(), name="audit"),
+    *either_slash("health/live", health.live, name="health-live"),
+    *either_slash("health/ready", health.ready, name="health-ready"),
+    *either_slash("metrics", metrics_view, name="metrics"),
+    *either_slash("inspect/", inspection.page, name="inspect"),
+    *either_slash("inspect/login", inspection.login, name="inspect-login"),
+    *either_slash("inspect/logout", inspection.logout, name="inspect-logout"),
+    *either_slash("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    *either_slash("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    *either_slash("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
 # Every error answers in the JSON error envelope, also outside the API's views.

@@ -1,4 +1,6 @@
-from django.urls import path, re_path, register_converter
+from django.urls import re_path, register_converter
+
+from estimator_project.url_slash import either_slash
 
 from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelReplaysView, ModelReplayView
 from .training_api import ModelJobView, ModelsView
@@ -21,9 +23,9 @@ register_converter(VersionConverter, "version")
 urlpatterns = [
     re_path(r"^models/?$", ModelsView.as_view(), name="models"),
     re_path(r"^models/jobs/(?P<id>[^/]{1,64})/?$", ModelJobView.as_view(), name="model-job"),
-    path("models/<version:version>", ModelDetailView.as_view(), name="model"),
-    path("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
-    path("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),
-    path("models/<version:version>/replay", ModelReplayView.as_view(), name="model-replay"),
-    path("models/<version:version>/replays", ModelReplaysView.as_view(), name="model-replays"),
+    *either_slash("models/<version:version>", ModelDetailView.as_view(), name="model"),
+    *either_slash("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
+    *either_slash("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),
+    *either_slash("models/<version:version>/replay", ModelReplayView.as_view(), name="model-replay"),
+    *either_slash("models/<version:version>/replays", ModelReplaysView.as_view(), name="model-replays"),
 ]

@@ -67,7 +67,14 @@ class TestAccess:
     def test_sign_in_needs_the_csrf_token(self, keys):
         strict = Client(enforce_csrf_checks=True)
 
-        assert strict.post("/inspect/login", {"key": keys["admin"]}).status_code == HTTPStatus.FORBIDDEN
+        response = strict.post("/inspect/login", {"key": keys["admin"]})
+
+        assert response.status_code == HTTPStatus.FORBIDDEN
+        # in the error envelope, saying what to do, not Django's HTML page
+        assert response["Content-Type"] == "application/json"
+        body = response.json()
+        assert body["_status"] == "ERR" and body["_error"]["code"] == 403
+        assert "CSRF" in body["_error"]["message"] and "Reload the page" in body["_error"]["message"]
 
 
 class TestPage:

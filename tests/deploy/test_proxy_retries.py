@@ -118,8 +118,9 @@ def proxy():
             servers.append(server)
         nginx = start_nginx(front.netns, prefix, conf.replace(READ_TIMEOUT, "proxy_read_timeout 2s;"))
 
-        def send(method: str, path: str, body: bytes | None = None):
+        def send(method: str, path: str, body: bytes | None = None, extra: dict | None = None):
             headers = {"Content-Type": "application/json"} if body is not None else {}
+            headers.update(extra or {})
             return netns.request(front.netns, method, "http://localhost:8000" + path, body, headers, timeout=30)
 
         deadline = time.monotonic() + 20
@@ -212,3 +213,22 @@ def test_a_body_over_the_proxy_limit_is_refused_in_the_envelope(proxy):
     assert headers["Content-Type"].startswith("application/json")
     assert "smaller body" in envelope(raw, 413)
     assert hosts.of(path) == []  # refused by nginx: no host saw it
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "code", "said"),
+    [
+        ("/ok", {"X-Big": "y" * 9000}, 431, "header is too large"),
+    ],
+    ids=["big-header"],
+)
+def test_a_header_too_large_for_the_proxy_is_refused_in_the_envelope(proxy, path, headers, code, said):
+    send, hosts = proxy
+    before = len(hosts.seen)
+
+    status, response_headers, raw = send("GET", path, None, headers)
+
+    assert status == code, raw[:300]
+    assert response_headers["Content-Type"].startswith("application/json")
+    assert said in envelope(raw, code)
+    assert len(hosts.seen) == before  # refused by nginx: no host saw it
