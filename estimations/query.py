@@ -492,7 +492,7 @@ def parse_after(raw: str, sort: list[tuple[str, int]]) -> tuple[tuple[Any, ...],
         raise BadQuery("after", MSG_AFTER_MALFORMED)
     try:
         values = tuple(_key_value(field, value) for (field, _), value in zip(sort, payload["k"], strict=True))
-    except (ValueError, TypeError, OverflowError) as exc:
+    except (ValueError, TypeError, OverflowError, OSError) as exc:  # OSError: a date past the platform's range
         raise BadQuery("after", MSG_AFTER_MALFORMED) from exc
     return values, payload["p"]
 
