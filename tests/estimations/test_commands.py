@@ -31,7 +31,10 @@ def test_creates_the_indexes_over_the_wire_and_again_is_a_no_op(wire_server, set
             assert index.document["name"] in first
         assert first == second
         client = pymongo.MongoClient(wire_server.uri)
-        assert len(client[settings.MONGO_DB_NAME]["estimations"].index_information()) == len(INDEXES) + 1
+        expected = len(INDEXES) + 1  # and _id's own
+        if wire_server.managed:  # nx-27017 names an index by its fields alone: those differing in direction are one
+            expected -= len(INDEXES) - len({tuple(index.document["key"]) for index in INDEXES})
+        assert len(client[settings.MONGO_DB_NAME]["estimations"].index_information()) == expected
         client.close()
     finally:
         mongo.get_client().drop_database(settings.MONGO_DB_NAME)
