@@ -40,7 +40,7 @@ def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-ERR_400 = error_response("Malformed request: bad JSON, or a bad where/sort/projection/page parameter.")
+ERR_400 = error_response("Malformed request: bad JSON, or a bad where/sort/projection/page/after parameter.")
 ERR_404 = error_response("No estimation with this id.")
 ERR_413 = error_response("The body, or the bulk list, is larger than the service accepts.")
 ERR_415 = error_response("Unsupported Content-Type: send application/json.")
@@ -87,8 +87,8 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "sort",
         OpenApiTypes.STR,
-        description='Eve\'s form [("bestseller_rank", -1)] or -bestseller_rank,category; _id breaks ties. '
-        "Default: creation order (_created, then _id).",
+        description='Eve\'s form [("bestseller_rank", -1)] or -bestseller_rank; _id breaks ties. Only orders an '
+        "index serves (a 400 lists them). Default: creation order (_created, then _id).",
     ),
     OpenApiParameter(
         "projection",
@@ -98,7 +98,17 @@ LIST_PARAMETERS = [
     OpenApiParameter(
         "max_results", {"type": "integer", "minimum": 1}, description="Items per page (default 25, capped)."
     ),
-    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="Page number, from 1."),
+    OpenApiParameter(
+        "page",
+        {"type": "integer", "minimum": 1},
+        description="Page number, from 1; a page may skip at most PAGINATION_MAX_SKIP items (default 10000).",
+    ),
+    OpenApiParameter(
+        "after",
+        OpenApiTypes.STR,
+        description="The token in _links.after: the page continuing after that page's last item in the same "
+        "sort (keyset pagination, stable under inserts, any depth). Not with page.",
+    ),
     OpenApiParameter(
         "format",
         {"type": "string", "enum": ["json", "csv"]},

@@ -125,6 +125,8 @@ class PageLinksSerializer(serializers.Serializer):
     next = LinkSerializer(required=False)
     prev = LinkSerializer(required=False)
     last = LinkSerializer(required=False)
+    # The stable next page (keyset pagination): continues after this page's last item.
+    after = LinkSerializer(required=False)
 
 
 class MetaSerializer(serializers.Serializer):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from rest_framework.exceptions import NotFound
@@ -26,11 +26,12 @@ from .errors import (
     MSG_NOT_FOUND,
     MSG_VALIDATION,
     MSG_VALIDATION_UPDATE,
+    BadQuery,
     PayloadTooLarge,
     PreconditionFailed,
     ValidationFailed,
 )
-from .query import ListQuery
+from .query import ListQuery, encode_after
 from .store import COLLECTION, IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome
 from .turns import in_turns
 
@@ -191,9 +192,21 @@ def estimation_import_csv(*, store: EstimationStore, estimator: Estimator, uploa
     return _store_many(store, estimator, inputs)
 
 
-def estimation_export(*, store: EstimationStore, query: ListQuery) -> Iterator[dict[str, Any]]:
-    """Every estimation the query's filter matches, in its sort (pages do not apply), streamed."""
-    return store.export(query)
+MSG_EXPORT_TOO_LARGE = (
+    "matches {total} estimations, more than the {limit} an export holds (EXPORT_MAX_ROWS): narrow it, "
+    'e.g. with a range of _created such as {{"_created": {{"$gte": "2026-01-01"}}}}, and export in parts.'
+)
+
+
+def estimation_export(
+    *, store: EstimationStore, query: ListQuery, max_rows: int | None = None, max_time_ms: int | None = None
+) -> tuple[Iterator[dict[str, Any]], int]:
+    """Every estimation the query's filter matches, in its sort (pages do not apply), streamed; and how
+    many matched when it started. More than ``max_rows`` is refused before anything is sent."""
+    total = store.count(query.filter)
+    if max_rows is not None and total > max_rows:
+        raise BadQuery("where", MSG_EXPORT_TOO_LARGE.format(total=total, limit=max_rows))
+    return store.export(query, max_rows=max_rows, max_time_ms=max_time_ms), total
 
 
 def estimation_get(*, store: EstimationStore, estimation_id: str, from_primary: bool = False) -> dict[str, Any]:
@@ -205,8 +218,17 @@ def estimation_get(*, store: EstimationStore, estimation_id: str, from_primary: 
     return document
 
 
-def estimation_list(*, store: EstimationStore, query: ListQuery) -> tuple[list[dict[str, Any]], int]:
-    return store.find(query), store.count(query.filter)
+class ListPage(NamedTuple):
+    items: list[dict[str, Any]]
+    total: int  # what the where matches (Eve's _meta.total)
+    after: str | None  # the token continuing after the page's last item, when more follow
+
+
+def estimation_list(*, store: EstimationStore, query: ListQuery) -> ListPage:
+    documents = store.find(query, lookahead=1)
+    page, more = documents[: query.max_results], len(documents) > query.max_results
+    after = encode_after(query.sort, page[-1], query.page + 1) if more and page else None
+    return ListPage([query.shown(document) for document in page], store.count(query.filter), after)
 
 
 def estimation_update(

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import itertools
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
@@ -47,7 +47,7 @@ from .errors import (
     database_failure,
 )
 from .group_insert import GroupInsert, NotSent
-from .query import ListQuery
+from .query import ListQuery, with_keyset
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,10 @@ IDEMPOTENCY_FIELDS = (IDEMPOTENCY_FIELD, IDEMPOTENCY_INPUT)
 TTL_INDEX = "retention"
 
 # One index per sortable field, each ending in _id: the API appends _id to every sort as a
-# tiebreaker, so these serve every allowed single-field sort (both directions) and the filters on
-# the same field without an in-memory sort. "created" also serves the default order (query.DEFAULT_SORT).
+# tiebreaker, so these serve every single-field sort (both directions) and the filters on the same
+# field without an in-memory sort. "created" also serves the default order (query.DEFAULT_SORT). The
+# API accepts exactly the sorts these key patterns (or their reverses) serve: query.sort_plans derives
+# them from this table, and a unit test checks every sort the parser accepts against it.
 INDEXES = [
     IndexModel([("bestseller_rank", ASCENDING), ("_id", ASCENDING)], name="rank"),
     IndexModel([("estimated_sales", ASCENDING), ("_id", ASCENDING)], name="sales"),
@@ -69,6 +71,11 @@ INDEXES = [
     IndexModel(
         [("category", ASCENDING), ("bestseller_rank", ASCENDING), ("_id", ASCENDING)],
         name="category_rank",
+    ),
+    # A category's best sellers first (sort=category,-bestseller_rank), and its reverse.
+    IndexModel(
+        [("category", ASCENDING), ("bestseller_rank", DESCENDING), ("_id", DESCENDING)],
+        name="category_rank_desc",
     ),
     IndexModel([("model_version", ASCENDING), ("_id", ASCENDING)], name="model_version"),
     IndexModel([("_created", ASCENDING), ("_id", ASCENDING)], name="created"),
@@ -103,6 +110,17 @@ class RetentionNotChanged(OperationFailure):
             f"'{name}' and run python manage.py ensure_indexes, which builds it again with readWrite",
             UNAUTHORIZED,
         )
+
+
+# How long an export waits before reading a failed batch again (a replica set elects a new primary
+# within about 12 s): one resume after each.
+EXPORT_RESUME_DELAYS = (1.0, 2.0, 4.0)
+
+
+class ExportIncomplete(Exception):
+    """An export cannot go on (a batch failed past its resumes, its row or time bound). Raised while the
+    answer streams: the server then closes the connection without the chunked body's last chunk, so the
+    client sees a truncated transfer, not a complete CSV. Not an OSError, which gunicorn would hide."""
 
 
 class _Unacknowledged:
@@ -276,14 +294,17 @@ class EstimationStore:
             return None
         return (self.collection if from_primary else self.reads).find_one({"_id": object_id})
 
-    def find(self, query: ListQuery) -> list[dict[str, Any]]:
-        projection = _with_meta(query.projection)
+    def find(self, query: ListQuery, *, lookahead: int = 0) -> list[dict[str, Any]]:
+        """A page: up to ``max_results`` documents (and ``lookahead`` more, to tell whether a next page
+        exists) in the query's sort, after its ``after`` item or skipping its pages, read with the sort
+        keys kept whatever the projection (query.ListQuery.shown takes them off)."""
+        projection = _with_meta(query.fetched_projection())
         try:
             cursor = (
-                self.reads.find(query.filter, projection)
+                self.reads.find(query.range_filter, projection)
                 .sort(query.sort)
                 .skip(query.skip)
-                .limit(query.max_results)
+                .limit(query.max_results + lookahead)
                 .max_time_ms(self.query_timeout_ms)
             )
             return list(cursor)
@@ -292,13 +313,26 @@ class EstimationStore:
         except OperationFailure as exc:
             raise _refused(exc) from exc
 
-    def export(self, query: ListQuery, *, batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def export(
+        self,
+        query: ListQuery,
+        *,
+        batch_size: int = 1000,
+        max_rows: int | None = None,
+        max_time_ms: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Every document the filter matches, in the query's sort, fetched ``batch_size`` at a time.
 
         The first batch is read here, so a query the database refuses is an error before anything is
-        sent; the rest is read as the caller iterates.
+        sent; the rest is read as the caller iterates. ``max_time_ms`` bounds the database time of the
+        whole export (maxTimeMS is cumulative over a cursor's batches; a resumed cursor gets what is left,
+        as waited for here). A batch that fails after the first (a failover, a lost cursor) is read again
+        from after the last document given, EXPORT_RESUME_DELAYS times at most; then, as when the export
+        would pass ``max_rows`` or runs out of time, ExportIncomplete is raised, so the streamed answer is
+        cut short where the client can tell (docs/api.md).
         """
-        cursor = self.reads.find(query.filter).sort(query.sort).batch_size(batch_size)
+        started = time.monotonic()
+        cursor = self._export_cursor(query, None, batch_size, max_rows, max_time_ms)
         try:
             first = next(cursor, None)
         except ExecutionTimeout:
@@ -307,7 +341,71 @@ class EstimationStore:
             raise _refused(exc) from exc
         if first is None:
             return iter(())
-        return itertools.chain([first], cursor)
+        waited = time.monotonic() - started
+        return self._export_rest(query, cursor, first, waited, batch_size, max_rows, max_time_ms)
+
+    def _export_cursor(
+        self,
+        query: ListQuery,
+        after: dict[str, Any] | None,
+        batch_size: int,
+        rows_left: int | None,
+        time_left_ms: int | None,
+    ) -> Any:
+        where = query.filter
+        if after is not None:
+            where = with_keyset(where, query.sort, tuple(after.get(field) for field, _ in query.sort))
+        cursor = self.reads.find(where).sort(query.sort).batch_size(batch_size)
+        if rows_left is not None:
+            cursor = cursor.limit(rows_left + 1)  # one more: an export past the bound is cut, not silent
+        if time_left_ms is not None:
+            cursor = cursor.max_time_ms(max(1, time_left_ms))
+        return cursor
+
+    def _export_rest(
+        self,
+        query: ListQuery,
+        cursor: Any,
+        first: dict[str, Any],
+        waited: float,
+        batch_size: int,
+        max_rows: int | None,
+        max_time_ms: int | None,
+    ) -> Iterator[dict[str, Any]]:
+        last, sent, failures = first, 1, 0
+        yield first
+        while True:
+            if max_time_ms is not None and waited * 1000 >= max_time_ms:
+                raise ExportIncomplete(f"out of its {max_time_ms} ms of database time after {sent} rows")
+            began = time.monotonic()
+            try:
+                document = next(cursor)
+            except StopIteration:
+                return
+            except ExecutionTimeout as exc:
+                raise ExportIncomplete(f"out of its {max_time_ms} ms of database time after {sent} rows") from exc
+            except PyMongoError as exc:
+                waited += time.monotonic() - began
+                if failures >= len(EXPORT_RESUME_DELAYS):
+                    raise ExportIncomplete(f"a batch failed {failures + 1} times after {sent} rows") from exc
+                logger.warning(
+                    "export: a batch failed after %d rows (%s); resuming after the last row sent",
+                    sent,
+                    type(exc).__name__,
+                )
+                with contextlib.suppress(PyMongoError):
+                    cursor.close()
+                time.sleep(EXPORT_RESUME_DELAYS[failures])
+                failures += 1
+                rows_left = None if max_rows is None else max_rows - sent
+                time_left = None if max_time_ms is None else max_time_ms - int(waited * 1000)
+                cursor = self._export_cursor(query, last, batch_size, rows_left, time_left)
+                continue
+            waited += time.monotonic() - began
+            if max_rows is not None and sent >= max_rows:
+                raise ExportIncomplete(f"more than its {max_rows} rows")
+            yield document
+            last, sent = document, sent + 1
 
     def count(self, filter_: dict[str, Any]) -> int:
         # An unfiltered count comes from collection metadata: counting every document on each list

@@ -197,20 +197,31 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     @docs.list_schema
     def list(self, request: Request) -> Response:
         query = parse_list_query(
-            request.query_params, default_max=settings.PAGINATION_DEFAULT, limit=settings.PAGINATION_LIMIT
+            request.query_params,
+            default_max=settings.PAGINATION_DEFAULT,
+            limit=settings.PAGINATION_LIMIT,
+            max_skip=settings.PAGINATION_MAX_SKIP,
         )
         if isinstance(request.accepted_renderer, CsvRenderer):
-            exported = services.estimation_export(store=services.estimation_store(), query=query)
+            exported, total = services.estimation_export(
+                store=services.estimation_store(),
+                query=query,
+                max_rows=settings.EXPORT_MAX_ROWS or None,
+                max_time_ms=settings.EXPORT_MAX_TIME_MS or None,
+            )
             response = StreamingHttpResponse(csv_chunks(exported), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="estimations.csv"'
+            # What matched as the export started (writes meanwhile may change the rows a little); an export
+            # cut short ends without the chunked body's last chunk (docs/api.md).
+            response["X-Total-Count"] = str(total)
             return response
-        documents, total = services.estimation_list(store=services.estimation_store(), query=query)
+        page = services.estimation_list(store=services.estimation_store(), query=query)
         body = {
-            "_items": [to_resource(document) for document in documents],
-            "_links": _page_links(request, query, total),
-            "_meta": {"page": query.page, "max_results": query.max_results, "total": total},
+            "_items": [to_resource(document) for document in page.items],
+            "_links": _page_links(request, query, page.total, page.after),
+            "_meta": {"page": query.page, "max_results": query.max_results, "total": page.total},
         }
-        return Response(body, headers={"X-Total-Count": str(total)})
+        return Response(body, headers={"X-Total-Count": str(page.total)})
 
     @docs.create_schema
     def create(self, request: Request) -> Response:
@@ -282,22 +293,49 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _page_links(request: Request, query: ListQuery, total: int) -> dict[str, dict[str, str]]:
-    """Eve's pagination links; each keeps the request's other query parameters."""
-    params = {key: value for key, value in request.query_params.items() if key != "page"}
-    last_page = max(1, -(-total // query.max_results))
+def _page_links(request: Request, query: ListQuery, total: int, after: str | None) -> dict[str, dict[str, str]]:
+    """Eve's pagination links, each keeping the request's other query parameters, and ``after``: the
+    stable next page (keyset), continuing after this page's last item, whenever more follow.
 
-    def href(page: int) -> str:
-        encoded = urlencode({**params, "page": page} if page > 1 else params)
+    ``page`` links go as deep as PAGINATION_MAX_SKIP allows: past it ``next`` is the ``after`` link (so a
+    client that follows ``next`` reads on to the end) and there is no ``last``. A page reached by
+    ``after`` links on by ``after`` only."""
+    params = {key: value for key, value in request.query_params.items() if key not in ("page", "after")}
+    last_page = max(1, -(-total // query.max_results))
+    max_skip = settings.PAGINATION_MAX_SKIP
+
+    def href(page: int | None = None, after_token: str | None = None) -> str:
+        extra: dict[str, Any] = {"page": page} if page is not None and page > 1 else {}
+        if after_token is not None:
+            extra = {"after": after_token}
+        encoded = urlencode({**params, **extra})
         return f"{RESOURCE}?{encoded}" if encoded else RESOURCE
 
+    def reachable(page: int) -> bool:
+        return (page - 1) * query.max_results <= max_skip
+
+    keyset = query.after is not None
     links = {
-        "self": {"title": RESOURCE, "href": href(query.page)},
+        "self": {
+            "title": RESOURCE,
+            "href": href(after_token=request.query_params.get("after")) if keyset else href(query.page),
+        },
         "parent": {"title": "home", "href": "/"},
     }
+    after_link = {"title": "next page, after this page's last item", "href": href(after_token=after)} if after else None
+    if after_link is not None:
+        links["after"] = after_link
+    if keyset:
+        if after_link is not None:
+            links["next"] = {**after_link, "title": "next page"}
+        return links
     if query.page < last_page:
-        links["next"] = {"title": "next page", "href": href(query.page + 1)}
-        links["last"] = {"title": "last page", "href": href(last_page)}
+        if reachable(query.page + 1):
+            links["next"] = {"title": "next page", "href": href(query.page + 1)}
+        elif after_link is not None:
+            links["next"] = {**after_link, "title": "next page"}
+        if reachable(last_page):
+            links["last"] = {"title": "last page", "href": href(last_page)}
     if query.page > 1:
         links["prev"] = {"title": "previous page", "href": href(min(query.page - 1, last_page))}
     return links

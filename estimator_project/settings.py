@@ -229,6 +229,13 @@ if _max_age and int(_max_age.group(1)) != CACHE_EXPIRES:
     )
 PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
 PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
+# `page` costs time in proportion to what it skips: it may skip at most this many documents (400 past
+# it); `after` (the _links.after token, keyset pagination) reads any depth at the cost of one page.
+PAGINATION_MAX_SKIP = env.int("PAGINATION_MAX_SKIP", default=10000)
+# A CSV export holds at most EXPORT_MAX_ROWS rows (more: 400 before anything is sent) and takes at most
+# EXPORT_MAX_TIME_MS of database time in all (its cursor's maxTimeMS); 0: no bound (docs/api.md).
+EXPORT_MAX_ROWS = env.int("EXPORT_MAX_ROWS", default=1_000_000)
+EXPORT_MAX_TIME_MS = env.int("EXPORT_MAX_TIME_MS", default=120_000)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
 # A request body must arrive within CLIENT_BODY_TIMEOUT seconds plus its size at CLIENT_BODY_MIN_RATE

@@ -14,6 +14,7 @@ deterministic); ``make fuzz`` runs 2,000 per property with a random seed (PROPER
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Mapping
@@ -29,7 +30,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS
-from estimations.query import COMPARISON_OPERATORS, FIELD_TYPES, LOGICAL_OPERATORS, SET_OPERATORS, SORTABLE_FIELDS
+from estimations.query import (
+    COMPARISON_OPERATORS,
+    FIELD_TYPES,
+    LOGICAL_OPERATORS,
+    SET_OPERATORS,
+    SORTABLE_FIELDS,
+    encode_after,
+    reverse,
+    sort_plans,
+    sort_text,
+)
 from estimations.validation import INPUT_FIELDS
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
@@ -259,6 +270,35 @@ sort_values = st.one_of(
     st.builds(lambda inner: f"[{inner}]", any_text),
 )
 page_values = st.one_of(digit_text, any_text)
+# after: what a client may send, and real tokens (for any sort an index serves) holding any values.
+served_sorts = st.sampled_from([list(plan) for plan in sort_plans()] + [list(reverse(plan)) for plan in sort_plans()])
+key_values = st.one_of(
+    json_scalars,
+    big_integers,
+    moments,
+    st.datetimes(),  # naive: taken as UTC
+    st.builds(bson.ObjectId),
+    any_text,
+)
+
+
+def _real_token(sort: list[tuple[str, int]], values: list[Any], page: int) -> str:
+    return encode_after(sort, {field: value for (field, _), value in zip(sort, values, strict=False)}, page)
+
+
+real_tokens = served_sorts.flatmap(
+    lambda sort: st.builds(
+        _real_token,
+        st.just(sort),
+        st.lists(key_values, min_size=len(sort), max_size=len(sort)),
+        big_integers,
+    ).map(lambda token: (sort_text(sort[:-1] if len(sort) > 1 else sort), token))
+)
+after_values = st.one_of(
+    any_text,
+    st.builds(lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).decode(), json_values),
+    real_tokens.map(lambda pair: pair[1]),
+)
 list_params = st.fixed_dictionaries(
     {},
     optional={
@@ -267,6 +307,7 @@ list_params = st.fixed_dictionaries(
         "projection": json_params,
         "page": page_values,
         "max_results": page_values,
+        "after": after_values,
         "format": st.sampled_from(["json", "csv", "xml", ""]) | any_text,
     },
 )
@@ -279,6 +320,14 @@ header_values = st.text(st.characters(max_codepoint=255), max_size=60)  # WSGI h
 @PROPERTY
 @given(params=list_params)
 def test_the_estimations_list_takes_any_query(world, params):
+    world.send("GET", "/estimations?" + query(params), b"")
+
+
+@PROPERTY
+@given(pair=real_tokens, where=st.one_of(st.none(), where_values), max_results=page_values)
+def test_the_estimations_list_takes_any_after_token_for_its_sort(world, pair, where, max_results):
+    sort, token = pair
+    params = {"sort": sort, "after": token, "max_results": max_results, **({"where": where} if where else {})}
     world.send("GET", "/estimations?" + query(params), b"")
 
 

@@ -273,3 +273,100 @@ class TestProjection:
         ]["message"]
 
         assert "'projection'" in message and fragment in message, message
+
+
+def follow(api, href: str):
+    return api.get("/" + href)
+
+
+class TestKeyset:
+    """_links.after: the next page as a range on the sort key, alongside Eve's page links."""
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {},
+            {"sort": "-bestseller_rank"},
+            {"sort": "category,-bestseller_rank"},
+            {"sort": "-category,-bestseller_rank", "where": {"bestseller_rank": {"$gt": 40}}},
+            {"sort": "-estimated_sales", "projection": {"estimated_sales": 0, "bestseller_rank": 0}},
+        ],
+    )
+    def test_following_after_reads_the_sort_once_to_the_end(self, api, thirty, params):
+        whole = get_list(api, max_results=50, **params).json()["_items"]
+        seen, pages = [], 0
+        response = get_list(api, max_results=7, **params)
+        while True:
+            body = response.json()
+            assert response.status_code == HTTPStatus.OK, body
+            seen += body["_items"]
+            pages += 1
+            assert body["_meta"]["page"] == pages and body["_meta"]["total"] == len(whole)
+            if "after" not in body["_links"]:
+                assert "next" not in body["_links"]
+                break
+            href = body["_links"]["after"]["href"]
+            query = parse_qs(urlsplit(href).query)
+            assert "page" not in query and query["max_results"] == ["7"]
+            assert all(query[name] == [json.dumps(v) if isinstance(v, dict) else v] for name, v in params.items())
+            if pages > 1:  # a page reached by after links on by after: next is the same link
+                assert body["_links"]["next"]["href"] == href
+            response = follow(api, href)
+
+        assert [item["_id"] for item in seen] == [item["_id"] for item in whole]
+        assert pages == -(-len(whole) // 7)
+        if "projection" in params:  # the sort key it read to make the token is not shown
+            assert all("estimated_sales" not in item for item in seen)
+
+    def test_after_is_stable_under_inserts_before_the_cursor(self, api, thirty):
+        first = get_list(api, sort="bestseller_rank", max_results=5).json()
+        assert [item["bestseller_rank"] for item in first["_items"]] == [10, 20, 30, 40, 50]
+
+        # Given estimations inserted meanwhile before the end of the first page
+        assert post_json(api, [{"bestseller_rank": rank} for rank in (1, 2, 3)]).status_code == HTTPStatus.CREATED
+
+        # Then after continues exactly after rank 50, where page=2 has moved
+        assert ranks(follow(api, first["_links"]["after"]["href"])) == [60, 70, 80, 90, 100]
+        assert ranks(follow(api, first["_links"]["next"]["href"])) == [30, 40, 50, 60, 70]
+
+    def test_a_token_is_checked(self, api, thirty):
+        import base64
+
+        href = get_list(api, sort="-bestseller_rank", max_results=5).json()["_links"]["after"]["href"]
+        token = parse_qs(urlsplit(href).query)["after"][0]
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+        def encoded(value) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+        cases = [
+            (token[:-3], "not a token"),
+            ("%%%", "not a token"),
+            (encoded({**payload, "k": [{"$oid": "zz"}, {"$oid": "zz"}]}), "not a token"),
+            (encoded({**payload, "k": ["x", payload["k"][1]]}), "not a token"),
+            (encoded({**payload, "k": payload["k"][:1]}), "not a token"),
+            (encoded({**payload, "p": 0}), "not a token"),
+            (encoded([1, 2]), "not a token"),
+        ]
+        for bad, fragment in cases:
+            message = assert_error_envelope(get_list(api, sort="-bestseller_rank", after=bad), 400)["_error"]["message"]
+            assert "'after'" in message and fragment in message, (bad, message)
+
+        other_sort = get_list(api, sort="bestseller_rank", after=token)
+        assert "made for sort=-bestseller_rank,-_id" in assert_error_envelope(other_sort, 400)["_error"]["message"]
+        with_page = get_list(api, sort="-bestseller_rank", after=token, page=2)
+        assert "cannot be combined with page" in assert_error_envelope(with_page, 400)["_error"]["message"]
+
+    def test_a_page_past_the_skip_limit_is_refused_and_links_stop_before_it(self, api, thirty, settings):
+        settings.PAGINATION_MAX_SKIP = 10
+
+        message = assert_error_envelope(get_list(api, max_results=5, page=4), 400)["_error"]["message"]
+        assert "'page'" in message and "skips 15 estimations, more than the 10" in message and "_links.after" in message
+
+        # Page 3 (skipping 10) is the deepest: its next is the after link, and there is no last
+        links = get_list(api, max_results=5, page=3).json()["_links"]
+        assert links["next"]["href"] == links["after"]["href"] and "last" not in links
+        assert ranks(follow(api, links["next"]["href"])) == [160, 170, 180, 190, 200]
+        assert parse_qs(urlsplit(get_list(api, max_results=5, page=2).json()["_links"]["next"]["href"]).query)[
+            "page"
+        ] == ["3"]

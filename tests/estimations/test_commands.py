@@ -35,7 +35,10 @@ def test_creates_the_indexes_over_the_wire_and_again_is_a_no_op(wire_server, set
             assert index.document["name"] in first
         # The second run leaves every index as it was (it may adopt them under the names the server gave).
         assert {name: database[name].index_information() for name in database.list_collection_names()} == indexes
-        assert len(indexes["estimations"]) == len(INDEXES) + 1
+        expected = len(INDEXES) + 1  # and _id's own
+        if wire_server.managed:  # nx-27017 names an index by its fields alone: those differing in direction are one
+            expected -= len(INDEXES) - len({tuple(index.document["key"]) for index in INDEXES})
+        assert len(indexes["estimations"]) == expected
     finally:
         client.close()
         mongo.get_client().drop_database(settings.MONGO_DB_NAME)

@@ -101,6 +101,20 @@ class TestImportAndExport:
 
         assert [(row["bestseller_rank"], row["category"]) for row in rows] == [("7", "books"), ("5", "books")]
 
+    def test_an_export_says_its_size_and_refuses_past_its_bound(self, api, settings):
+        post_csv(api, "bestseller_rank,category\n5,books\n50,toys_games\n7,books\n")
+        books = {"format": "csv", "where": json.dumps({"category": "books"})}
+
+        response = api.get(URL, books)
+        assert response["X-Total-Count"] == "2" and len(exported(response)) == 2
+
+        settings.EXPORT_MAX_ROWS = 2
+        assert len(exported(api.get(URL, books))) == 2
+        refused = api.get(URL, {"format": "csv"})
+        message = assert_error_envelope(refused, 400)["_error"]["message"]
+        assert "matches 3 estimations, more than the 2 an export holds (EXPORT_MAX_ROWS)" in message
+        assert refused["Content-Type"].startswith("application/json")
+
     def test_an_empty_export_is_the_header_only(self, api):
         rows = exported(api.get(URL, {"format": "csv"}))
 

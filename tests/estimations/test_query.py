@@ -63,11 +63,88 @@ def test_non_finite_numbers_are_refused(value):
         parse_where(json.dumps({"bestseller_rank": {"$gt": value}}))
 
 
-def test_sort_appends_an_id_tiebreaker_in_the_first_keys_direction():
+def test_sort_appends_an_id_tiebreaker_that_makes_it_an_index_order():
     assert parse_sort("-bestseller_rank") == [("bestseller_rank", -1), ("_id", -1)]
-    assert parse_sort("category,-estimated_sales") == [("category", 1), ("estimated_sales", -1), ("_id", 1)]
+    assert parse_sort("category,-bestseller_rank") == [("category", 1), ("bestseller_rank", -1), ("_id", -1)]
+    assert parse_sort("-category,bestseller_rank") == [("category", -1), ("bestseller_rank", 1), ("_id", 1)]
     assert parse_sort('[("_id", -1)]') == [("_id", -1)]
     assert parse_sort(None) == [("_created", 1), ("_id", 1)]
+
+
+def _index_orders() -> set[tuple[tuple[str, int], ...]]:
+    """Straight from the index table (not from the parser's own derivation): each key pattern of an index
+    that holds every document, both ways, and _id's own index."""
+    from estimations.store import INDEXES
+
+    orders = {(("_id", 1),), (("_id", -1),)}
+    for index in INDEXES:
+        document = index.document
+        if "partialFilterExpression" in document or document.get("sparse"):
+            continue
+        keys = tuple((field, int(direction)) for field, direction in document["key"].items())
+        orders |= {keys, tuple((field, -direction) for field, direction in keys)}
+    return orders
+
+
+def _every_sort_a_client_can_send():
+    """Every list of distinct sortable fields, 1 to MAX_SORT_KEYS long, with every direction."""
+    from itertools import permutations, product
+
+    from estimations.query import MAX_SORT_KEYS, SORTABLE_FIELDS
+
+    for length in range(1, MAX_SORT_KEYS + 1):
+        for fields in permutations(SORTABLE_FIELDS, length):
+            for directions in product((1, -1), repeat=length):
+                yield list(zip(fields, directions, strict=True))
+
+
+def test_every_sort_the_parser_accepts_is_an_index_key_pattern_or_its_reverse():
+    from estimations.query import DEFAULT_SORT
+
+    orders = _index_orders()
+    accepted, refused = [], []
+    for keys in _every_sort_a_client_can_send():
+        comma = ",".join(("-" if direction < 0 else "") + field for field, direction in keys)
+        eve = repr(keys)
+        try:
+            parsed = parse_sort(comma)
+        except BadQuery as exc:
+            refused.append(keys)
+            assert "no index serves" in str(exc.detail)
+            with pytest.raises(BadQuery):  # the same in Eve's form
+                parse_sort(eve)
+            continue
+        assert tuple(parsed) in orders, (comma, parsed)
+        assert parse_sort(eve) == parsed
+        accepted.append(tuple(parsed))
+
+    # And every order an index serves can be asked for (the index table has nothing the API cannot use)
+    assert set(accepted) == orders
+    assert tuple(DEFAULT_SORT) in orders and tuple(parse_sort(None)) == tuple(DEFAULT_SORT)
+    assert len(refused) > len(accepted)  # (the enumeration did cover mixed and unindexed orders)
+
+
+@pytest.mark.parametrize("sort", ["bestseller_rank,category", "-bestseller_rank,_id", "category,-estimated_sales"])
+def test_a_sort_no_index_serves_is_refused_listing_the_sortable_combinations(sort):
+    from estimations.query import sortable_combinations
+
+    with pytest.raises(BadQuery) as refused:
+        parse_sort(sort)
+
+    message = str(refused.value.detail)
+    assert f"no index serves the order {sort}" in message
+    assert sortable_combinations() == [
+        "_id",
+        "bestseller_rank",
+        "estimated_sales",
+        "category",
+        "category,bestseller_rank",
+        "category,-bestseller_rank",
+        "model_version",
+        "_created",
+        "_updated",
+    ]
+    assert "; ".join(sortable_combinations()) in message and "reversed (e.g. -category,bestseller_rank)" in message
 
 
 def test_projection_forms():
