@@ -426,7 +426,12 @@ def _sort_fields(raw: str) -> list[tuple[str, int]]:
     for part in raw.split(","):
         part = part.strip()
         direction = -1 if part.startswith("-") else 1
-        field = part.lstrip("-")
+        field = part[1:] if direction < 0 else part
+        if field.startswith("-"):
+            raise BadQuery(
+                "sort",
+                f"'{part[:40]}' has more than one '-': one makes a field descending, e.g. sort=-bestseller_rank.",
+            )
         if not field:
             raise BadQuery("sort", "has an empty field name, e.g. sort=-bestseller_rank,category.")
         keys.append((field, direction))

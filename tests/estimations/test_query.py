@@ -161,3 +161,11 @@ def test_not_operator_through_the_api(api, on_nx_27017):
     response = api.get("/estimations?" + urlencode({"where": json.dumps({"bestseller_rank": {"$not": {"$gt": 4}}})}))
 
     assert [item["bestseller_rank"] for item in response.json()["_items"]] == [1]
+
+
+@pytest.mark.parametrize("sort", ["--bestseller_rank", "---category", "-bestseller_rank,--_created"])
+def test_a_field_with_more_than_one_minus_is_refused(sort):
+    with pytest.raises(BadQuery) as refused:
+        parse_sort(sort)
+
+    assert "more than one '-'" in str(refused.value.detail)
