@@ -231,3 +231,43 @@ def test_a_port_another_server_holds_is_refused_at_start_with_what_to_do(wire_se
         assert "another server holds that port" in second.log.read_text()
     finally:
         ours.stop()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_ctrl_c_stops_the_server_without_a_traceback(wire_server, tmp_path, worker_class):
+    """Ctrl-C in a terminal sends SIGINT to every process of the server: the master and its workers."""
+    import signal
+
+    from .live import LiveServer
+
+    server = LiveServer(
+        {"MONGO_URI": wire_server.uri, "WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": worker_class},
+        tmp_path / "server.log",
+    )
+    server.start()
+    try:
+        workers = children(server.process.pid)
+        assert len(workers) == 2, workers
+        for pid in [server.process.pid, *workers]:
+            os.kill(pid, signal.SIGINT)
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        server.stop()
+
+    log = server.log.read_text()
+    assert "Shutting down: Master" in log, log[-2000:]
+    assert "Traceback" not in log and "SystemExit" not in log, log[-3000:]
