@@ -73,6 +73,18 @@ def handler_for(host: str, hosts: Hosts) -> type[http.server.BaseHTTPRequestHand
             if first and self.path.startswith("/drop"):
                 self.close_connection = True  # the request was read; the host dies before it answers
                 return
+            if self.path.startswith(("/cut", "/whole")):  # a streamed answer (an export) in chunks
+                self.send_response(200)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for row in (b"_id,bestseller_rank\n", b"1,70\n"):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(row), row))
+                    self.wfile.flush()
+                if self.path.startswith("/whole"):
+                    self.wfile.write(b"0\r\n\r\n")
+                self.close_connection = True  # /cut: the host ends it without the last chunk
+                return
             payload = json.dumps({"host": host, "method": self.command, "body": body.decode()}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -232,3 +244,15 @@ def test_a_header_too_large_for_the_proxy_is_refused_in_the_envelope(proxy, path
     assert response_headers["Content-Type"].startswith("application/json")
     assert said in envelope(raw, code)
     assert len(hosts.seen) == before  # refused by nginx: no host saw it
+
+
+def test_an_answer_cut_short_upstream_reaches_the_client_cut_short(proxy):
+    """An export the API ends without its last chunk (docs/api.md) must not look complete through nginx."""
+    import http.client
+
+    send, _ = proxy
+
+    status, _, whole = send("GET", unique("/whole"))
+    assert status == 200 and whole == b"_id,bestseller_rank\n1,70\n"
+    with pytest.raises(http.client.IncompleteRead):
+        send("GET", unique("/cut"))
