@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from ml.serving import model_registry
+from ml.train import ISSUE_SEED
 
 from ..conftest import SAMPLE_CSV
 from .test_registry import tamper_bytes
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def run(name: str, *args) -> str:
@@ -71,3 +78,29 @@ def test_train_model_draws_the_curves(mongo_db, tmp_path):
     bands = svg.findall(".//{http://www.w3.org/2000/svg}polygon")
     assert {curve.get("data-category") for curve in curves} == set(model_registry().get(1)["categories"])
     assert len(bands) == len(curves) == 8
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3"])
+def test_train_model_refuses_a_seed_out_of_the_apis_bound_as_an_argument_error(seed):
+    with pytest.raises(CommandError) as refused:
+        run("train_model", "--csv", str(SAMPLE_CSV), "--seed", seed)
+
+    assert str(refused.value) == f"Error: argument --seed: {ISSUE_SEED}, not {seed!r}"
+    assert ISSUE_SEED == "must be a whole number from 0 to 4,294,967,295"  # as POST /models?seed= says
+
+
+def test_train_model_with_a_negative_seed_exits_2_with_one_line_and_no_traceback():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "train_model", "--seed", "-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x" * 40, "DJANGO_ENV_FILE": os.devnull},
+    )
+
+    assert result.returncode == 2  # as argparse's own argument errors
+    assert result.stderr.splitlines()[-1] == (
+        "manage.py train_model: error: argument --seed: must be a whole number from 0 to 4,294,967,295, not '-1'"
+    )
+    assert "Traceback" not in result.stderr

@@ -1,3 +1,4 @@
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,18 @@ from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
 from ml.serving import model_registry
+from ml.train import ISSUE_SEED, MAX_SEED
+
+
+def seed(text: str) -> int:
+    """--seed: the bound POST /models?seed= has, refused as an argument error (not numpy's traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{ISSUE_SEED}, not {text!r}")
+    return value
 
 
 class Command(BaseCommand):
@@ -33,7 +46,9 @@ class Command(BaseCommand):
             action="store_true",
             help="skip and count rows that fail validation (default: any bad row fails the run)",
         )
-        parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
+        parser.add_argument(
+            "--seed", type=seed, default=0, help=f"seed of the holdout split, 0 to {MAX_SEED:,} (default 0)"
+        )
         parser.add_argument("--plot", type=Path, help="also draw the model's curves into this SVG file")
         parser.add_argument(
             "--if-no-active",
