@@ -104,3 +104,15 @@ def test_train_model_with_a_negative_seed_exits_2_with_one_line_and_no_traceback
         "manage.py train_model: error: argument --seed: must be a whole number from 0 to 4,294,967,295, not '-1'"
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("where", "problem"), [("missing/c.svg", "there is no directory"), (".", "it is a directory")])
+def test_train_model_refuses_a_chart_it_cannot_write_before_training_anything(mongo_db, tmp_path, where, problem):
+    chart = tmp_path / where
+
+    with pytest.raises(CommandError) as refused:
+        run("train_model", "--csv", str(SAMPLE_CSV), "--plot", str(chart))
+
+    assert str(refused.value).startswith(f"--plot {chart}: the chart cannot be written there ({problem}")
+    assert str(refused.value).endswith("nothing was trained.")
+    assert model_registry().list() == [] and model_registry().active_version() is None
