@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from ml.pipeline import MIN_ROWS_PER_CATEGORY
 from ml.serving import model_registry
-from ml.train import ISSUE_SEED
+from ml.train import HOLDOUT_FRACTION, ISSUE_SEED
 
 from ..conftest import SAMPLE_CSV
 from .test_registry import tamper_bytes
@@ -116,3 +117,14 @@ def test_train_model_refuses_a_chart_it_cannot_write_before_training_anything(mo
     assert str(refused.value).startswith(f"--plot {chart}: the chart cannot be written there ({problem}")
     assert str(refused.value).endswith("nothing was trained.")
     assert model_registry().list() == [] and model_registry().active_version() is None
+
+
+def test_the_readmes_training_section_says_how_the_commands_run_and_the_rows_a_category_needs():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Training on your own CSV", 1)[1].split("\n## ", 1)[0]
+    commands = [line for line in section.splitlines() if "manage.py" in line and not line.startswith("`")]
+
+    assert commands and all(line.startswith(".venv/bin/python manage.py ") for line in commands), commands
+    assert "`MONGO_URI`" in section and "`POST /models`" in section
+    needs = f"at least {MIN_ROWS_PER_CATEGORY} rows left to fit after the random {HOLDOUT_FRACTION:.0%} holdout"
+    assert needs in " ".join(section.split())  # the numbers ml/ checks, read from it
