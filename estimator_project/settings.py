@@ -4,16 +4,78 @@ Every setting is read from the environment here and nowhere else; `.env.example`
 with their defaults. A `.env` file beside manage.py is read when present.
 """
 
+import builtins
+import math
 import os
 import re
 from pathlib import Path
+from typing import Any, NoReturn
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class CheckedEnv(environ.Env):
+    """The environment's readers, each stopping start-up with ImproperlyConfigured naming the setting, what
+    it takes and what it got (not a ValueError's traceback, nor a value read as something else: environ
+    reads DEBUG=maybe as false). An empty value means unset, as .env.example has it."""
+
+    BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+    def _raw(self, var: str) -> str:
+        return str(self.ENVIRON.get(var, "")).strip()
+
+    @staticmethod
+    def refuse(var: str, got: object, takes: str, default: object) -> NoReturn:
+        raise ImproperlyConfigured(f"{var}={got!r}: it takes {takes}; unset, it is {default}.") from None
+
+    def bool(self, var: str, default: Any) -> builtins.bool:  # type: ignore[override]
+        raw = self._raw(var)
+        if not raw:
+            return builtins.bool(default)
+        if raw.lower() not in self.BOOLEANS:
+            self.refuse(var, raw, "true or false (or 1/0, yes/no, on/off)", str(default).lower())
+        return self.BOOLEANS[raw.lower()]
+
+    def int(  # type: ignore[override]
+        self, var: str, default: Any, *, at_least: builtins.float | None = None, note: str = ""
+    ) -> builtins.int:
+        return builtins.int(self._number(var, default, builtins.int, at_least, note))
+
+    def float(  # type: ignore[override]
+        self, var: str, default: Any, *, at_least: builtins.float | None = None, note: str = ""
+    ) -> builtins.float:
+        return builtins.float(self._number(var, default, builtins.float, at_least, note))
+
+    def _number(self, var: str, default: Any, kind: type, at_least: builtins.float | None, note: str) -> builtins.float:
+        takes = "a whole number" if kind is builtins.int else "a number"
+        if at_least is not None:
+            takes += f", {at_least:g} or more"
+        if note:
+            takes += f" ({note})"
+        raw = self._raw(var)
+        try:
+            value = kind(raw) if raw else default
+        except ValueError:
+            self.refuse(var, raw, takes, default)
+        if not math.isfinite(value) or (at_least is not None and value < at_least):
+            self.refuse(var, raw, takes, default)
+        return value
+
+    def choice(self, var: str, choices: tuple[str, ...], default: str) -> str:
+        """One of ``choices``, in any case, answered as ``choices`` spell it."""
+        raw = self._raw(var)
+        if not raw:
+            return default
+        for choice in choices:
+            if raw.lower() == choice.lower():
+                return choice
+        self.refuse(var, raw, " or ".join(choices) if len(choices) == 2 else f"one of {', '.join(choices)}", default)
+
+
+env = CheckedEnv()
 # DJANGO_ENV_FILE can only come from the environment: which file to read (tests read none).
 environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 # Empty means unset, as .env.example has it. prometheus_client (imported after the settings) turns
@@ -134,7 +196,7 @@ MONGO_URI = env.str("MONGO_URI", default="")
 # The database name: MONGO_DB_NAME, else the URI's path (mongodb://host/estimations), else this.
 MONGO_DB_NAME = env.str("MONGO_DB_NAME", default="")
 MONGO_DEFAULT_DB_NAME = "estimator"
-MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000)
+MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000, at_least=1)
 # A database that stops answering (hung, frozen, partitioned) must not hold a request: the database work
 # of one API request (every operation it makes, retries included) gets MONGO_TIMEOUT_MS in all, then the
 # request answers 503 (estimator_project/deadlines.py; docs/reliability.md). Within a request this also
@@ -143,10 +205,10 @@ MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS",
 # bounded per network wait by MONGO_SOCKET_TIMEOUT_MS instead. Opening a connection waits at most
 # MONGO_CONNECT_TIMEOUT_MS, and a majority write waits at most MONGO_WTIMEOUT_MS for the other members
 # outside a request's budget.
-MONGO_TIMEOUT_MS = env.int("MONGO_TIMEOUT_MS", default=3000)
-MONGO_CONNECT_TIMEOUT_MS = env.int("MONGO_CONNECT_TIMEOUT_MS", default=2000)
-MONGO_SOCKET_TIMEOUT_MS = env.int("MONGO_SOCKET_TIMEOUT_MS", default=30000)
-MONGO_WTIMEOUT_MS = env.int("MONGO_WTIMEOUT_MS", default=5000)
+MONGO_TIMEOUT_MS = env.int("MONGO_TIMEOUT_MS", default=3000, at_least=0, note="0: no limit")
+MONGO_CONNECT_TIMEOUT_MS = env.int("MONGO_CONNECT_TIMEOUT_MS", default=2000, at_least=0, note="0: no limit")
+MONGO_SOCKET_TIMEOUT_MS = env.int("MONGO_SOCKET_TIMEOUT_MS", default=30000, at_least=0, note="0: no limit")
+MONGO_WTIMEOUT_MS = env.int("MONGO_WTIMEOUT_MS", default=5000, at_least=0, note="0: no limit")
 # Index roll-out (docs/operations.md, "Indexes"). ENSURE_INDEXES is what the start chain does (`manage.py
 # ensure_indexes --at-start`): "on" builds what is missing or changed; "defer" builds nothing and logs what
 # is, for an operator to build with `manage.py ensure_indexes`. A collection's index work waits at most
@@ -166,7 +228,7 @@ if INDEX_BUILD_TIMEOUT_MS <= 0:
         "more than 0 (a long build: run python manage.py ensure_indexes with a larger value)."
     )
 INDEX_COMMIT_QUORUM = env.str("INDEX_COMMIT_QUORUM", default="majority")
-INDEX_CHECK_SECONDS = env.float("INDEX_CHECK_SECONDS", default=60.0)
+INDEX_CHECK_SECONDS = env.float("INDEX_CHECK_SECONDS", default=60.0, at_least=0)
 # Acknowledged writes: "majority" (the default; on a replica set a write survives a failover), or a
 # number of members such as 1.
 MONGO_WRITE_CONCERN = env.str("MONGO_WRITE_CONCERN", default="majority")
@@ -227,22 +289,27 @@ if _max_age and int(_max_age.group(1)) != CACHE_EXPIRES:
         "Expires and Cache-Control's max-age. Leave CACHE_CONTROL empty (it becomes max-age=<CACHE_EXPIRES>), "
         f"or give it max-age={CACHE_EXPIRES}."
     )
-PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25)
-PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50)
+PAGINATION_DEFAULT = env.int("PAGINATION_DEFAULT", default=25, at_least=1)
+PAGINATION_LIMIT = env.int("PAGINATION_LIMIT", default=50, at_least=1)
+if PAGINATION_DEFAULT > PAGINATION_LIMIT:
+    raise ImproperlyConfigured(
+        f"PAGINATION_DEFAULT={PAGINATION_DEFAULT} is more than PAGINATION_LIMIT={PAGINATION_LIMIT}, the largest page: "
+        "give a PAGINATION_DEFAULT up to PAGINATION_LIMIT, or raise PAGINATION_LIMIT."
+    )
 # `page` costs time in proportion to what it skips: it may skip at most this many documents (400 past
 # it); `after` (the _links.after token, keyset pagination) reads any depth at the cost of one page.
-PAGINATION_MAX_SKIP = env.int("PAGINATION_MAX_SKIP", default=10000)
+PAGINATION_MAX_SKIP = env.int("PAGINATION_MAX_SKIP", default=10000, at_least=0)
 # A CSV export holds at most EXPORT_MAX_ROWS rows (more: 400 before anything is sent) and takes at most
 # EXPORT_MAX_TIME_MS of database time in all (its cursor's maxTimeMS); 0: no bound (docs/api.md).
-EXPORT_MAX_ROWS = env.int("EXPORT_MAX_ROWS", default=1_000_000)
-EXPORT_MAX_TIME_MS = env.int("EXPORT_MAX_TIME_MS", default=120_000)
-BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000)
-MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
+EXPORT_MAX_ROWS = env.int("EXPORT_MAX_ROWS", default=1_000_000, at_least=0)
+EXPORT_MAX_TIME_MS = env.int("EXPORT_MAX_TIME_MS", default=120_000, at_least=0)
+BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000, at_least=1)
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024, at_least=1)
 # A request body must arrive within CLIENT_BODY_TIMEOUT seconds plus its size at CLIENT_BODY_MIN_RATE
 # bytes a second, else 408 and the connection is closed (estimator_project/deadlines.py): a client that
 # trickles its body holds no connection for long, with or without a proxy in front. 0: no limit.
-CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=10.0)
-CLIENT_BODY_MIN_RATE = env.int("CLIENT_BODY_MIN_RATE", default=65536)
+CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=10.0, at_least=0, note="0: no limit")
+CLIENT_BODY_MIN_RATE = env.int("CLIENT_BODY_MIN_RATE", default=65536, at_least=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 # Writing estimations without an API key ('write' scope). On for `make run`, off in docker compose.
 ALLOW_ANONYMOUS_WRITES = env.bool("ALLOW_ANONYMOUS_WRITES", default=False)
@@ -259,7 +326,7 @@ for _name in ("THROTTLE_ANON_RATE", "THROTTLE_KEY_RATE", "THROTTLE_LOGIN_RATE"):
             "for no limit."
         )
 # Proxies in front of the service, so the client address is read from X-Forwarded-For.
-NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+NUM_PROXIES = env.int("NUM_PROXIES", default=0, at_least=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
 # Retention: estimations older than this many days are removed by a MongoDB TTL index (0: kept forever).
 # `manage.py ensure_indexes` applies a change. Estimations with recorded actuals are kept unless
@@ -274,17 +341,17 @@ if not 0 <= ESTIMATION_TTL_DAYS <= ESTIMATION_TTL_MAX_DAYS:
     )
 ESTIMATION_TTL_KEEP_ACTUALS = env.bool("ESTIMATION_TTL_KEEP_ACTUALS", default=True)
 # Most stored estimations one POST /models/{version}/replay re-estimates (the command has no limit).
-REPLAY_MAX_SAMPLE = env.int("REPLAY_MAX_SAMPLE", default=100_000)
+REPLAY_MAX_SAMPLE = env.int("REPLAY_MAX_SAMPLE", default=100_000, at_least=1)
 
 # --- The sales model ------------------------------------------------------------------------
 # Signs model artifacts (HMAC-SHA256); unset: derived from SECRET_KEY. Changing it makes every stored
 # version refuse to load until retrained.
 MODEL_SIGNING_KEY = env.str("MODEL_SIGNING_KEY", default="")
 # How often each API process checks for a newly activated model version.
-MODEL_REFRESH_SECONDS = env.float("MODEL_REFRESH_SECONDS", default=2.0)
+MODEL_REFRESH_SECONDS = env.float("MODEL_REFRESH_SECONDS", default=2.0, at_least=0)
 # Largest training CSV POST /models accepts (413 beyond); streamed to a temporary file, so MAX_BODY_BYTES
 # does not apply to it.
-MODEL_TRAINING_MAX_BYTES = env.int("MODEL_TRAINING_MAX_BYTES", default=100 * 1024 * 1024)
+MODEL_TRAINING_MAX_BYTES = env.int("MODEL_TRAINING_MAX_BYTES", default=100 * 1024 * 1024, at_least=1)
 # What `make run` (and the embedded store at start) trains when no version is active.
 DEFAULT_TRAINING_CSV = env.str("DEFAULT_TRAINING_CSV", default="") or str(BASE_DIR / "data" / "sample_sales.csv")
 
@@ -300,7 +367,7 @@ CORS_ALLOW_HEADERS = [
     "Idempotency-Key",
 ]
 CORS_EXPOSE_HEADERS = ["ETag", "Location", "Last-Modified", "X-Total-Count", "Idempotent-Replayed", "X-Request-ID"]
-CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600)
+CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600, at_least=0)
 
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -352,9 +419,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging --------------------------------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO")
 # plain or json (one JSON object per line, for log collectors)
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOG_FORMAT = env.choice("LOG_FORMAT", ("plain", "json"), default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -84,9 +84,10 @@ def _check_row(row: list[str], columns: dict[str, int]) -> tuple[str, int, float
     sales_text = row[columns["monthly_sales"]].strip()
     if not category:
         return "empty category"
-    if not rank_text.isdigit() or len(rank_text) > 12:
+    digits = rank_text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 12:  # "²".isdigit(), int("²") fails
         return f"bestseller_rank {rank_text[:20]!r} is not a whole number"
-    rank = int(rank_text)
+    rank = int(rank_text)  # a negative one is a whole number, out of range as 0 is
     if rank < 1:
         return "bestseller_rank must be at least 1"
     try:

@@ -15,6 +15,9 @@ from .data import DataError, Dataset
 from .pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
+# The seeds of the holdout split that POST /models and train_model take (a 32-bit unsigned number).
+MAX_SEED = 2**32 - 1
+ISSUE_SEED = f"must be a whole number from 0 to {MAX_SEED:,}"
 INTERVAL = (0.10, 0.90)  # the 80% interval stored with every estimate
 
 

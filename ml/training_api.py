@@ -37,13 +37,13 @@ from .jobs import (
     start_training,
     training_jobs,
 )
+from .train import ISSUE_SEED, MAX_SEED
 
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPE = "text/csv"
 DEFAULT_NAME = "upload.csv"
 MAX_NAME = 100
-MAX_SEED = 2**32 - 1
 OPTIONS = ("activate", "skip_bad_rows", "seed", "name")
 PHASES = [QUEUED, "reading", "fitting", "storing", "activating", DONE]
 
@@ -63,7 +63,6 @@ MSG_TRUNCATED = (
 MSG_NOT_SAVED = "The service could not save the upload to a temporary file right now; nothing was trained. Retry later."
 MSG_UNKNOWN_JOB = "There is no training job {id}; POST a training CSV to /models to start one."
 ISSUE_BOOLEAN = "must be true or false"
-ISSUE_SEED = f"must be a whole number from 0 to {MAX_SEED:,}"
 ISSUE_NAME = f"must be 1 to {MAX_NAME} printable characters (the name recorded as the training data's source)"
 ISSUE_UNKNOWN = "unknown parameter: POST /models takes " + ", ".join(OPTIONS)
 

@@ -285,3 +285,105 @@ def test_a_management_command_leaves_no_metrics_in_the_servers_shared_folder(tmp
 
     assert result.returncode == 0, result.stderr
     assert not shared.exists() or not any(shared.iterdir()), sorted(p.name for p in shared.iterdir())
+
+
+CHECKED_READERS = re.compile(r"env\.(int|float|bool|choice)\(\s*\"([A-Z_]+)\"")
+NOT_A_VALUE = (
+    "import importlib, os, sys; from django.core.exceptions import ImproperlyConfigured\n"
+    "for name in NAMES:\n"
+    "    os.environ[name] = 'abc'\n"
+    "    sys.modules.pop('estimator_project.settings', None)\n"
+    "    try:\n"
+    "        importlib.import_module('estimator_project.settings')\n"
+    "        print(name, 'STARTED')\n"
+    "    except ImproperlyConfigured as error:\n"
+    "        print(error)\n"
+    "    except Exception as error:\n"
+    "        print(name, 'RAW', type(error).__name__, error)\n"
+    "    del os.environ[name]\n"
+)
+
+
+class TestEveryTypedSettingIsChecked:
+    """An int, number, boolean or choice setting that cannot be used stops start-up with ImproperlyConfigured
+    naming the setting, what it takes and what it got; never a ValueError, nor a value silently read."""
+
+    def test_a_value_of_the_wrong_kind_in_any_of_them_is_refused_by_name(self):
+        names = [name for _, name in CHECKED_READERS.findall((ROOT / "estimator_project/settings.py").read_text())]
+        assert len(names) > 20, "found few settings: the pattern above is stale"
+
+        result = run_python(f"NAMES = {names!r}\n{NOT_A_VALUE}", {"SECRET_KEY": "x" * 50})
+
+        assert result.returncode == 0, result.stderr
+        said = dict(zip(names, result.stdout.splitlines(), strict=True))
+        for name, message in said.items():
+            assert message.startswith(f"{name}='abc': it takes "), message
+            assert "; unset, it is " in message, message
+
+    @pytest.mark.parametrize(
+        ("env", "says"),
+        [
+            ({"MONGO_TIMEOUT_MS": "abc"}, "MONGO_TIMEOUT_MS='abc': it takes a whole number, 0 or more (0: no limit)"),
+            ({"MONGO_TIMEOUT_MS": "-5"}, "MONGO_TIMEOUT_MS='-5': it takes a whole number, 0 or more"),
+            (
+                {"MONGO_SERVER_SELECTION_TIMEOUT_MS": "0"},
+                "MONGO_SERVER_SELECTION_TIMEOUT_MS='0': it takes a whole number, 1 or more",
+            ),
+            ({"PAGINATION_LIMIT": "-1"}, "PAGINATION_LIMIT='-1': it takes a whole number, 1 or more; unset, it is 50"),
+            ({"PAGINATION_DEFAULT": "0"}, "PAGINATION_DEFAULT='0': it takes a whole number, 1 or more"),
+            ({"PAGINATION_DEFAULT": "80"}, "PAGINATION_DEFAULT=80 is more than PAGINATION_LIMIT=50"),
+            (
+                {"PAGINATION_DEFAULT": "30", "PAGINATION_LIMIT": "20"},
+                "PAGINATION_DEFAULT=30 is more than PAGINATION_LIMIT=20",
+            ),
+            ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES='0': it takes a whole number, 1 or more"),
+            ({"BULK_MAX_ITEMS": "1.5"}, "BULK_MAX_ITEMS='1.5': it takes a whole number, 1 or more"),
+            ({"CLIENT_BODY_TIMEOUT": "10s"}, "CLIENT_BODY_TIMEOUT='10s': it takes a number, 0 or more (0: no limit)"),
+            ({"MODEL_REFRESH_SECONDS": "inf"}, "MODEL_REFRESH_SECONDS='inf': it takes a number, 0 or more"),
+            ({"DEBUG": "maybe"}, "DEBUG='maybe': it takes true or false (or 1/0, yes/no, on/off); unset, it is false"),
+            ({"ESTIMATION_TTL_KEEP_ACTUALS": "2"}, "ESTIMATION_TTL_KEEP_ACTUALS='2': it takes true or false"),
+            ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml': it takes plain or json; unset, it is plain"),
+            ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud': it takes one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ],
+    )
+    def test_a_value_it_cannot_use_stops_start_up_saying_what_it_takes(self, env, says):
+        result = run_django({"SECRET_KEY": "x" * 50, **env})
+
+        assert result.returncode != 0
+        assert "ImproperlyConfigured" in result.stderr and says in result.stderr, result.stderr[-600:]
+        assert "ValueError" not in result.stderr
+        assert "started" not in result.stdout
+
+    def test_the_values_it_takes_start_as_read(self):
+        result = run_django(
+            {
+                "SECRET_KEY": "x" * 50,
+                "DEBUG": " No ",
+                "HTTPS": "1",
+                "ALLOW_ANONYMOUS_WRITES": "yes",
+                "ESTIMATION_TTL_KEEP_ACTUALS": "",  # empty: unset, as .env.example has its empty settings
+                "LOG_FORMAT": "JSON",
+                "LOG_LEVEL": "warning",
+                "MONGO_TIMEOUT_MS": "0",
+                "PAGINATION_DEFAULT": "50",
+                "CLIENT_BODY_TIMEOUT": "2.5",
+            },
+            show=(
+                "DEBUG HTTPS ALLOW_ANONYMOUS_WRITES ESTIMATION_TTL_KEEP_ACTUALS LOG_FORMAT LOG_LEVEL MONGO_TIMEOUT_MS "
+                "PAGINATION_DEFAULT PAGINATION_LIMIT CLIENT_BODY_TIMEOUT"
+            ),
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout.splitlines()[-1]) == {
+            "DEBUG": False,
+            "HTTPS": True,
+            "ALLOW_ANONYMOUS_WRITES": True,
+            "ESTIMATION_TTL_KEEP_ACTUALS": True,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            "MONGO_TIMEOUT_MS": 0,
+            "PAGINATION_DEFAULT": 50,
+            "PAGINATION_LIMIT": 50,
+            "CLIENT_BODY_TIMEOUT": 2.5,
+        }

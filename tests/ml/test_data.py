@@ -53,7 +53,9 @@ def test_columns_in_any_order_extra_columns_and_blank_lines(tmp_path):
 BAD = [
     ("books,abc,5", "bestseller_rank 'abc' is not a whole number"),
     ("books,0,5", "bestseller_rank must be at least 1"),
-    ("books,-3,5", "bestseller_rank '-3' is not a whole number"),
+    ("books,-3,5", "bestseller_rank must be at least 1"),  # a whole number, out of range as 0 is
+    ("books,-,5", "bestseller_rank '-' is not a whole number"),
+    ("books,²,5", "bestseller_rank '²' is not a whole number"),
     ("books,2.5,5", "bestseller_rank '2.5' is not a whole number"),
     ("books,10,-1", "monthly_sales cannot be negative"),
     ("books,10,lots", "monthly_sales 'lots' is not a number"),

@@ -19,7 +19,9 @@ from ml.serving import model_registry
 from ..conftest import SAMPLE_CSV
 from ..estimations.test_api_create import assert_error_envelope
 
-BAD_CSV = b"category,bestseller_rank,monthly_sales\nbooks,120,400\nbooks,abc,10\ntoys_games,40,-3\nbooks,9,900\n"
+BAD_CSV = (
+    b"category,bestseller_rank,monthly_sales\nbooks,120,400\nbooks,abc,10\ntoys_games,40,-3\nbooks,9,900\nbooks,-5,10\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -163,6 +165,7 @@ class TestTraining:
         assert job["_issues"] == {
             "line 3": "bestseller_rank 'abc' is not a whole number",
             "line 4": "monthly_sales cannot be negative",
+            "line 6": "bestseller_rank must be at least 1",
         }
         assert job["version"] is None and [m["version"] for m in model_registry().list()] == [1]
         # the command's own words for the same file, line by line

@@ -1,3 +1,5 @@
+import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,18 @@ from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
 from ml.serving import model_registry
+from ml.train import ISSUE_SEED, MAX_SEED
+
+
+def seed(text: str) -> int:
+    """--seed: the bound POST /models?seed= has, refused as an argument error (not numpy's traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{ISSUE_SEED}, not {text!r}")
+    return value
 
 
 class Command(BaseCommand):
@@ -33,7 +47,9 @@ class Command(BaseCommand):
             action="store_true",
             help="skip and count rows that fail validation (default: any bad row fails the run)",
         )
-        parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split (default 0)")
+        parser.add_argument(
+            "--seed", type=seed, default=0, help=f"seed of the holdout split, 0 to {MAX_SEED:,} (default 0)"
+        )
         parser.add_argument("--plot", type=Path, help="also draw the model's curves into this SVG file")
         parser.add_argument(
             "--if-no-active",
@@ -43,6 +59,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         csv = options["csv"] or Path(settings.DEFAULT_TRAINING_CSV)
+        if options["plot"]:
+            self._check_writable(options["plot"])
         if options["if_no_active"] and self._the_server_trains_it(options):
             return
         require_the_servers_store(
@@ -118,6 +136,21 @@ class Command(BaseCommand):
                 self.stdout.write(f"Activating it would narrow what is accepted: {change}.")
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
+
+    @staticmethod
+    def _check_writable(path: Path) -> None:
+        """--plot is refused before anything is read, trained or stored: a chart that cannot be written would
+        otherwise fail the run after its version was stored and activated."""
+        folder = path.parent
+        if path.is_dir():
+            problem = "it is a directory"
+        elif not folder.is_dir():
+            problem = f"there is no directory {folder}"
+        elif not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            problem = "it is not writable"
+        else:
+            return
+        raise CommandError(f"--plot {path}: the chart cannot be written there ({problem}); nothing was trained.")
 
     def _draw(self, path: Path, metadata: dict[str, Any]) -> None:
         loaded = model_registry().load(metadata["version"])
