@@ -7,12 +7,14 @@ from pathlib import Path
 
 import environ
 
+from estimator_project.environment import CheckedEnv
+
 # The same .env as the Django settings, so MONGO_URI set there also decides the worker count.
 environ.Env.read_env(
     os.environ.get("DJANGO_ENV_FILE", Path(__file__).resolve().parent.parent / ".env"), overwrite=False
 )
 
-env = environ.Env()  # booleans read as the Django settings read them
+env = CheckedEnv()  # each setting read, and refused, as the Django settings read it
 
 # HOST: every interface by default (a container's port is published); the .env that `make run` writes
 # says 127.0.0.1, so a trial server with anonymous writes is reachable from this machine only.
@@ -30,14 +32,14 @@ control_socket_disable = True
 # estimator_project/deadlines.py). Behind the bundled nginx, a request reaches gunicorn only once its
 # body is all in (training uploads excepted: they are streamed).
 if os.environ.get("MONGO_URI"):
-    workers = env.int("WEB_CONCURRENCY", default=2)
+    workers = env.int("WEB_CONCURRENCY", default=2, at_least=1)
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
     # MongoDB. Single POSTs arriving together then share one insert command (estimations/group_insert.py)
     # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
     # measured side by side (docs/performance.md). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
-    threads = env.int("GUNICORN_THREADS", default=4)  # gthread only
-    timeout = env.int("GUNICORN_TIMEOUT", default=30)  # a worker silent this long is restarted
+    threads = env.int("GUNICORN_THREADS", default=4, at_least=1)  # gthread only
+    timeout = env.int("GUNICORN_TIMEOUT", default=30, at_least=0)  # a worker silent this long is restarted
 else:
     # The embedded store (mongomock) lives inside one process, so one worker: more would each have their
     # own data. It is a gevent worker, whose greenlets switch only where one waits: on a socket (a client's
@@ -54,7 +56,7 @@ else:
     # every query (a page of 25 from 10,000 estimations: 0.7 s here; all of 100,000, for an export or a
     # replay: over a minute), so a restart after GUNICORN_TIMEOUT would wipe the store mid-request.
     timeout = 0
-worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000)  # gevent only
+worker_connections = env.int("GUNICORN_WORKER_CONNECTIONS", default=1000, at_least=1)  # gevent only
 
 # Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over
 # them. On one shared socket, whichever worker wakes first accepts: under a burst of keep-alive clients

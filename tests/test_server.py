@@ -33,6 +33,18 @@ def test_reuse_port_follows_the_setting(monkeypatch, value, expected):
     assert load_config(monkeypatch, GUNICORN_REUSE_PORT=value)["reuse_port"] is expected
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GUNICORN_REUSE_PORT", "maybe"), ("WEB_CONCURRENCY", "two"), ("GUNICORN_TIMEOUT", "-5")],
+)
+def test_a_gunicorn_setting_it_cannot_take_stops_the_start_naming_it(monkeypatch, name, value):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("MONGO_URI", "mongodb://db:27017/x")  # WEB_CONCURRENCY is read with a database only
+    with pytest.raises(ImproperlyConfigured, match=f"^{name}='{value}': it takes"):
+        load_config(monkeypatch, **{name: value})
+
+
 @contextlib.contextmanager
 def served(wire_server, tmp_path: Path, **env: str) -> Iterator[tuple[str, int]]:
     """The production server on a fresh trained database of the wire server, with ``env``; (host, port)."""
