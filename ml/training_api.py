@@ -146,6 +146,7 @@ def job_resource(job: dict[str, Any]) -> dict[str, Any]:
         "version": job.get("version"),
         "active": job.get("active"),
         "warnings": job.get("warnings") or [],
+        "held_back": job.get("held_back"),
         "_links": {"self": {"title": "model job", "href": job_href(job["_id"])}},
     }
     if job["status"] == SUCCEEDED:
@@ -195,6 +196,13 @@ class TrainingJobSerializer(serializers.Serializer):
         help_text="What activating the new version stops accepting, compared with the version active when it "
         "was trained (a category the active one serves, or DEFAULT_CATEGORY); empty when nothing narrows.",
     )
+    held_back = serializers.CharField(
+        allow_null=True,
+        help_text="Why the new version was stored but not activated although activate=true: it lacks "
+        "DEFAULT_CATEGORY or a category the active version serves (the first version activates all the same). "
+        "It says how to activate it anyway (POST /models/{version}/activate, or manage.py activate_model). "
+        "Null otherwise.",
+    )
     _error = ErrorDetailSerializer(required=False, help_text="Why it failed (the error envelope's _error).")
     _issues = serializers.DictField(
         child=serializers.CharField(),
@@ -205,7 +213,12 @@ class TrainingJobSerializer(serializers.Serializer):
 
 
 TRAINING_PARAMETERS = [
-    OpenApiParameter("activate", OpenApiTypes.BOOL, description="Activate the new version (default true)."),
+    OpenApiParameter(
+        "activate",
+        OpenApiTypes.BOOL,
+        description="Activate the new version (default true), unless it lacks DEFAULT_CATEGORY or a category the "
+        "active version serves: it is then stored, not activated, and the job's held_back says why.",
+    ),
     OpenApiParameter(
         "skip_bad_rows",
         OpenApiTypes.BOOL,
