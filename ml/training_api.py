@@ -52,9 +52,9 @@ MSG_TOO_LARGE = (
     "train on a smaller file, or raise the setting."
 )
 MSG_SEND_CSV = (
-    "Send the training CSV as the body, with Content-Type: text/csv: a header naming "
-    f"{','.join(REQUIRED_COLUMNS)}, then one row per product-month "
-    "(curl: -H 'Content-Type: text/csv' --data-binary @my_sales.csv)."
+    "Send the training CSV as the body with Content-Type: text/csv (a header line naming "
+    f"{','.join(REQUIRED_COLUMNS)}, then one row per product-month), for example "
+    "curl -H 'Content-Type: text/csv' --data-binary @my_sales.csv."
 )
 MSG_EMPTY = "The body is empty. " + MSG_SEND_CSV
 MSG_TRUNCATED = (

@@ -15,6 +15,7 @@ from estimator_project.audit import Actor, audit_log
 from ml import jobs
 from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
 from ml.serving import model_registry
+from ml.training_api import MSG_SEND_CSV
 
 from ..conftest import SAMPLE_CSV
 from ..estimations.test_api_create import assert_error_envelope
@@ -259,7 +260,9 @@ class TestRefusals:
     def test_another_content_type_is_415(self, api, keys, content_type):
         response = post_csv(api, b'{"csv": "no"}', keys["admin"], content_type=content_type)
 
-        assert "Content-Type: text/csv" in assert_error_envelope(response, 415)["_error"]["message"]
+        message = assert_error_envelope(response, 415)["_error"]["message"]
+        assert message == MSG_SEND_CSV  # said once: no ": send text/csv." repeated after it
+        assert message.count("text/csv") == 2 and message.endswith("--data-binary @my_sales.csv.")
 
     def test_an_empty_body_is_400(self, api, keys):
         assert "empty" in assert_error_envelope(post_csv(api, b"", keys["admin"]), 400)["_error"]["message"]
