@@ -220,9 +220,10 @@ def _unsupported(exc: exceptions.UnsupportedMediaType, context: dict[str, Any]) 
     """DRF's 415, with the media types this endpoint takes, so the client knows what to send."""
     view = context.get("view")
     parsers = view.get_parsers() if view is not None and hasattr(view, "get_parsers") else []
-    accepted = ", ".join(dict.fromkeys(parser.media_type for parser in parsers))
-    if not accepted:
-        return exc
+    types = list(dict.fromkeys(parser.media_type for parser in parsers))
+    accepted = ", ".join(types)
+    if not accepted or all(media_type in str(exc.detail) for media_type in types):
+        return exc  # no types known, or the view's own message names them already: said once
     return exceptions.UnsupportedMediaType("", detail=f"{str(exc.detail).rstrip('.')}: send {accepted}.")
 
 

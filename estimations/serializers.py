@@ -26,7 +26,8 @@ SKU_HELP = (
 
 
 class EstimationFormSerializer(serializers.Serializer):
-    """What the browsable API's form asks for: a rank and a category (the rest is JSON-only)."""
+    """What the browsable API's form asks for: a rank, a category and an optional sku (the actuals are
+    JSON-only: they are recorded later, with PATCH)."""
 
     bestseller_rank = serializers.IntegerField(
         min_value=validation.MIN_RANK,
@@ -34,6 +35,11 @@ class EstimationFormSerializer(serializers.Serializer):
         help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
     )
     category = serializers.CharField(required=False, max_length=validation.MAX_CATEGORY_LENGTH, help_text=CATEGORY_HELP)
+    sku = serializers.CharField(
+        required=False,
+        max_length=validation.MAX_SKU_LENGTH,
+        help_text=SKU_HELP + " Left empty in the form: none.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -106,7 +106,10 @@ def _payload(request: Request) -> tuple[Any, bool]:
     """The body and whether it came from an HTML form (whose numbers arrive as strings)."""
     data = request.data
     if isinstance(data, QueryDict):
-        return data.dict(), True
+        form = data.dict()
+        if form.get("sku") == "":  # the form's optional sku, left empty: none, as when a client omits it
+            del form["sku"]
+        return form, True
     return data, False
 
 

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -106,8 +107,9 @@ def _gevent_timeout() -> Any:
 class DeadlineInput:
     """``wsgi.input`` that refuses to wait for a body that falls behind its allowance."""
 
-    def __init__(self, stream: Any, sock: Any, seconds: float, rate: int):
+    def __init__(self, stream: Any, sock: Any, seconds: float, rate: int, length: int | None = None):
         self.stream = stream
+        self.length = length
         self.sock = sock
         self.seconds = seconds
         self.rate = rate
@@ -146,6 +148,22 @@ class DeadlineInput:
         self.received += len(data)
         return data
 
+    def arrived(self) -> int:
+        """Bytes of the body that came: those handed on, plus those a read that timed out left in the
+        server's buffers (gunicorn's Body and its unreader keep what came before the stall), at most
+        the declared Content-Length (a buffer may hold the start of a pipelined request)."""
+        held = 0
+        for buffer in (
+            getattr(self.stream, "buf", None),
+            getattr(getattr(self.stream, "reader", None), "unreader", None),
+        ):
+            if buffer is not None and not isinstance(buffer, io.BytesIO):
+                buffer = getattr(buffer, "buf", None)
+            if isinstance(buffer, io.BytesIO):
+                held += len(buffer.getvalue())
+        total = self.received + held
+        return min(total, self.length) if self.length is not None else total
+
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and size >= 0:
             parts, wanted = [], size
@@ -173,10 +191,18 @@ class DeadlineInput:
 
 
 def body_timeout_answer(reader: DeadlineInput) -> tuple[str, list[tuple[str, str]], bytes]:
-    message = MSG_BODY_TIMEOUT.format(seconds=reader.seconds, rate=reader.rate, received=reader.received)
+    message = MSG_BODY_TIMEOUT.format(seconds=reader.seconds, rate=reader.rate, received=reader.arrived())
     body = json.dumps({"_status": "ERR", "_error": {"code": 408, "message": message}}).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
     return "408 Request Timeout", headers, body
+
+
+def _declared_length(environ: dict[str, Any]) -> int | None:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 class ClientBodyDeadline:
@@ -195,7 +221,11 @@ class ClientBodyDeadline:
         if seconds <= 0 or not has_body or "wsgi.input" not in environ:
             return self.application(environ, start_response)
         reader = DeadlineInput(
-            environ["wsgi.input"], environ.get("gunicorn.socket"), seconds, settings.CLIENT_BODY_MIN_RATE
+            environ["wsgi.input"],
+            environ.get("gunicorn.socket"),
+            seconds,
+            settings.CLIENT_BODY_MIN_RATE,
+            _declared_length(environ),
         )
         environ["wsgi.input"] = reader
         answered: list[Any] = []
@@ -209,8 +239,13 @@ class ClientBodyDeadline:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-            logger.info("request body timed out after %d bytes", reader.received)
             status, headers, body = body_timeout_answer(reader)
+            logger.info("request body timed out after %d bytes", reader.arrived())
+            # gunicorn drops an application's Connection header and says keep-alive unless told to close;
+            # its start_response is a method of the response, which can be.
+            force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+            if callable(force_close):
+                force_close()
             start_response(status, headers)
             return [body]
         start_response(*answered)

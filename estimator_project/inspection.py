@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -128,14 +129,39 @@ def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any
     bounds = {}
     for name, operator in (("min_rank", "$gte"), ("max_rank", "$lte")):
         if shown[name]:
-            number = whole_number(shown[name])
-            if number is not None and number <= 999_999_999:
-                bounds[operator] = number
+            issue = _rank_issue(shown[name])
+            if issue is None:
+                bounds[operator] = int(shown[name])
             else:
-                ignored.append(f"{name.replace('_', ' ')} '{shown[name][:20]}' is not a whole number")
+                ignored.append(f"{name.replace('_', ' ')} {issue}")
+    if "$gte" in bounds and "$lte" in bounds and bounds["$gte"] > bounds["$lte"]:
+        ignored.append(
+            f"the rank range: min rank {bounds['$gte']:,} is above max rank {bounds['$lte']:,}, so nothing could "
+            "match (swap them)"
+        )
+        bounds = {}
     if bounds:
         query["bestseller_rank"] = bounds
     return query, shown, ignored
+
+
+FILTER_MAX_RANK = 999_999_999
+SHOWN_CHARACTERS = 20
+
+
+def _rank_issue(text: str) -> str | None:
+    """What is wrong with a rank bound from the form, after its value as typed; None: it is usable."""
+    echoed = text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
+    number = whole_number(text)
+    if number is None:
+        if re.fullmatch(r"-\s*\d+", text):
+            return f"'{echoed}' must be at least 1 (ranks start at 1)"
+        return f"'{echoed}' is not a whole number"
+    if number < 1:
+        return f"'{echoed}' must be at least 1 (ranks start at 1)"
+    if number > FILTER_MAX_RANK:
+        return f"'{echoed}' must be at most {FILTER_MAX_RANK:,}"
+    return None
 
 
 @require_http_methods(["GET"])

@@ -103,6 +103,20 @@ def _route(request) -> str:
     return match.view_name or "unnamed"
 
 
+def _without_body(response) -> None:
+    """A HEAD answer carries the GET's headers (Content-Length included) and no body byte: the server
+    must not send one (gunicorn logs each it drops), and Django's own handler leaves them in."""
+    if response.streaming:
+        close = getattr(response.streaming_content, "close", None)
+        if callable(close):
+            close()
+        response.streaming_content = []
+        return
+    if not response.has_header("Content-Length") and response.content:
+        response["Content-Length"] = str(len(response.content))
+    response.content = b""
+
+
 class RequestMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -117,6 +131,8 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = _route(request)
             response[REQUEST_ID_HEADER] = request_id
+            if request.method == "HEAD":
+                _without_body(response)
             method = method_label(request.method)
             REQUESTS.labels(method, route, str(response.status_code)).inc()
             LATENCY.labels(method, route).observe(elapsed)

@@ -151,6 +151,7 @@ class TrainingJobs:
             "version": None,
             "active": None,
             "warnings": [],
+            "held_back": None,
             "error": None,
             "issues": None,
         }
@@ -181,7 +182,14 @@ class TrainingJobs:
         return self._change(job_id, UNFINISHED, {"heartbeat": _now(), "progress": progress}) is not None
 
     def succeed(
-        self, job_id: ObjectId, *, version: int, active: bool, warnings: list[str], progress: dict[str, Any]
+        self,
+        job_id: ObjectId,
+        *,
+        version: int,
+        active: bool,
+        warnings: list[str],
+        held_back: str | None,
+        progress: dict[str, Any],
     ) -> None:
         # Whatever a reader concluded meanwhile: a version was stored, and the job says so.
         now = _now()
@@ -193,6 +201,7 @@ class TrainingJobs:
             "version": version,
             "active": active,
             "warnings": warnings,
+            "held_back": held_back,
             "error": None,
             "issues": None,
         }
@@ -403,6 +412,7 @@ class JobRunner:
                 version=version,
                 active=metadata["active"],
                 warnings=metadata.get("warnings", []),
+                held_back=metadata.get("held_back"),
                 progress=self.progress.document(),
             )
         except PyMongoError:

@@ -56,7 +56,10 @@ def model_train(
     """Read and check the CSV, train, store a new version, and (by default) activate it.
 
     ``metadata["warnings"]`` says what activating the new version stops accepting (activation_changes);
-    when it is activated, ``warn`` is given them first.
+    when it is activated, ``warn`` is given them first. A version that would take a category off the live
+    service (held_back_reason) is stored but not activated, even when ``activate`` is asked:
+    ``metadata["active"]`` is then False and ``metadata["held_back"]`` says why and how to activate it
+    anyway (None otherwise).
 
     For the API's training jobs (ml/jobs.py): ``name`` is what messages and the metadata call the file;
     ``on_progress(phase, **counts)`` hears each phase (reading, with bytes_read, bytes_total and rows_read
@@ -83,13 +86,44 @@ def model_train(
         {"model_version": metadata["version"]},
         {"source": dataset.source, "sha256": dataset.sha256, "rows": dataset.rows},
     )
+    current = _active_metadata(registry)
+    changes = activation_changes(current=current, candidate=metadata)
+    held_back = held_back_reason(current=current, candidate=metadata) if activate else None
+    if held_back is not None:
+        logger.warning("model version %s stored, not activated: %s", metadata["version"], held_back)
+        activate = False
     if activate:
         on_progress("activating")
         metadata["warnings"] = model_activate(version=metadata["version"], actor=actor, warn=warn)["warnings"]
     else:
-        metadata["warnings"] = activation_changes(current=_active_metadata(registry), candidate=metadata)
+        metadata["warnings"] = changes
     metadata["active"] = activate
+    metadata["held_back"] = held_back
     return metadata
+
+
+def held_back_reason(*, current: dict[str, Any] | None, candidate: dict[str, Any]) -> str | None:
+    """Why a training run must not activate ``candidate`` on its own, and how to activate it anyway; None
+    when it may: nothing is active yet (the first version), or it serves DEFAULT_CATEGORY and every
+    category the active version serves. An explicit activation (activate_model, POST
+    /models/{version}/activate) only warns."""
+    if current is None:
+        return None
+    version, categories = candidate["version"], set(candidate["categories"])
+    default = settings.DEFAULT_CATEGORY
+    lacks = sorted(set(current["categories"]) - categories) if current["version"] != version else []
+    if default not in categories and default not in lacks:
+        lacks = sorted([*lacks, default])
+    if not lacks:
+        return None
+    named = ", ".join(f"{name} (DEFAULT_CATEGORY)" if name == default else name for name in lacks)
+    several = len(lacks) > 1
+    return (
+        f"version {version} was stored but not activated: it lacks categor{'ies' if several else 'y'} {named}, "
+        f"so activating it in place of version {current['version']} would make estimations "
+        f"{'in them' if several else 'in it'} answer 422. To activate it anyway: POST /models/{version}/activate "
+        f"with an admin API key, or python manage.py activate_model {version}"
+    )
 
 
 def activation_changes(*, current: dict[str, Any] | None, candidate: dict[str, Any]) -> list[str]:

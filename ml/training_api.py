@@ -52,9 +52,9 @@ MSG_TOO_LARGE = (
     "train on a smaller file, or raise the setting."
 )
 MSG_SEND_CSV = (
-    "Send the training CSV as the body, with Content-Type: text/csv: a header naming "
-    f"{','.join(REQUIRED_COLUMNS)}, then one row per product-month "
-    "(curl: -H 'Content-Type: text/csv' --data-binary @my_sales.csv)."
+    "Send the training CSV as the body with Content-Type: text/csv (a header line naming "
+    f"{','.join(REQUIRED_COLUMNS)}, then one row per product-month), for example "
+    "curl -H 'Content-Type: text/csv' --data-binary @my_sales.csv."
 )
 MSG_EMPTY = "The body is empty. " + MSG_SEND_CSV
 MSG_TRUNCATED = (
@@ -145,6 +145,7 @@ def job_resource(job: dict[str, Any]) -> dict[str, Any]:
         "version": job.get("version"),
         "active": job.get("active"),
         "warnings": job.get("warnings") or [],
+        "held_back": job.get("held_back"),
         "_links": {"self": {"title": "model job", "href": job_href(job["_id"])}},
     }
     if job["status"] == SUCCEEDED:
@@ -194,6 +195,13 @@ class TrainingJobSerializer(serializers.Serializer):
         help_text="What activating the new version stops accepting, compared with the version active when it "
         "was trained (a category the active one serves, or DEFAULT_CATEGORY); empty when nothing narrows.",
     )
+    held_back = serializers.CharField(
+        allow_null=True,
+        help_text="Why the new version was stored but not activated although activate=true: it lacks "
+        "DEFAULT_CATEGORY or a category the active version serves (the first version activates all the same). "
+        "It says how to activate it anyway (POST /models/{version}/activate, or manage.py activate_model). "
+        "Null otherwise.",
+    )
     _error = ErrorDetailSerializer(required=False, help_text="Why it failed (the error envelope's _error).")
     _issues = serializers.DictField(
         child=serializers.CharField(),
@@ -204,7 +212,12 @@ class TrainingJobSerializer(serializers.Serializer):
 
 
 TRAINING_PARAMETERS = [
-    OpenApiParameter("activate", OpenApiTypes.BOOL, description="Activate the new version (default true)."),
+    OpenApiParameter(
+        "activate",
+        OpenApiTypes.BOOL,
+        description="Activate the new version (default true), unless it lacks DEFAULT_CATEGORY or a category the "
+        "active version serves: it is then stored, not activated, and the job's held_back says why.",
+    ),
     OpenApiParameter(
         "skip_bad_rows",
         OpenApiTypes.BOOL,

@@ -120,12 +120,27 @@ def test_the_browsable_api_form_creates_an_estimation(live, browser):
     page.goto(server.url + "/estimations")
     form = page.locator("#post-object-form form")
     form.locator("input[name=bestseller_rank]").fill("1234")
-    form.locator("select[name=category]").select_option("electronics")
+    form.locator("select[name=category]").select_option("electronics")  # not the first option (books)
+    form.locator("input[name=sku]").fill("B0TRIAL-1")
     form.locator("button", has_text="POST").click()
     page.wait_for_selector("text=HTTP 201 Created")
 
-    assert '"bestseller_rank": 1234' in page.inner_text(".response-info")
+    answer = page.inner_text(".response-info")
+    assert '"bestseller_rank": 1234' in answer
+    assert '"category": "electronics"' in answer and '"sku": "B0TRIAL-1"' in answer, answer
     assert mongo.get_database()["estimations"].count_documents({"category": "electronics"}) == before + 1
+    stored = mongo.get_database()["estimations"].find_one({"sku": "B0TRIAL-1"})
+    assert stored is not None and stored["category"] == "electronics"
+    # the form on the answer page posts what is chosen there too, and an empty sku is no sku
+    form = page.locator("#post-object-form form")
+    form.locator("input[name=bestseller_rank]").fill("4321")
+    form.locator("select[name=category]").select_option("toys_games")
+    form.locator("input[name=sku]").fill("")
+    form.locator("button", has_text="POST").click()
+    page.wait_for_selector("text=HTTP 201 Created")
+    page.wait_for_selector("text=4321")
+    answer = page.inner_text(".response-info")
+    assert '"category": "toys_games"' in answer and '"sku"' not in answer, answer
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "browsable-api-post.png"), full_page=True)
     page.close()

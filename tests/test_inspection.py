@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from http import HTTPStatus
 
 import pytest
@@ -114,6 +115,26 @@ class TestPage:
         assert "Ignored: unknown category" in response.content.decode()
         assert len(rows(response)) == 4
 
+    @pytest.mark.parametrize(
+        ("query", "said"),
+        [
+            ("min_rank=-1", "Ignored: min rank '-1' must be at least 1 (ranks start at 1)."),
+            ("min_rank=0", "Ignored: min rank '0' must be at least 1 (ranks start at 1)."),
+            ("max_rank=" + "9" * 30, f"Ignored: max rank '{'9' * 20}…' must be at most 999,999,999."),
+            ("max_rank=lots", "Ignored: max rank 'lots' is not a whole number."),
+            (
+                "min_rank=5&max_rank=1",
+                "Ignored: the rank range: min rank 5 is above max rank 1, so nothing could match (swap them).",
+            ),
+        ],
+    )
+    def test_a_bad_rank_bound_says_what_is_wrong_with_it(self, signed_in, active_model, estimations, query, said):
+        response = signed_in.get(f"/inspect/?{query}")
+
+        assert response.status_code == HTTPStatus.OK
+        assert said in unescape(response.content.decode())
+        assert len(rows(response)) == 4  # ignored, so every estimation shows
+
     def test_without_a_model(self, signed_in):
         assert "No model is active" in signed_in.get("/inspect/").content.decode()
 
@@ -169,6 +190,18 @@ class TestLoopSections:
         assert "model.replay" in entries[0] and "admin-client (api)" in entries[0]
         for key in keys.values():
             assert key not in html
+
+    def test_an_audit_entry_with_an_empty_value_shows_a_dash_not_none(self, signed_in, active_model):
+        from estimator_project.audit import MODEL_ACTIVATE, Actor, audit_log
+
+        audit_log().record(
+            MODEL_ACTIVATE, Actor(name="ops", via="command"), {"model_version": 1}, {"previous_version": None}
+        )
+
+        entries = re.findall(r'<tr class="audit-entry">(.*?)</tr>', signed_in.get("/inspect/").content.decode(), re.S)
+
+        assert "previous_version: –" in entries[0]
+        assert not any("None" in entry for entry in entries), entries
 
     def test_sections_say_when_there_is_nothing_yet(self, signed_in):
         html = signed_in.get("/inspect/").content.decode()

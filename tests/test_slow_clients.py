@@ -170,3 +170,27 @@ def test_production_gunicorn_reached_directly_bounds_hundreds_of_slow_and_silent
 
     with served(wire_server, tmp_path, CLIENT_BODY_TIMEOUT=str(BODY_TIMEOUT)) as (host, port):
         check_bounded(f"http://{host}:{port}")
+
+
+def test_a_body_cut_off_says_how_much_of_it_came_and_closes_the_connection(tmp_path):
+    server = LiveServer({"LOG_LEVEL": "WARNING", "CLIENT_BODY_TIMEOUT": "1"}, tmp_path / "server.log")
+    server.start(timeout=60)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(
+                b"POST /estimations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n"
+            )
+            time.sleep(0.2)
+            sock.sendall(b'{"bestseller')  # 12 of the 100 bytes, then nothing
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        headers = {line.split(b":")[0].lower(): line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")[1:]}
+        assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+        assert headers[b"connection"] == b"close", head
+        message = json.loads(body)["_error"]["message"]
+        assert "and 12 bytes came" in message, message
+    finally:
+        server.stop()

@@ -90,10 +90,20 @@ class TestCreateOne:
         assert response.json()["bestseller_rank"] == 500
         assert response.json()["category"] == "beauty"
 
-    def test_a_forms_empty_sku_is_refused_as_in_json(self, api, mongo_db):
+    def test_a_forms_empty_sku_is_no_sku_while_json_refuses_it(self, api, mongo_db):
+        # The browsable API's form has an optional sku input: left empty, the form still sends it.
         response = api.post(URL, data={"bestseller_rank": "500", "sku": ""}, format="multipart")
 
-        assert assert_error_envelope(response, 422)["_issues"] == {"sku": validation.ISSUE_EMPTY}
+        assert response.status_code == HTTPStatus.CREATED, response.content
+        assert "sku" not in response.json() and "sku" not in mongo_db["estimations"].find_one({})
+        refused = post_json(api, {"bestseller_rank": 500, "sku": ""})
+        assert assert_error_envelope(refused, 422)["_issues"] == {"sku": validation.ISSUE_EMPTY}
+
+    def test_the_browsable_form_asks_for_an_optional_sku(self, api, active_model):
+        html = api.get(URL, HTTP_ACCEPT="text/html").content.decode()
+
+        form = html[html.index('id="post-object-form"') : html.index('id="post-generic-content-form"')]
+        assert 'name="sku"' in form and 'name="category"' in form and 'name="bestseller_rank"' in form
 
     def test_a_forms_actuals_are_numbers(self, api, mongo_db):
         form = {"bestseller_rank": "500", "sku": "A-1", "actual_sales": "12", "actual_period": "2026-01"}

@@ -8,6 +8,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from http import HTTPStatus
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
 
 from estimations.errors import MSG_NOT_FOUND
 
@@ -69,6 +71,16 @@ class TestGetOne:
         assert response.status_code == HTTPStatus.OK
         assert response["ETag"] == f'"{created["_etag"]}"'
         assert response.content == b""
+
+    def test_head_hands_the_server_no_body_bytes_and_keeps_the_length(self, api, created):
+        # Django's test client drops a HEAD body itself; the WSGI handler, as gunicorn runs it, does not.
+        path = f"/estimations/{created['_id']}"
+        answered = []
+        environ = RequestFactory().head(path).environ
+        body = b"".join(WSGIHandler()(environ, lambda status, headers, exc_info=None: answered.extend(headers)))
+
+        assert body == b""
+        assert dict(answered)["Content-Length"] == str(len(api.get(path).content))
 
 
 class TestConditionalGet:

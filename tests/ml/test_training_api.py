@@ -15,6 +15,7 @@ from estimator_project.audit import Actor, audit_log
 from ml import jobs
 from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
 from ml.serving import model_registry
+from ml.training_api import MSG_SEND_CSV
 
 from ..conftest import SAMPLE_CSV
 from ..estimations.test_api_create import assert_error_envelope
@@ -153,7 +154,37 @@ class TestTraining:
 
         assert job["status"] == "succeeded", job
         assert len(job["warnings"]) == 1 and "lacks 7 categories that version 1 serves" in job["warnings"][0]
-        assert full["warnings"] == []
+        assert job["held_back"] is None  # activate=false: nothing to hold back
+        assert full["warnings"] == [] and full["held_back"] is None
+
+    def test_a_narrowing_version_is_stored_but_not_activated_and_the_job_says_why(self, api, keys):
+        books_and_electronics = b"category,bestseller_rank,monthly_sales\n" + b"".join(
+            f"{category},{rank},{max(1, 200_000 // rank)}\n".encode()
+            for category in ("books", "electronics")
+            for rank in range(10, 5_000, 7)
+        )
+
+        _, job = train_through_api(api, keys["admin"], books_and_electronics)  # activate defaults to true
+
+        assert (job["status"], job["version"], job["active"]) == ("succeeded", 2, False), job
+        assert model_registry().active_version() == 1
+        assert job["held_back"].startswith(
+            "version 2 was stored but not activated: it lacks categories beauty, clothing, home_kitchen, "
+            "pet_supplies, sports_outdoors, toys_games, so activating it in place of version 1 would make "
+            "estimations in them answer 422."
+        )
+        assert "POST /models/2/activate with an admin API key, or python manage.py activate_model 2" in job["held_back"]
+        assert "lacks 6 categories that version 1 serves" in job["warnings"][0]
+        # the explicit choice it names activates, warning as before
+        activated = api.post("/models/2/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
+        assert activated.status_code == 200 and activated.json()["warnings"] == job["warnings"]
+        assert model_registry().active_version() == 2
+
+    def test_a_version_serving_all_the_active_one_does_is_activated(self, api, keys):
+        _, job = train_through_api(api, keys["admin"], SAMPLE_CSV.read_bytes())
+
+        assert (job["status"], job["active"], job["held_back"], job["warnings"]) == ("succeeded", True, None, [])
+        assert model_registry().active_version() == 2
 
     def test_bad_rows_fail_the_job_with_the_lines_train_model_prints(self, api, keys, tmp_path):
         _, job = train_through_api(api, keys["admin"], BAD_CSV, "?name=bad.csv")
@@ -232,7 +263,9 @@ class TestRefusals:
     def test_another_content_type_is_415(self, api, keys, content_type):
         response = post_csv(api, b'{"csv": "no"}', keys["admin"], content_type=content_type)
 
-        assert "Content-Type: text/csv" in assert_error_envelope(response, 415)["_error"]["message"]
+        message = assert_error_envelope(response, 415)["_error"]["message"]
+        assert message == MSG_SEND_CSV  # said once: no ": send text/csv." repeated after it
+        assert message.count("text/csv") == 2 and message.endswith("--data-binary @my_sales.csv.")
 
     def test_an_empty_body_is_400(self, api, keys):
         assert "empty" in assert_error_envelope(post_csv(api, b"", keys["admin"]), 400)["_error"]["message"]

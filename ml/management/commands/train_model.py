@@ -33,7 +33,8 @@ def seed(text: str) -> int:
 class Command(BaseCommand):
     help = (
         "Train a new model version from a CSV (header: category,bestseller_rank,monthly_sales), store it "
-        "in the registry and activate it. Running API processes pick it up within seconds."
+        "in the registry and activate it (unless it lacks DEFAULT_CATEGORY or a category the active version serves: "
+        "it is then stored, and activate_model activates it). Running API processes pick it up within seconds."
     )
 
     def add_arguments(self, parser):
@@ -134,6 +135,8 @@ class Command(BaseCommand):
         if not metadata["active"]:
             for change in metadata["warnings"]:
                 self.stdout.write(f"Activating it would narrow what is accepted: {change}.")
+        if metadata.get("held_back"):
+            self.stdout.write(self.style.WARNING(f"Not activated: {metadata['held_back']}."))
         state = "active" if metadata["active"] else "stored, not active"
         self.stdout.write(self.style.SUCCESS(f"Model version {metadata['version']} {state}."))
 
