@@ -7,6 +7,8 @@ on a free port with a temporary data directory. The code under test has no branc
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -138,6 +140,31 @@ def ensure_test_indexes(database, *, on_nx_27017: bool) -> None:
             keys = [(field, direction) for field, direction in index.document["key"].items() if field != "_id"]
             options = {name: value for name, value in index.document.items() if name != "key"}
             collection.create_index(keys, **options)
+
+
+@contextlib.contextmanager
+def own_wire_server(tmp_path: Path, settings, database: str, signing_key: str) -> Iterator[WireServer]:
+    """A test's own nx-27017 server (to stop or freeze without disturbing the suite's), the settings
+    pointed at ``database`` on it, its indexes made and the sample model trained and active."""
+    if os.environ.get("TEST_MONGO_URI"):
+        pytest.skip("stopping or freezing the database needs the test's own nx-27017 server")
+    from django.core.management import call_command
+
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    server = WireServer(f"mongodb://127.0.0.1:{port}/", tmp_path, port)
+    server.start()
+    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = server.uri, database, signing_key
+    mongo.reset()
+    serving.reset()
+    try:
+        ensure_test_indexes(mongo.get_database(), on_nx_27017=True)
+        call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
+        yield server
+    finally:
+        server.stop()
+        mongo.reset()
+        serving.reset()
 
 
 @pytest.fixture(params=STORES)

@@ -19,14 +19,12 @@ import time
 import pymongo
 import pytest
 import requests
-from django.core.management import call_command
 
 from estimations.documents import stamp
 from estimator_project import mongo
-from ml import serving
 
-from .conftest import SAMPLE_CSV, WireServer, ensure_test_indexes
-from .live import LiveServer, free_port
+from .conftest import own_wire_server
+from .live import LiveServer
 
 pytestmark = pytest.mark.integration
 
@@ -36,25 +34,11 @@ ROWS = 6_000  # the export's batches of 1,000: all but the first are read while 
 
 @pytest.fixture
 def own_database(tmp_path, settings):
-    if os.environ.get("TEST_MONGO_URI"):
-        pytest.skip("freezing the database needs the test's own nx-27017 server")
-    (tmp_path / "data").mkdir()
-    port = free_port()
-    server = WireServer(f"mongodb://127.0.0.1:{port}/", tmp_path, port)
-    server.start()
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = server.uri, "exports", SIGNING_KEY
-    mongo.reset()
-    serving.reset()
-    database = mongo.get_database()
-    ensure_test_indexes(database, on_nx_27017=True)
-    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
-    database["estimations"].insert_many(
-        [stamp({"bestseller_rank": rank, "category": "books", "estimated_sales": 1}) for rank in range(1, ROWS + 1)]
-    )
-    yield server
-    server.stop()
-    mongo.reset()
-    serving.reset()
+    with own_wire_server(tmp_path, settings, "exports", SIGNING_KEY) as server:
+        mongo.get_database()["estimations"].insert_many(
+            [stamp({"bestseller_rank": rank, "category": "books", "estimated_sales": 1}) for rank in range(1, ROWS + 1)]
+        )
+        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ directory) and a live gunicorn pointed at it, so nothing else in the suite is di
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import threading
@@ -15,7 +14,6 @@ import time
 import pymongo
 import pytest
 from bson import ObjectId
-from django.core.management import call_command
 
 from estimations.errors import (
     MSG_DATABASE_UNAVAILABLE,
@@ -26,12 +24,10 @@ from estimations.errors import (
     MSG_UPDATE_UNKNOWN,
 )
 from estimations.store import IDEMPOTENCY_FIELD
-from estimator_project import mongo
 from estimator_project.throttling import MSG_MONGO_COUNTERS_DOWN
-from ml import serving
 
-from .conftest import SAMPLE_CSV, WireServer, ensure_test_indexes
-from .live import LiveServer, free_port, request
+from .conftest import WireServer, own_wire_server
+from .live import LiveServer, request
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +39,8 @@ SELECTION_TIMEOUT_MS = 1000  # MONGO_SERVER_SELECTION_TIMEOUT_MS
 
 @pytest.fixture
 def own_database(tmp_path, settings):
-    if __import__("os").environ.get("TEST_MONGO_URI"):
-        pytest.skip("stopping the database needs the test's own nx-27017 server")
-    (tmp_path / "data").mkdir()
-    port = free_port()
-    server = WireServer(f"mongodb://127.0.0.1:{port}/", tmp_path, port)
-    server.start()
-    settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = server.uri, "faults", SIGNING_KEY
-    mongo.reset()
-    serving.reset()
-    ensure_test_indexes(mongo.get_database(), on_nx_27017=True)
-    call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
-    yield server
-    server.stop()
-    mongo.reset()
-    serving.reset()
+    with own_wire_server(tmp_path, settings, "faults", SIGNING_KEY) as server:
+        yield server
 
 
 def live_env(database: WireServer, **more: str) -> dict[str, str]:
