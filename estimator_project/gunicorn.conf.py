@@ -131,9 +131,13 @@ def post_request(worker, req):
 
 
 def worker_int(worker):
-    """A worker told to quit at once (Ctrl-C, which reaches every process of the terminal, or the master's
-    SIGQUIT): it ends here, as a quick stop means, instead of raising SystemExit in a gevent greenlet,
-    which printed a traceback on every Ctrl-C. Logs are flushed first; the master reaps it as before."""
+    """A gevent worker told to quit at once (Ctrl-C, which reaches every process of the terminal, or the
+    master's SIGQUIT) ends here, as a quick stop means, instead of raising SystemExit in the greenlet
+    gunicorn runs its quit in, which printed a traceback on every Ctrl-C. Logs are flushed first (safe
+    there: a greenlet, not a signal handler); the master reaps it as before. A thread worker quits from
+    its signal handler, cleanly already, and is left to it."""
+    if "gevent" not in type(worker).__module__:
+        return
     worker.log.info("worker %s: stopping now", worker.pid)
     for handler in logging.getLogger().handlers + logging.getLogger("gunicorn.error").handlers:
         handler.flush()
