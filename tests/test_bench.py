@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.harness import page_one_beyond_the_store
+from bench.measure import page_one_beyond_the_store
 
 
 def figures(page_small, page_large, database_small, database_large) -> dict:
@@ -74,7 +74,7 @@ def test_package_names_come_from_the_frames_path():
 def test_cpu_seconds_counts_a_process_work():
     import os
 
-    from bench.harness import cpu_seconds
+    from bench.measure import cpu_seconds
 
     before = cpu_seconds(os.getpid())
     deadline = time.process_time() + 0.2
@@ -85,7 +85,7 @@ def test_cpu_seconds_counts_a_process_work():
 
 
 def test_cpu_lines_name_the_database_only_when_it_was_measured():
-    from bench.harness import _cpu_lines
+    from bench.report import _cpu_lines
 
     measured = {"ours": {"worker_ms": 1.9, "database_ms": 1.0}, "eve": {"worker_ms": 2.6, "database_ms": 0.9}}
     given = {"ours": {"worker_ms": 1.9, "database_ms": [None, None]}, "eve": {"worker_ms": 2.6, "database_ms": [None]}}
@@ -97,7 +97,7 @@ def test_cpu_lines_name_the_database_only_when_it_was_measured():
 
 
 def test_cpu_per_get_one_is_a_target_against_eves_worker():
-    from bench.harness import cpu_below_eve
+    from bench.report import cpu_below_eve
 
     def cpu(ours: float, eve: float) -> dict:
         return {"cpu": {"get_item": {"ours": {"worker_ms": ours}, "eve": {"worker_ms": eve}}}}
@@ -108,7 +108,8 @@ def test_cpu_per_get_one_is_a_target_against_eves_worker():
 
 
 def test_every_round_is_kept_beside_the_median_and_printed():
-    from bench.harness import _round_lines, alternate
+    from bench.load import alternate
+    from bench.report import _round_lines
 
     figures = iter(
         [{"rps": 700.0, "p99_ms": 40.0}, {"rps": 500.0, "p99_ms": 50.0}] * 2 + [{"rps": 900.0, "p99_ms": 30.0}] * 2
@@ -122,7 +123,8 @@ def test_every_round_is_kept_beside_the_median_and_printed():
 
 
 def test_a_figure_is_the_median_of_an_odd_number_of_rounds_so_one_slow_round_cannot_move_it():
-    from bench.harness import alternate, build_parser
+    from bench.harness import build_parser
+    from bench.load import alternate
 
     rounds = build_parser().parse_args([]).rounds
     assert rounds % 2 == 1
