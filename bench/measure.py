@@ -134,13 +134,23 @@ def workers_of(server: Process) -> list[int]:
 CPU_SECONDS = 8  # of load per CPU measurement
 
 
-def cpu_per_request(wrk: str, url: str, script: str, workers: list[int], database: Process | None, workdir: Path):
-    """CPU ms per request in the service's worker(s) and in the database server, over CPU_SECONDS of load
-    from 2 connections (the CPU ticks counted, divided by the requests answered)."""
+def cpu_per_request(
+    wrk: str,
+    url: str,
+    script: str | None,
+    workers: list[int],
+    database: Process | None,
+    workdir: Path,
+    *,
+    seconds: int = CPU_SECONDS,
+    connections: int = 2,
+) -> dict:
+    """CPU ms per request in the service's worker(s) and in the database server, over ``seconds`` of load
+    from ``connections`` (the CPU ticks counted, divided by the requests answered), and the requests/s."""
     before = sum(cpu_seconds(pid) for pid in workers)
     database_before = cpu_seconds(database.handle.pid) if database else 0.0
-    result = run_wrk(wrk, url, duration=CPU_SECONDS, connections=2, script=script, workdir=workdir)
-    requests = max(result["rps"] * CPU_SECONDS, 1.0)
+    result = run_wrk(wrk, url, duration=seconds, connections=connections, script=script, workdir=workdir)
+    requests = max(result["rps"] * seconds, 1.0)
     worker_ms = (sum(cpu_seconds(pid) for pid in workers) - before) / requests * 1000
     database_ms = (cpu_seconds(database.handle.pid) - database_before) / requests * 1000 if database else None
-    return {"worker_ms": worker_ms, "database_ms": database_ms}
+    return {"worker_ms": worker_ms, "database_ms": database_ms, "rps": result["rps"]}

@@ -162,7 +162,9 @@ class Services:
             stdout=subprocess.DEVNULL,
         )
 
-    def _start_ours(self, port: int, extra: dict[str, str] | None = None, *, wait: bool = True) -> str:
+    def start_ours(self, port: int | None = None, extra: dict[str, str] | None = None, *, wait: bool = True) -> str:
+        """Our service under gunicorn (on a free port unless ``port``), with ``extra`` in its environment."""
+        port = port or free_port()
         env = service_env(
             self.mongo_uri,
             self.ours_db,
@@ -193,7 +195,7 @@ class Services:
         return url
 
     def start(self) -> None:
-        self._start_ours(self.ours_port, wait=False)
+        self.start_ours(self.ours_port, wait=False)
         eve_env = {"PATH": os.environ.get("PATH", ""), "MONGO_URI": _with_database(self.mongo_uri, self.eve_db)}
         self.processes.append(
             Process(
