@@ -1,0 +1,239 @@
+"""/inspect/: an admin's view of the service: the active model, its versions, live accuracy from
+recorded actuals (drawn beside the holdout), shadow replay reports, the audit trail, recent estimations
+and the model's curves. Admin API keys only: a browser signs in once with the key (kept as its hash in a
+signed, HTTP-only session cookie); scripts may send the key in the Authorization header instead."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
+from pymongo import DESCENDING
+from pymongo.errors import PyMongoError
+
+from core import mongo, throttling
+from core.api_keys import SCHEMES, ApiKeyStore, api_key_store
+from core.audit import audit_log
+from core.http import http_date
+from core.limits import whole_number
+from estimations.services import estimation_store
+from ml.plot import accuracy_svg, curves_svg
+from ml.serving import NoActiveModel, get_estimator, model_registry
+from modelops.accuracy import live_accuracy
+from modelops.services import replay_reports
+
+SESSION_KEY = "inspect_key_hash"
+LOGIN_URL = "/inspect/login"
+RECENT = 50
+ACCURACY_VERSIONS = 3  # the newest versions with actuals (and the active one)
+REPLAYS_SHOWN = 5
+AUDIT_SHOWN = 15
+MSG_BAD_LOGIN = "That key is unknown, revoked, or lacks the admin scope."
+MSG_LOGIN_THROTTLED = (
+    "Too many sign-in attempts from your address ({rate}). Try again in {wait} seconds; no key was checked."
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SignInThrottled(Exception):
+    def __init__(self, wait: float):
+        self.wait = math.ceil(wait)
+
+
+def _throttled_page(request: HttpRequest, wait: int) -> HttpResponse:
+    context = {
+        "error": MSG_LOGIN_THROTTLED.format(rate=throttling.LOGIN.rate, wait=wait),
+        "embedded": mongo.is_embedded(),
+    }
+    response = render(request, "inspection/login.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _admin(request: HttpRequest) -> dict[str, Any] | None:
+    """The admin key's record, from the Authorization header or the session; None if not an admin.
+    A key in the header is a sign-in attempt: it spends the address's sign-in budget when it fails, and
+    is not looked up once that budget is spent (SignInThrottled)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    store = api_key_store()
+    if scheme.lower() in SCHEMES and key.strip():
+        address = throttling.client_address(request)
+        wait = throttling.LOGIN.spent(address)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            raise SignInThrottled(wait)
+        record = store.find(key.strip())
+        if not (record and record["scope"] == "admin"):
+            logger.warning("inspect sign-in refused", extra={"client_address": address})
+            throttling.LOGIN.spend(address)
+    elif request.session.get(SESSION_KEY):
+        record = store.find_by_hash(request.session[SESSION_KEY])
+    else:
+        return None
+    return record if record and record["scope"] == "admin" else None
+
+
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    error = ""
+    if request.method == "POST":
+        # Every attempt spends its address's sign-in budget, before the key is looked up.
+        address = throttling.client_address(request)
+        try:
+            wait = throttling.LOGIN.spend(address)
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
+        if wait:
+            logger.warning("inspect sign-in throttled", extra={"client_address": address})
+            return _throttled_page(request, math.ceil(wait))
+        key = request.POST.get("key", "").strip()
+        try:
+            record = api_key_store().find(key) if key else None
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
+        if record and record["scope"] == "admin":
+            logger.info("inspect sign-in", extra={"client_address": address, "api_key_name": record["name"]})
+            request.session.cycle_key()
+            request.session[SESSION_KEY] = ApiKeyStore.hash(key)
+            return HttpResponseRedirect("/inspect/")
+        logger.warning("inspect sign-in refused", extra={"client_address": address})
+        error = MSG_BAD_LOGIN
+    context = {"error": error, "embedded": mongo.is_embedded()}
+    return render(request, "inspection/login.html", context, status=401 if error else 200)
+
+
+@require_http_methods(["POST"])
+def logout(request: HttpRequest) -> HttpResponse:
+    request.session.flush()
+    return HttpResponseRedirect(LOGIN_URL)
+
+
+def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The estimations filter from the form, the values to show back, and what was ignored."""
+    shown = {name: request.GET.get(name, "").strip() for name in ("category", "min_rank", "max_rank")}
+    query: dict[str, Any] = {}
+    ignored = []
+    if shown["category"]:
+        if shown["category"] in categories:
+            query["category"] = shown["category"]
+        else:
+            ignored.append(f"unknown category '{shown['category'][:40]}'")
+    bounds = {}
+    for name, operator in (("min_rank", "$gte"), ("max_rank", "$lte")):
+        if shown[name]:
+            issue = _rank_issue(shown[name])
+            if issue is None:
+                bounds[operator] = int(shown[name])
+            else:
+                ignored.append(f"{name.replace('_', ' ')} {issue}")
+    if "$gte" in bounds and "$lte" in bounds and bounds["$gte"] > bounds["$lte"]:
+        ignored.append(
+            f"the rank range: min rank {bounds['$gte']:,} is above max rank {bounds['$lte']:,}, so nothing could "
+            "match (swap them)"
+        )
+        bounds = {}
+    if bounds:
+        query["bestseller_rank"] = bounds
+    return query, shown, ignored
+
+
+FILTER_MAX_RANK = 999_999_999
+SHOWN_CHARACTERS = 20
+
+
+def _rank_issue(text: str) -> str | None:
+    """What is wrong with a rank bound from the form, after its value as typed; None: it is usable."""
+    echoed = text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
+    number = whole_number(text)
+    if number is None:
+        if re.fullmatch(r"-\s*\d+", text):
+            return f"'{echoed}' must be at least 1 (ranks start at 1)"
+        return f"'{echoed}' is not a whole number"
+    if number < 1:
+        return f"'{echoed}' must be at least 1 (ranks start at 1)"
+    if number > FILTER_MAX_RANK:
+        return f"'{echoed}' must be at most {FILTER_MAX_RANK:,}"
+    return None
+
+
+@require_http_methods(["GET"])
+def page(request: HttpRequest) -> HttpResponse:
+    try:
+        admin = _admin(request)
+    except SignInThrottled as throttled:
+        return _throttled_page(request, throttled.wait)
+    except (PyMongoError, throttling.CounterStoreDown):
+        return render(request, "inspection/unavailable.html", status=503)
+    if admin is None:
+        return HttpResponseRedirect(LOGIN_URL)
+    try:
+        context = _page_context(request)
+    except (PyMongoError, throttling.CounterStoreDown):
+        return render(request, "inspection/unavailable.html", status=503)
+    context["admin"] = admin["name"]
+    return render(request, "inspection/page.html", context)
+
+
+def _page_context(request: HttpRequest) -> dict[str, Any]:
+    registry = model_registry()
+    versions = registry.list()
+    active_version = registry.active_version()
+    active = next((meta for meta in versions if meta["version"] == active_version), None)
+    categories = active["categories"] if active else []
+    query, shown, ignored = _filters(request, categories)
+    recent = list(estimation_store().collection.find(query).sort("_id", DESCENDING).limit(RECENT))
+    try:
+        chart = mark_safe(curves_svg(get_estimator()))  # noqa: S308 - our own SVG, names are escaped
+    except NoActiveModel:
+        chart = ""
+    audit, _ = audit_log().find(action=None, skip=0, limit=AUDIT_SHOWN)
+    return {
+        "accuracy": _accuracy(versions, active_version),
+        "replays": [
+            {**report, "created": http_date(report["created"])}
+            for report in replay_reports().latest(limit=REPLAYS_SHOWN)
+        ],
+        "audit": [{**entry, "at": http_date(entry["at"])} for entry in audit],
+        "active": _card(active) if active else None,
+        "versions": [_card(meta) for meta in versions],
+        "active_version": active_version,
+        "categories": categories,
+        "filters": shown,
+        "ignored": ignored,
+        "recent": [{**doc, "id": str(doc["_id"]), "created": http_date(doc["_created"])} for doc in recent],
+        "recent_limit": RECENT,
+        "chart": chart,
+    }
+
+
+def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> list[dict[str, Any]]:
+    """Live accuracy beside the holdout, for the newest versions with actuals and the active one."""
+    estimations = estimation_store().collection
+    measured = set(estimations.distinct("model_version", {"actual_sales": {"$exists": True}}))
+    if active_version is not None:
+        measured.add(active_version)
+    by_version = {meta["version"]: meta for meta in versions}
+    shown = []
+    for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
+        meta = by_version[version]
+        live = live_accuracy(estimations, version=version, categories=meta["categories"])
+        holdout = meta["metrics"]
+        rows = [{"name": "overall", "live": live["overall"], "holdout": holdout["overall"]}] + [
+            {"name": name, "live": live_row, "holdout": holdout["per_category"].get(name, {})}
+            for name, live_row in sorted(live["per_category"].items())
+        ]
+        chart = mark_safe(accuracy_svg(version, live, meta["metrics"]))  # noqa: S308 - our own SVG, escaped
+        shown.append({"version": version, "rows": rows, "with_actuals": live["overall"]["rows"], "chart": chart})
+    return shown
+
+
+def _card(meta: dict[str, Any]) -> dict[str, Any]:
+    per_category = sorted(meta["metrics"]["per_category"].items())
+    return {**meta, "created": http_date(meta["created"]), "per_category": per_category}
