@@ -13,7 +13,6 @@ Extrapolation: a rank outside the range the model saw for its category in traini
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -57,21 +56,16 @@ class Predictor:
         self.version = version
         self.categories: tuple[str, ...] = tuple(str(name) for name in features.categories_)
         self._code = {name: code for code, name in enumerate(self.categories)}
-        self._knots = [float(t) for t in curve.log_knots_]
-        self._knot_array = curve.log_knots_.copy()
+        self._knots = curve.log_knots_.copy()
         # Segment i covers ln(rank) in [t_{i-1}, t_i): value = intercept[i] + slope[i] * x.
         c, b, d = curve.coef_[:, 0], curve.coef_[:, 1], curve.coef_[:, 2:]
         passed = np.concatenate([np.zeros((len(c), 1)), np.cumsum(d, axis=1)], axis=1)
         weighted = np.concatenate([np.zeros((len(c), 1)), np.cumsum(d * curve.log_knots_, axis=1)], axis=1)
         self._slopes = -(b[:, None] + passed)
         self._intercepts = c[:, None] + weighted
-        self._slope_rows = self._slopes.tolist()
-        self._intercept_rows = self._intercepts.tolist()
         self._quantiles = np.array([residual_quantiles[name] for name in self.categories], dtype=np.float64)
-        self._quantile_rows = self._quantiles.tolist()
         # Per category: ln of the lowest and highest rank seen in training.
         self._log_ranges = np.log(np.array([rank_range[name] for name in self.categories], dtype=np.float64))
-        self._log_range_rows = self._log_ranges.tolist()
 
     @classmethod
     def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> Predictor:
@@ -86,10 +80,10 @@ class Predictor:
     def estimate(self, rank: int, category: str) -> Estimate:
         code = self._code[category]
         x = math.log(rank)
-        segment = bisect_right(self._knots, x)
-        value = self._intercept_rows[code][segment] + self._slope_rows[code][segment] * x
-        low, high = self._quantile_rows[code]
-        first, last = self._log_range_rows[code]
+        segment = int(np.searchsorted(self._knots, x, side="right"))
+        value = float(self._intercepts[code, segment] + self._slopes[code, segment] * x)
+        low, high = self._quantiles[code].tolist()
+        first, last = self._log_ranges[code].tolist()
         beyond = first - x if x < first else x - last if x > last else 0.0
         if beyond > 0.0:
             widen = EXTRAPOLATION_WIDENING * beyond
@@ -107,7 +101,7 @@ class Predictor:
 
     def predict_log1p(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         x = np.log(ranks)
-        segment = np.searchsorted(self._knot_array, x, side="right")
+        segment = np.searchsorted(self._knots, x, side="right")
         return self._intercepts[codes, segment] + self._slopes[codes, segment] * x
 
     def beyond_training(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
