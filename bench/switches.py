@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=5, help="A/B pairs per switch and load (default 5; odd)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections on the one worker (8)")
     parser.add_argument("--switches", default="", help="comma-separated names (default: every switch)")
+    parser.add_argument("--loads", default=",".join(LOADS), help=f"comma-separated, of {', '.join(LOADS)} (all)")
     parser.add_argument("--mongo-uri", default=os.environ.get("BENCH_MONGO_URI", ""))
     return parser
 
@@ -55,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     known = switch_loads()
     chosen = [name for name in args.switches.split(",") if name] or list(known)
-    loads_of = {CONTROL: LOADS, **{name: known.get(name, LOADS) for name in chosen}}
+    wanted = [load for load in LOADS if load in args.loads.split(",")]
+    loads_of = {
+        name: tuple(load for load in loads if load in wanted)
+        for name, loads in {CONTROL: LOADS, **{name: known.get(name, LOADS) for name in chosen}}.items()
+    }
     wrk = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="switches-"))
     on_nx = not args.mongo_uri
