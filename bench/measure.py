@@ -14,8 +14,6 @@ from pathlib import Path
 import pymongo
 from bson import ObjectId
 
-from estimations.query import DEFAULT_SORT
-
 from .load import run_wrk
 from .setup import Process
 
@@ -92,16 +90,29 @@ def database_page_ms(mongo_uri: str, database: str, samples: int = 40) -> float:
     unfiltered count), median ms: the store's own work, which the page's latency may not add to."""
     client = pymongo.MongoClient(mongo_uri)
     collection = client[database]["estimations"]
+    default_sort = _default_sort()
     timings = []
     try:
         for _ in range(samples):
             started = time.perf_counter()
-            list(collection.find({}).sort(list(DEFAULT_SORT)).limit(25))
+            list(collection.find({}).sort(list(default_sort)).limit(25))
             collection.estimated_document_count()
             timings.append((time.perf_counter() - started) * 1000)
     finally:
         client.close()
     return statistics.median(timings)
+
+
+def _default_sort() -> tuple:
+    """The list's default order, from the service's own code (which needs Django set up to import)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "estimator_project.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only")
+    import django
+
+    django.setup()
+    from estimations.query import DEFAULT_SORT
+
+    return DEFAULT_SORT
 
 
 def page_one_beyond_the_store(results: dict) -> float:
