@@ -1,13 +1,8 @@
-"""Serving a fitted Pipeline without its per-call overhead.
+"""Serving a fitted Pipeline without its per-call overhead: its curves, read out once as line segments.
 
-A scikit-learn ``predict`` on one row costs milliseconds of validation and dispatch; the model itself
-is a handful of line segments per category. ``Predictor`` reads those segments out of the fitted
-Pipeline once: an estimate is then a bisect, a multiply-add and an exp (about a microsecond), and a
-bulk estimate is a few vectorised numpy operations. Tests hold it equal to the Pipeline's predictions.
-
-Extrapolation: a rank outside the range the model saw for its category in training is flagged, and its
-80% interval widens by EXTRAPOLATION_WIDENING in log1p(sales) per unit of ln(rank) beyond the range
-(ten times past the last trained rank: about x3.2 on each side), on top of the holdout residuals.
+An estimate is then a search, a multiply-add and an exp; a bulk estimate a few vectorised numpy
+operations. Tests hold it equal to the Pipeline's predictions. A rank outside the range its category
+was trained on is flagged, and its 80% interval widens (EXTRAPOLATION_WIDENING).
 """
 
 from __future__ import annotations
@@ -18,7 +13,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-# How fast the interval widens outside the trained ranks: log1p(sales) per unit of ln(rank) beyond.
+# How fast the 80% interval widens outside the trained ranks, on top of the holdout residuals: log1p(sales)
+# per unit of ln(rank) beyond the range (ten times past the last trained rank: about x3.2 on each side).
 EXTRAPOLATION_WIDENING = 0.5
 
 
