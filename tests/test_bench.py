@@ -134,3 +134,23 @@ def test_a_figure_is_the_median_of_an_odd_number_of_rounds_so_one_slow_round_can
     (eve,) = alternate(rounds, lambda: {"rps": next(eve_rounds)})
 
     assert eve["rps"] >= 531.0
+
+
+def test_a_switch_is_kept_on_the_median_of_its_pairs_counting_the_databases_cpu():
+    from bench.switches import CONTROL, summarise
+
+    def pair(a_worker: float, b_worker: float, database: float = 0.5) -> tuple[dict, dict]:
+        return {"worker_ms": a_worker, "database_ms": database}, {"worker_ms": b_worker, "database_ms": database}
+
+    pairs = {
+        CONTROL: {"post": [pair(2.0, 2.0)] * 3},
+        # one pair far off cannot keep it: the median of 1.0, 1.0, 2.0 is 1.0
+        "noisy": {"post": [pair(2.0, 2.0), pair(2.0, 2.0), pair(2.0, 4.5)]},
+        # +0.15 ms on 2.5 ms (worker + database) is 6%: kept on the list, though not on POST
+        "steady": {"post": [pair(2.0, 2.0)] * 3, "list": [pair(2.0, 2.15)] * 3},
+    }
+    switches = summarise(pairs, {})["switches"]
+
+    assert switches["noisy"]["kept"] is False
+    assert switches["steady"]["kept"] is True and switches["steady"]["best_load"] == "list"
+    assert switches["steady"]["loads"]["list"]["total_ratio"] == pytest.approx(1.06)
