@@ -84,6 +84,7 @@ SKU_HELP = (
     "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
     "indexed and filterable."
 )
+INTERVAL_HELP = "{end} end of the 80% interval ({percentile}th percentile of the model's holdout errors)."
 
 FIELDS: tuple[Field, ...] = (
     Field("_id", "id", "meta", "The estimation's id (a 24-hex-digit ObjectId).", filter=True, sort=5),
@@ -127,18 +128,8 @@ FIELDS: tuple[Field, ...] = (
         csv_in=True,
     ),
     Field("estimated_sales", "integer", "estimate", "Estimated unit sales per month.", filter=True, sort=2),
-    Field(
-        "estimated_sales_low",
-        "integer",
-        "estimate",
-        "Low end of the 80% interval (10th percentile of the model's holdout errors).",
-    ),
-    Field(
-        "estimated_sales_high",
-        "integer",
-        "estimate",
-        "High end of the 80% interval (90th percentile of the model's holdout errors).",
-    ),
+    Field("estimated_sales_low", "integer", "estimate", INTERVAL_HELP.format(end="Low", percentile=10)),
+    Field("estimated_sales_high", "integer", "estimate", INTERVAL_HELP.format(end="High", percentile=90)),
     Field(
         "extrapolated",
         "boolean",
