@@ -69,3 +69,8 @@ def test_the_check_sees_an_upward_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("import os\nfrom modelops.api import X\n\ndef f():\n    import estimations.views\n")
     assert imported_apps(sample) == {"modelops", "estimations"}
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, files per arrow
+    for (app, other), files in sorted(import_graph().items()):
+        print(f"{app} -> {other}: {len(files)} files")
