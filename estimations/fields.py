@@ -1,11 +1,6 @@
-"""The estimation's fields, in one table: everything else reads its field lists from here.
-
-One entry per field, in the order an answer shows them: its type, its part of the document (which
-says whether a client sends it, whether it is stored, shown, projected), whether a ``where`` filters
-and a ``sort`` orders on it, whether it is a CSV column in and out, its help text and its limits.
-Validation, the query parser's allow-lists, the CSV columns, the serializers (so the browsable form
-and OpenAPI) and the list parameters' OpenAPI text are derived from it; tests/estimations/test_fields.py
-checks that each of them says what the table says.
+"""The estimation's fields, in one table (FIELDS): each one's type, part of the document, query and CSV
+roles, help text and limits. Validation, the query parser's allow-lists, the CSV columns, the serializers
+and the OpenAPI text read their field lists from it; tests/estimations/test_fields.py checks they agree.
 """
 
 from __future__ import annotations
@@ -84,6 +79,10 @@ SKU_HELP = (
     "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
     "indexed and filterable."
 )
+# One entry per field, in the order an answer shows them (and the etag hashes the content). A new field
+# is one entry here: it is then validated if sent (add its check to estimations.validation.CHECKS, which a
+# test asks for), stored, shown, projectable, filtered and in the CSV export as its entry says; a sort
+# also needs an index that serves it (estimations.store.INDEXES).
 INTERVAL_HELP = "{end} end of the 80% interval ({percentile}th percentile of the model's holdout errors)."
 
 FIELDS: tuple[Field, ...] = (

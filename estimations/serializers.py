@@ -1,8 +1,7 @@
 """Serializers that describe the resource for OpenAPI and give the browsable API its form.
 
-Input is validated by ``estimations.validation`` (fast enough for 10,000-item bulk inserts); these
-classes state the same schema for clients. The estimation's own are made from the field table
-(``estimations.fields``), as the validator's rules are.
+The estimation's are made from the field table (``estimations.fields``), as the validator's rules are;
+input itself is validated by ``estimations.validation``, fast enough for 10,000-item bulk inserts.
 """
 
 from __future__ import annotations

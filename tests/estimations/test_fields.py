@@ -198,6 +198,27 @@ class TestValidation:
         _, issues = validation.validate({**removed, field.name: None}, RULES, partial=True)
         assert (field.name in issues) != field.sent.nullable
 
+    @pytest.mark.parametrize("field", WRITTEN, ids=lambda field: field.name)
+    def test_the_limits_enforced_are_the_tables(self, field):
+        sent, base = field.sent, {"bestseller_rank": 70, "actual_sales": 3, "actual_period": "2026-10"}
+        long_category = "c" * (sent.max_length or 0)
+        rules = validation.Rules(categories=("books", long_category), default_category="books")
+
+        def issue(value):
+            return validation.validate({**base, field.name: value}, rules)[1].get(field.name)
+
+        if sent.minimum is not None:
+            assert issue(sent.minimum) is None and issue(sent.minimum - 1)
+        if sent.maximum is not None:
+            assert issue(sent.maximum) is None and issue(sent.maximum + 1)
+        if sent.max_length is not None:
+            value = long_category if field.name == "category" else "S" * sent.max_length
+            assert issue(value) is None and issue(value + "x")
+        if sent.pattern is not None:
+            assert re.fullmatch(sent.pattern, "2026-10") and not re.fullmatch(sent.pattern, "2026-13")
+            assert issue("2026-10") is None and issue("2026-13")
+        assert any(limit is not None for limit in (sent.minimum, sent.max_length, sent.pattern)), field.name
+
     @pytest.mark.parametrize("field", sorted(fields.READ_ONLY_FIELDS))
     def test_a_field_the_client_does_not_send_is_read_only(self, field):
         _, issues = validation.validate({"bestseller_rank": 70, field: 1}, RULES)
