@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS
+from estimations.fields import INPUT_FIELDS
 from estimations.query import (
     COMPARISON_OPERATORS,
     FIELD_TYPES,
@@ -41,7 +42,6 @@ from estimations.query import (
     sort_plans,
     sort_text,
 )
-from estimations.validation import INPUT_FIELDS
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
 PROPERTY = settings(
