@@ -9,8 +9,7 @@ import pytest
 
 from core import throttling
 from core.api_keys import ApiKeyStore
-
-from .estimations.test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, post_json
 
 
 @pytest.fixture

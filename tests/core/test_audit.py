@@ -21,9 +21,7 @@ from core.audit import (
     audit_log,
 )
 from ml import serving
-
-from .estimations.test_api_create import assert_error_envelope
-from .ml.test_commands import SAMPLE_CSV
+from tests.helpers import SAMPLE_CSV, assert_error_envelope
 
 
 def entries(mongo_db, action: str | None = None) -> list[dict]:

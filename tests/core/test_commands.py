@@ -16,7 +16,7 @@ from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, Ope
 from core import mongo
 from core.commands import database_errors_as_command_errors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def stopped_by(error: Exception) -> str:

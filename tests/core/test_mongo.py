@@ -12,8 +12,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from core import mongo
 from core.errors import MSG_DATABASE_UNAVAILABLE
-
-from .estimations.test_api_create import assert_error_envelope
+from tests.helpers import assert_error_envelope
 
 CLOSED_PORT_URI = "mongodb://127.0.0.1:9/unreachable"  # the discard port: nothing listens there
 

@@ -6,8 +6,7 @@ import pytest
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from estimations import views
-
-from .test_api_create import URL, assert_error_envelope
+from tests.helpers import URL, assert_error_envelope
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from prometheus_client import Counter
 
 from core import mongo
 from core.observability import REQUEST_ID_HEADER, Labelled
-
-from .estimations.test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, post_json
 
 
 class TestHealth:
@@ -66,8 +65,7 @@ class TestHealth:
         self, api, active_model, trained_model, settings
     ):
         from ml import serving
-
-        from .ml.test_registry import tamper_bytes
+        from tests.helpers import tamper_bytes
 
         settings.MODEL_REFRESH_SECONDS = 0
         assert api.get("/health/ready").status_code == HTTPStatus.OK
@@ -154,8 +152,7 @@ class TestMetrics:
 
     def test_model_load_failures_are_counted(self, api, active_model, trained_model, settings):
         from ml import serving
-
-        from .ml.test_registry import tamper_bytes
+        from tests.helpers import tamper_bytes
 
         settings.MODEL_REFRESH_SECONDS = 0
         before = metric(api.get("/metrics").content.decode(), "model_load_failures_total")

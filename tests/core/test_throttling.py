@@ -11,8 +11,7 @@ import pytest
 
 from core import throttling
 from core.mongo import get_database
-
-from .live import LiveServer, counts_by_worker, request, trained_database
+from tests.live import LiveServer, counts_by_worker, request, trained_database
 
 
 @pytest.fixture
@@ -96,7 +95,7 @@ def test_the_store_follows_the_settings(settings, mongo_db):
     [("THROTTLE_ANON_RATE", "600"), ("THROTTLE_KEY_RATE", "600/fortnight"), ("THROTTLE_LOGIN_RATE", "0/min")],
 )
 def test_a_rate_that_cannot_be_read_stops_start_up(name, value):
-    from .test_settings import run_django
+    from tests.helpers import run_django
 
     started = run_django({"SECRET_KEY": "k" * 50, name: value})
 
@@ -104,7 +103,7 @@ def test_a_rate_that_cannot_be_read_stops_start_up(name, value):
 
 
 def test_the_sign_in_budget_is_a_setting():
-    from .test_settings import run_django
+    from tests.helpers import run_django
 
     started = run_django({"SECRET_KEY": "k" * 50, "THROTTLE_LOGIN_RATE": "5/hour"}, show="THROTTLE_LOGIN_RATE")
 

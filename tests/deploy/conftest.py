@@ -13,9 +13,9 @@ import pymongo
 import pytest
 from pymongo.uri_parser import parse_uri
 
-from tests import dockerfile
-from tests.netns import Endpoint, StoreRelay
-from tests.topology import Topology
+from tests.deploy import dockerfile
+from tests.deploy.netns import Endpoint, StoreRelay
+from tests.deploy.topology import Topology
 
 
 def needs(what: str) -> None:

@@ -47,7 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 ENTER = Path(__file__).resolve().parent / "image_enter.py"
 
 BASE_IMAGE = "python:3.11-slim"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -192,7 +192,7 @@ class TestReplicaSetExample:
     def test_its_settings_are_settings_the_service_reads_with_a_valid_read_preference(self):
         from django.conf import settings
 
-        from tests import topology
+        from tests.deploy import topology
 
         base, override, _ = self.files()
         environment = merged(base, override)["services"]["api"]["environment"]

@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests import dockerfile
-from tests.netns import Network, request
-
-from .conftest import drop_database, fresh_database_name, store_relay
+from tests.deploy import dockerfile
+from tests.deploy.conftest import drop_database, fresh_database_name, store_relay
+from tests.deploy.netns import Network, request
 
 pytestmark = pytest.mark.integration
 

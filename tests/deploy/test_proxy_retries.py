@@ -25,11 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import netns
-from tests.dockerfile import ROOT
-from tests.topology import start_nginx, stop_nginx
-
-from .conftest import needs
+from tests.deploy import netns
+from tests.deploy.conftest import needs
+from tests.deploy.dockerfile import ROOT
+from tests.deploy.topology import start_nginx, stop_nginx
 
 pytestmark = pytest.mark.integration
 

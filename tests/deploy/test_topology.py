@@ -14,10 +14,9 @@ import uuid
 
 import pytest
 
-from tests import netns
-from tests import topology as compose
-
-from .conftest import ENVIRONMENT
+from tests.deploy import netns
+from tests.deploy import topology as compose
+from tests.deploy.conftest import ENVIRONMENT
 
 pytestmark = pytest.mark.integration
 

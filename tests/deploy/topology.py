@@ -33,8 +33,8 @@ import pymongo
 import yaml
 from pymongo.uri_parser import parse_uri
 
-from . import netns
-from .dockerfile import ROOT, Container, Image
+from tests.deploy import netns
+from tests.deploy.dockerfile import ROOT, Container, Image
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -12,25 +12,7 @@ from core.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
 from estimations import validation
 from estimations.services import MSG_EMPTY_BULK
 from ml.serving import get_estimator
-
-URL = "/estimations"
-
-
-def post_json(api, body, **extra):
-    return api.post(URL, data=json.dumps(body), content_type="application/json", **extra)
-
-
-def stored_count(mongo_db) -> int:
-    return mongo_db["estimations"].count_documents({})
-
-
-def assert_error_envelope(response, code: int) -> dict:
-    assert response.status_code == code, response.content
-    body = response.json()
-    assert body["_status"] == "ERR", body
-    assert body["_error"]["code"] == code, body
-    assert body["_error"]["message"], body
-    return body
+from tests.helpers import URL, assert_error_envelope, post_json, stored_count
 
 
 class TestCreateOne:

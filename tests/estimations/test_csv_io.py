@@ -15,8 +15,7 @@ from django.test import override_settings
 from core.errors import MSG_BULK_TOO_LARGE
 from estimations import csv_io, validation
 from ml.serving import get_estimator
-
-from .test_api_create import URL, assert_error_envelope, post_json
+from tests.helpers import URL, assert_error_envelope, post_json
 
 
 def post_csv(api, text: str | bytes, **extra):

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from .live import LiveServer, trained_database
+from tests.live import LiveServer, trained_database
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SIGNING_KEY = "fuzz-signing-key-not-a-secret"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SEEDS = [int(seed) for seed in os.environ.get("FUZZ_SEEDS", "1").split(",")]

@@ -17,9 +17,7 @@ from estimations import group_insert
 from estimations.group_insert import GroupInsert, NotSent
 from estimations.services import estimation_store
 from estimations.store import IDEMPOTENCY_FIELD
-
-from ..test_settings import run_python
-from .test_store import new_document
+from tests.helpers import new_document, run_python
 
 WAIT = 10  # seconds: a thread still waiting after this is stuck
 

@@ -12,12 +12,7 @@ from estimations.documents import stamp
 from estimations.query import ListQuery
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
-
-from ..conftest import known_departure
-
-
-def new_document(rank: int = 10) -> dict:
-    return stamp({"bestseller_rank": rank, "category": "books", "estimated_sales": 1, "model_version": "t"})
+from tests.helpers import known_departure, new_document
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import pytest
 
 from core import mongo
 from core.api_keys import api_key_store
-
-from .live import LiveServer, trained_database
+from tests.live import LiveServer, trained_database
 
 pytestmark = pytest.mark.integration
 
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+OUTPUT = Path(__file__).resolve().parent.parent.parent / "test-output"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -15,9 +15,8 @@ import pytest
 
 from core.api_keys import api_key_create
 from core.audit import command_actor
-
-from .conftest import SAMPLE_CSV
-from .live import LiveServer, request, trained_database
+from tests.helpers import SAMPLE_CSV
+from tests.live import LiveServer, request, trained_database
 
 pytestmark = pytest.mark.integration
 

@@ -23,9 +23,7 @@ from estimations import services
 from estimations.store import EstimationStore
 from estimator_project import health
 from ml import serving
-
-from .estimations.test_api_create import assert_error_envelope, post_json
-from .test_settings import run_django
+from tests.helpers import assert_error_envelope, post_json, run_django
 
 UNREACHABLE_URI = "mongodb://127.0.0.1:9/elections"  # the discard port: nothing listens there
 

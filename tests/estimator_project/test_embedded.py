@@ -27,10 +27,8 @@ from django.core.management import CommandError, call_command
 from core import mongo
 from core.api_keys import api_key_store
 from modelops.startup import RUN_KEY_NAME, RUN_KEY_NOTICE, on_server_start
-
-from .conftest import SAMPLE_CSV
-from .live import LiveServer, request
-from .test_settings import run_python
+from tests.helpers import SAMPLE_CSV, run_python
+from tests.live import LiveServer, request
 
 KEY = re.compile(r"^\s*(sek_[A-Za-z0-9_-]{40,})\s*$", re.MULTILINE)
 
@@ -118,7 +116,7 @@ def test_silent_and_slow_clients_never_hold_up_the_others(embedded_server):
 
 @pytest.mark.integration
 def test_in_production_too_silent_and_slow_clients_never_hold_up_the_others(wire_server, tmp_path):
-    from .test_server import served
+    from tests.live import served
 
     with served(wire_server, tmp_path) as (host, port), stalling_clients(host, port) as outcome:
         url = f"http://{host}:{port}"

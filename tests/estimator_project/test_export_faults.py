@@ -22,9 +22,8 @@ import requests
 
 from core import mongo
 from estimations.documents import stamp
-
-from .conftest import own_wire_server
-from .live import LiveServer
+from tests.conftest import own_wire_server
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,8 @@ from core.errors import (
 )
 from core.throttling import MSG_MONGO_COUNTERS_DOWN
 from estimations.store import IDEMPOTENCY_FIELD
-
-from .conftest import WireServer, own_wire_server
-from .live import LiveServer, request
+from tests.conftest import WireServer, own_wire_server
+from tests.live import LiveServer, request
 
 pytestmark = pytest.mark.integration
 

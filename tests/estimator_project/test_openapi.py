@@ -14,8 +14,7 @@ from openapi_spec_validator import validate
 from estimations import validation
 from estimations.serializers import EstimationInputSerializer
 from ml.serving import get_estimator
-
-from .conftest import SchemaCheckingClient
+from tests.conftest import SchemaCheckingClient
 
 ERROR_REF = "#/components/schemas/Error"
 

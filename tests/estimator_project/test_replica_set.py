@@ -27,8 +27,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from core.api_keys import ApiKeyStore
-
-from .live import LiveServer, request, trained_database
+from tests.live import LiveServer, request, trained_database
 
 pytestmark = pytest.mark.integration
 

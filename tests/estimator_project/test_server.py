@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import runpy
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core import runtime
+from tests.live import served
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG = ROOT / "estimator_project" / "gunicorn.conf.py"
 
 
@@ -47,34 +46,9 @@ def test_a_gunicorn_setting_it_cannot_take_stops_the_start_naming_it(monkeypatch
         load_config(monkeypatch, **{name: value})
 
 
-@contextlib.contextmanager
-def served(wire_server, tmp_path: Path, **env: str) -> Iterator[tuple[str, int]]:
-    """The production server on a fresh trained database of the wire server, with ``env``; (host, port)."""
-    from .live import LiveServer, trained_database
-
-    signing_key = "server-signing-key-not-a-secret"
-    with trained_database(wire_server, "test_server", signing_key) as database:
-        server = LiveServer(
-            {
-                "MONGO_URI": wire_server.uri,
-                "MONGO_DB_NAME": database,
-                "MODEL_SIGNING_KEY": signing_key,
-                "LOG_LEVEL": "WARNING",
-                **env,
-            },
-            tmp_path / "server.log",
-        )
-        server.start()
-        try:
-            host, port = server.url.removeprefix("http://").split(":")
-            yield host, int(port)
-        finally:
-            server.stop()
-
-
 @pytest.mark.integration
 def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, tmp_path):
-    from .live import counts_by_worker
+    from tests.live import counts_by_worker
 
     metrics = tmp_path / "metrics"
     with served(wire_server, tmp_path, WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics)) as (host, port):
@@ -221,7 +195,7 @@ def test_make_run_serves_this_machine_only_by_the_env_file_it_writes(tmp_path):
 def test_a_port_another_server_holds_is_refused_at_start_with_what_to_do(wire_server, tmp_path):
     import socket
 
-    from .live import LiveServer
+    from tests.live import LiveServer
 
     # Given a port held by another program, and one held by another of our servers (SO_REUSEPORT too)
     with socket.socket() as other:
@@ -265,7 +239,7 @@ def test_ctrl_c_stops_the_server_without_a_traceback(wire_server, tmp_path, work
     """Ctrl-C in a terminal sends SIGINT to every process of the server: the master and its workers."""
     import signal
 
-    from .live import LiveServer
+    from tests.live import LiveServer
 
     server = LiveServer(
         {"MONGO_URI": wire_server.uri, "WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": worker_class},

@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core import mongo
 from modelops.startup import on_server_start
+from tests.helpers import run_django, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(code: str, env_overrides: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh process: this environment without the settings the tests decide (no env
-    file, no key, no DEBUG, no database, no metrics directory), then ``env_overrides``."""
-    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "DEBUG", "MONGO_URI")}
-    env = {key: value for key, value in env.items() if not key.startswith("PROMETHEUS")}
-    env.update({"DJANGO_SETTINGS_MODULE": "estimator_project.settings", "DJANGO_ENV_FILE": os.devnull})
-    env.update({**env_overrides, "PYTHONPATH": str(ROOT)})
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
-
-
-def run_django(env_overrides: dict[str, str], show: str = "") -> subprocess.CompletedProcess:
-    """Start Django in a fresh process with this environment; print 'started' and the named settings."""
-    return run_python(
-        "import django, json; django.setup(); from django.conf import settings; print('started'); "
-        f"print(json.dumps({{name: getattr(settings, name) for name in {show.split()!r}}}, default=str))",
-        env_overrides,
-    )
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def test_missing_secret_key_with_debug_off_stops_start_up_with_a_clear_message(tmp_path):

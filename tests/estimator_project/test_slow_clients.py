@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .live import LiveServer, request
+from tests.live import LiveServer, request
 
 HEAD_TIMEOUT = 5.0  # gunicorn's keepalive (estimator_project/gunicorn.conf.py)
 BODY_TIMEOUT = 3.0  # CLIENT_BODY_TIMEOUT of the servers here
@@ -166,7 +166,7 @@ def test_the_embedded_default_bounds_hundreds_of_slow_and_silent_clients(tmp_pat
 
 @pytest.mark.integration
 def test_production_gunicorn_reached_directly_bounds_hundreds_of_slow_and_silent_clients(wire_server, tmp_path):
-    from .test_server import served
+    from tests.live import served
 
     with served(wire_server, tmp_path, CLIENT_BODY_TIMEOUT=str(BODY_TIMEOUT)) as (host, port):
         check_bounded(f"http://{host}:{port}")

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-import gridfs
 import pytest
 from prometheus_client import REGISTRY
 from pymongo.errors import AutoReconnect, NetworkTimeout, NotPrimaryError, OperationFailure
 
 from ml import serving
-from ml.registry import BUCKET, ArtifactRefused, ModelRegistry
-
-from ..estimations.test_api_create import assert_error_envelope, post_json
-from .test_registry import replace, tamper_bytes
+from ml.registry import ArtifactRefused, ModelRegistry
+from tests.helpers import (
+    assert_error_envelope,
+    delete_a_chunk,
+    file_id,
+    point_active_at,
+    post_json,
+    replace,
+    tamper_bytes,
+)
 
 
 @pytest.fixture
@@ -35,23 +40,6 @@ def estimate(api) -> int:
 
 def activate(api, keys, version: int):
     return api.post(f"/models/{version}/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
-
-
-def point_active_at(registry: ModelRegistry, version: int) -> None:
-    """Make ``version`` active behind the API's back (activation would refuse it), as with database access."""
-    registry.state.replace_one({"_id": "active"}, {"_id": "active", "version": version})
-
-
-def file_id(registry: ModelRegistry, version: int):
-    return registry.get(version)["artifact"]["file_id"]
-
-
-def delete_a_chunk(registry: ModelRegistry, version: int) -> None:
-    """Delete a chunk of the version's artifact from the bucket's chunks collection."""
-    fid = file_id(registry, version)
-    assert registry.database[f"{BUCKET}.chunks"].delete_one({"files_id": fid}).deleted_count >= 1
-    with pytest.raises(gridfs.errors.CorruptGridFile):  # what the issue's reproduction met
-        registry.bucket.open_download_stream(fid).read()
 
 
 def delete_the_file(registry: ModelRegistry, version: int) -> None:

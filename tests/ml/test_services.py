@@ -18,9 +18,7 @@ from ml.data import read_training_csv
 from ml.services import activation_changes, held_back_reason, model_activate, model_train
 from ml.serving import model_registry
 from ml.train import train
-
-from ..conftest import SAMPLE_CSV
-from ..estimations.test_api_create import assert_error_envelope, post_json
+from tests.helpers import SAMPLE_CSV, assert_error_envelope, post_json
 
 KEPT = ("home_kitchen", "toys_games")  # no books (DEFAULT_CATEGORY), no electronics, ...
 NARROWING = (

@@ -16,8 +16,7 @@ from sklearn.pipeline import Pipeline
 from ml.pipeline import model_input
 from ml.sample_data import CURVES, write_csv
 from ml.serving import model_registry
-
-from ..conftest import SAMPLE_CSV
+from tests.helpers import SAMPLE_CSV
 
 ROOT = SAMPLE_CSV.parent.parent
 

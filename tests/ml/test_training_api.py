@@ -16,9 +16,7 @@ from ml import jobs
 from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
 from ml.serving import model_registry
 from ml.training_api import MSG_SEND_CSV
-
-from ..conftest import SAMPLE_CSV
-from ..estimations.test_api_create import assert_error_envelope
+from tests.helpers import SAMPLE_CSV, assert_error_envelope
 
 BAD_CSV = (
     b"category,bestseller_rank,monthly_sales\nbooks,120,400\nbooks,abc,10\ntoys_games,40,-3\nbooks,9,900\nbooks,-5,10\n"

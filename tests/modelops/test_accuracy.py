@@ -9,8 +9,7 @@ from http import HTTPStatus
 import pytest
 
 from ml import serving
-
-from ..estimations.test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, post_json
 
 
 def record(api, created: dict, actual: int) -> dict:

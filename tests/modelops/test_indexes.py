@@ -26,13 +26,12 @@ from pymongo.errors import ExecutionTimeout, OperationFailure
 from core import index_sync, mongo
 from estimations.store import INDEXES, EstimationStore, RetentionNotChanged
 from modelops import indexes
-from tests import dockerfile
-from tests.netns import StoreRelay
+from tests.deploy import dockerfile
+from tests.deploy.netns import StoreRelay
+from tests.helpers import run_django
+from tests.live import free_port, request, stop_process
 
-from .live import free_port, request, stop_process
-from .test_settings import run_django
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 UNAUTHORIZED = {"ok": 0, "code": 13, "codeName": "Unauthorized", "errmsg": "not authorized on db to execute command"}
 
 

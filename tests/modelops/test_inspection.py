@@ -9,7 +9,7 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
-from .estimations.test_api_create import post_json
+from tests.helpers import post_json
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ from ml.data import read_training_csv
 from ml.predictor import Predictor
 from ml.serving import model_registry
 from ml.train import TrainedModel, train
-
-from ..conftest import SAMPLE_CSV
-from ..estimations.test_api_create import assert_error_envelope, post_json
+from tests.helpers import SAMPLE_CSV, assert_error_envelope, post_json
 
 ROWS = [(rank, category) for category in ("books", "toys_games", "electronics") for rank in (3, 80, 1500, 40_000)]
 
