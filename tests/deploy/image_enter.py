@@ -1,6 +1,6 @@
 """Start one process in an image's filesystem, as a container engine starts a container's process.
 
-Run as root, by tests/dockerfile.py only: ``python image_enter.py SPEC_JSON``. SPEC holds the mount
+Run as root, by tests/deploy/dockerfile.py only: ``python image_enter.py SPEC_JSON``. SPEC holds the mount
 points of the image's layers (overlayfs: the image's layers read-only, one writable layer on top), the
 network namespace to join (none: the machine's network, as a build step has), the user and group
 ids, the working directory, the environment and the command.

@@ -3,8 +3,8 @@
 From docker-compose.yml, read here (its ``${VAR:-default}`` interpolated from a given environment, as
 compose reads the shell and .env):
 
-- ``db``: the wire-protocol test store, reached as db:27017 (tests/netns.py's StoreRelay);
-- ``api``: N containers of the image (tests/dockerfile.py), each its own host on the network (its own
+- ``db``: the wire-protocol test store, reached as db:27017 (tests/deploy/netns.py's StoreRelay);
+- ``api``: N containers of the image (tests/deploy/dockerfile.py), each its own host on the network (its own
   address, its own port 8000), with the compose file's environment, running the image's CMD; each is
   started once the one before it passes the compose file's healthcheck, run in the container as
   compose runs it;
@@ -34,7 +34,8 @@ import yaml
 from pymongo.uri_parser import parse_uri
 
 from tests.deploy import netns
-from tests.deploy.dockerfile import ROOT, Container, Image
+from tests.deploy.dockerfile import ROOT
+from tests.deploy.image import Container, Image
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -101,7 +102,7 @@ def healthcheck_argv(service: str) -> list[str]:
         return list(test[1:])
     if test[0] == "CMD-SHELL":
         return ["/bin/sh", "-c", test[1]]
-    raise ValueError(f"healthcheck test {test!r} is not run by tests/topology.py")
+    raise ValueError(f"healthcheck test {test!r} is not run by tests/deploy/topology.py")
 
 
 def start_nginx(netns_name: str, prefix: Path, conf: str, name: str = "default.conf") -> subprocess.Popen:
