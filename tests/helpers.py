@@ -50,6 +50,24 @@ def assert_error_envelope(response, code: int) -> dict:
     return body
 
 
+def assert_hostile_request_changes_nothing(client, mongo_db, keys, method, path, body, content_type, headers, expected):
+    """A hostile request (a row of the hostile-input tables) answers ``expected`` in the envelope, storing nothing."""
+    # Given a collection with one estimation in it (and, where the case says so, an admin's key)
+    client.post("/estimations", {"bestseller_rank": 5}, content_type="application/json")
+    before = list(mongo_db["estimations"].find())
+    if headers.get("admin"):
+        headers = {"HTTP_AUTHORIZATION": f"Api-Key {keys['admin']}"}
+    # When the hostile request arrives, its bytes as given (generic() does not re-encode the body)
+    response = client.generic(method.upper(), path, body or b"", content_type or "application/octet-stream", **headers)
+
+    # Then it answers the expected 4xx in Eve's envelope, and nothing stored changed
+    assert response.status_code == expected, response.content[:300]
+    envelope = response.json()
+    assert envelope["_status"] == "ERR" and envelope["_error"]["code"] == expected
+    assert envelope["_error"]["message"]
+    assert list(mongo_db["estimations"].find()) == before
+
+
 # --- what is stored ----------------------------------------------------------------------------------
 
 
