@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "data" / "sample_sales.csv"
 URL = "/estimations"
+UNREACHABLE_URI = "mongodb://127.0.0.1:9/elections"  # the discard port: nothing listens there
 
 
 # --- the API -----------------------------------------------------------------------------------------

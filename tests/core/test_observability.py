@@ -1,4 +1,4 @@
-"""/health/live, /health/ready, /metrics, request ids and the request log."""
+"""/metrics, request ids and the request log (core/observability.py), and what the operations endpoints need."""
 
 from __future__ import annotations
 
@@ -9,90 +9,8 @@ from http import HTTPStatus
 import pytest
 from prometheus_client import Counter
 
-from core import mongo
 from core.observability import REQUEST_ID_HEADER, Labelled
 from tests.helpers import assert_error_envelope, post_json
-
-
-class TestHealth:
-    def test_live_always(self, client):
-        assert client.get("/health/live").json() == {"status": "live"}
-
-    def test_ready_with_a_database_and_a_model(self, api, active_model):
-        response = api.get("/health/ready")
-
-        assert response.status_code == HTTPStatus.OK
-        checks = response.json()["checks"]
-        assert {**checks, "indexes": "-"} == {
-            "database": "ok",
-            "model": f"version {active_model['version']}",
-            "indexes": "-",
-        }
-        assert checks["indexes"]  # what it says: tests/test_index_rollout.py
-
-    def test_not_ready_without_a_model_says_why(self, api_without_model):
-        response = api_without_model.get("/health/ready")
-
-        body = assert_error_envelope(response, 503)
-        assert "no active model" in body["_error"]["message"]
-        assert body["checks"]["database"] == "ok"
-
-    @pytest.mark.parametrize("changed", ["SECRET_KEY", "MODEL_SIGNING_KEY"])
-    def test_not_ready_when_the_key_changed_says_the_active_version_is_refused_and_why(
-        self, api, active_model, settings, changed
-    ):
-        from ml import serving
-
-        # Given the active version, signed with the key derived from SECRET_KEY (MODEL_SIGNING_KEY unset),
-        assert not settings.MODEL_SIGNING_KEY
-        # when either key changes
-        setattr(settings, changed, "another-key-" + "y" * 40)
-        serving.reset()
-
-        response = api.get("/health/ready")
-
-        body = assert_error_envelope(response, 503)
-        model = body["checks"]["model"]
-        assert model.startswith(f"active version {active_model['version']} refused: ")
-        assert "the signature does not verify with this key" in model and "no active model" not in model
-        assert model in body["_error"]["message"]
-        # and a write says the same instead of "no model is active yet"
-        write = assert_error_envelope(post_json(api, {"bestseller_rank": 70}), 503)
-        assert "is active, but this service refused to load it" in write["_error"]["message"]
-        assert "signature does not verify with this key" in write["_error"]["message"]
-
-    def test_ready_on_the_version_it_had_says_why_the_newly_active_one_is_not_served(
-        self, api, active_model, trained_model, settings
-    ):
-        from ml import serving
-        from tests.helpers import tamper_bytes
-
-        settings.MODEL_REFRESH_SECONDS = 0
-        assert api.get("/health/ready").status_code == HTTPStatus.OK
-        registry = serving.model_registry()
-        bad = registry.save(trained_model)["version"]
-        tamper_bytes(registry, bad)
-        registry.state.replace_one({"_id": "active"}, {"_id": "active", "version": bad})
-
-        response = api.get("/health/ready")
-
-        assert response.status_code == HTTPStatus.OK
-        assert response.json()["checks"]["model"] == (
-            f"version {active_model['version']} (active version {bad} refused: model version {bad}: "
-            "the artifact's bytes do not match its checksum)"
-        )
-
-    def test_not_ready_without_the_database(self, client, settings):
-        settings.MONGO_URI = "mongodb://127.0.0.1:9/x"
-        settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200
-        mongo.reset()
-        try:
-            body = assert_error_envelope(client.get("/health/ready"), 503)
-        finally:
-            mongo.reset()
-
-        assert body["checks"]["database"].startswith("unreachable")
-        assert "database: unreachable" in body["_error"]["message"]
 
 
 def metric(text: str, name: str, **labels) -> float:
