@@ -1,4 +1,4 @@
-"""/metrics, request ids and the request log (core/observability.py), and what the operations endpoints need."""
+"""/metrics, request ids and the request log (core/observability.py); /health/live and /metrics need no model or key."""
 
 from __future__ import annotations
 
