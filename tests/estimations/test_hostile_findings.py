@@ -243,7 +243,7 @@ CASES = [
         {},
         400,
     ),
-    # Found by the property tests (tests/test_input_properties.py).
+    # Found by the property tests (tests/estimations/test_input_properties.py).
     ("empty format asking for CSV", "get", "/estimations?format=", None, None, {"HTTP_ACCEPT": "text/csv"}, 406),
     ("review: a replay sent as a form", "post", "/models/1/replay", "sample=5", FORM, {"admin": True}, 415),
 ]

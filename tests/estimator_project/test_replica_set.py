@@ -6,7 +6,7 @@ are skipped unless TEST_MONGO_URI names a replica set (its ``hello`` has a ``set
 members, each reachable from here under the name the set knows it by:
 
     TEST_MONGO_URI='mongodb://h1:27017,h2:27017,h3:27017/?replicaSet=rs0' \\
-        .venv/bin/python -m pytest tests/test_replica_set.py
+        .venv/bin/python -m pytest tests/estimator_project/test_replica_set.py
 
 They step the primary down, freeze members (no election for a while) and fsync-lock the secondaries (no
 replication for a while), and undo each at the end: run them on a set of their own, never on one that
