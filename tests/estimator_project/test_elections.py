@@ -1,7 +1,6 @@
 """What an election changes, without a replica set: which reads may go to a secondary
-(MONGO_READ_PREFERENCE), and /health/ready telling "no primary for now" from "the database is gone".
-
-The same behaviour on a real replica set, with a step-down: tests/estimator_project/test_replica_set.py (TEST_MONGO_URI).
+(MONGO_READ_PREFERENCE). /health/ready during an election: test_health.py. The same behaviour on a
+real replica set, with a step-down: tests/estimator_project/test_replica_set.py (TEST_MONGO_URI).
 """
 
 from __future__ import annotations
