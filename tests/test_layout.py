@@ -129,3 +129,8 @@ def test_no_test_module_is_over_400_lines():
         str(p.relative_to(ROOT)): n for p in TESTS.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}, f"split these along their classes or themes: {long}"
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, files per arrow
+    for (app, other), files in sorted(import_graph().items()):
+        print(f"{app} -> {other}: {len(files)} files")
