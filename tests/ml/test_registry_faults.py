@@ -19,6 +19,7 @@ from tests.helpers import (
     point_active_at,
     post_json,
     replace,
+    reupload,
     tamper_bytes,
 )
 
@@ -52,12 +53,6 @@ def drop_the_artifact_field(registry: ModelRegistry, version: int) -> None:
 
 def drop_a_signed_field(registry: ModelRegistry, version: int) -> None:
     replace(registry.models, {"version": version}, lambda meta: meta.pop("rank_range"))
-
-
-def reupload(registry: ModelRegistry, version: int, data: bytes) -> None:
-    """Store ``data`` as a new file and point the version at it: the artifact changed."""
-    new_id = registry.bucket.upload_from_stream(f"model-v{version}.joblib", data)
-    replace(registry.models, {"version": version}, lambda meta: meta["artifact"].update(file_id=new_id))
 
 
 def load_failures() -> float:
