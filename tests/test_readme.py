@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .live import LiveServer, trained_database
-from .readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
+from tests.live import LiveServer, trained_database
+from tests.readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
 
 SIGNING_KEY = "readme-session-signing-key-not-a-secret"
 
@@ -122,7 +122,7 @@ class TestReadmeSession:
 
 
 def test_ids_and_etags_are_bound_once_and_put_into_later_commands():
-    from .readme_session import Bindings
+    from tests.readme_session import Bindings
 
     bindings = Bindings()
     readme_id, live_id = "6b0ad57f7503e623c0e10f50", "70aa00000000000000000001"
