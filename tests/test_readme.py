@@ -14,6 +14,9 @@ from .readme_session import README, assert_readme_session, parse_console_blocks,
 SIGNING_KEY = "readme-session-signing-key-not-a-secret"
 MAX_README_LINES = 360  # a user's guide of about 350 lines; details live in docs/
 LINK = re.compile(r"\[[^\]]*\]\(([^()\s]+)\)")  # [text](target), the form these files use
+FILE_NAMED = re.compile(
+    r"`([\w.-]+(?:/[\w.-]+)*/[\w.-]+\.[a-z]+)(?:::\w+)?`"
+)  # `estimations/x.py`, `tests/t.py::test_x`
 
 BULK_AS_PRINTED = """-H 'Content-Type: application/json' \\
     -d '[{"bestseller_rank": 1500, "category": "toys_games", "sku": "TOY-RC-CAR"}, {"bestseller_rank": 25000,"""
@@ -78,6 +81,31 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
 
     assert len(pages) > 5 and sum(len(LINK.findall(page.read_text())) for page in pages) > 20
     assert broken_links(pages) == []
+
+
+def missing_files(pages: Iterable[Path]) -> list[str]:
+    """Every repository file a page names in code (`dir/file.py`, `tests/t.py::test`) that does not exist."""
+    root = README.parent
+    return [
+        f"{page.name}: {named}"
+        for page in pages
+        for named in FILE_NAMED.findall(page.read_text())
+        if not (root / named).is_file()
+    ]
+
+
+def test_every_file_the_readme_and_docs_name_exists():
+    pages = the_guides()
+
+    assert sum(len(FILE_NAMED.findall(page.read_text())) for page in pages) > 20
+    assert missing_files(pages) == [], "a file moved or went: say where it is now"
+
+
+def test_a_file_named_that_does_not_exist_is_reported(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`tests/test_readme.py`, `tests/test_readme.py::test_x`, `ml/gone.py` and `text/csv`.\n")
+
+    assert missing_files([page]) == ["page.md: ml/gone.py"]
 
 
 def test_a_broken_link_or_anchor_is_reported(tmp_path):
