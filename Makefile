@@ -64,7 +64,7 @@ test: lint browser curl deploy-tools ## Lint, type-check and run the whole test 
 lint: $(VENV)/.dev-installed ## Lint and type-check only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy estimator_project estimations ml
+	$(BIN)/mypy core ml estimations modelops estimator_project
 
 format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .

@@ -61,13 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup()
     from ml.data import read_training_csv
-    from ml.fast import FastModel
     from ml.pipeline import model_input
+    from ml.predictor import Predictor
     from ml.train import train
 
     trained = train(read_training_csv(ROOT / "data" / "sample_sales.csv", progress=False))
     pipeline = trained.pipeline
-    fast = FastModel.from_metadata(pipeline, version=1, metadata=trained.metadata)
+    fast = Predictor.from_metadata(pipeline, version=1, metadata=trained.metadata)
 
     rng = np.random.default_rng(0)
     ranks = np.exp(rng.uniform(0, np.log(5_000_000), args.rows)).astype(np.int64) + 1

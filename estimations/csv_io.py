@@ -17,9 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 
-from .documents import CONTENT_FIELDS, http_date
+from core import limits
+from core.http import http_date
+from core.parsers import read_limited
+from estimations.documents import CONTENT_FIELDS
 
 MEDIA_TYPE = "text/csv"
 IMPORT_COLUMNS = ("bestseller_rank", "category", "sku")
@@ -127,3 +131,12 @@ class CsvRenderer(BaseRenderer):
             return b""
         documents = data.get("_items", [data]) if isinstance(data, dict) else data
         return "".join(csv_chunks(documents)).encode("utf-8")
+
+
+class CsvParser(BaseParser):
+    """text/csv: a product list for a bulk insert, within MAX_BODY_BYTES."""
+
+    media_type = MEDIA_TYPE
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return parse_csv(read_limited(stream, limits.body_limit()))

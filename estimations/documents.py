@@ -11,10 +11,11 @@ Eve's ``_links``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from core.http import http_date, utc_now
 
 RESOURCE = "estimations"
 ITEM_TITLE = "estimations"  # the tutorial's item_title
@@ -33,26 +34,6 @@ CONTENT_FIELDS = (
 META_FIELDS = ("_id", "_created", "_updated", "_etag")
 # The ESTIMATION_TTL_DAYS index counts from this date; documents without it never expire.
 EXPIRES_FROM = "_expires_from"
-
-
-def utc_now() -> datetime:
-    """Now, truncated to the millisecond MongoDB stores, so a read-back equals what was written."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-@functools.lru_cache(maxsize=256)  # a bulk insert's documents share their dates
-def http_date(moment: datetime) -> str:
-    """RFC 1123, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT' (as email.utils.format_datetime, 2x faster)."""
-    m = moment.astimezone(UTC)
-    return (
-        f"{_DAYS[m.weekday()]}, {m.day:02d} {_MONTHS[m.month - 1]} {m.year:04d} "
-        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d} GMT"
-    )
 
 
 def compute_etag(document: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, WriteError
 
-from estimations.turns import give_way
+from core.runtime import give_way
 
 DUPLICATE_KEY = 11000
 

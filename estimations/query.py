@@ -23,9 +23,10 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from . import limits
-from .documents import CONTENT_FIELDS
-from .errors import BadQuery
+from core import limits
+from core.errors import BadQuery
+from core.pagination import positive_int
+from estimations.documents import CONTENT_FIELDS
 
 MAX_PARAM_LENGTH = limits.MAX_PARAM_LENGTH
 MAX_DEPTH = 6
@@ -196,15 +197,6 @@ def parse_list_query(params: Any, *, default_max: int, limit: int, max_skip: int
     )
 
 
-def positive_int(raw: str | None, param: str, *, default: int) -> int:
-    if raw is None:
-        return default
-    number = limits.whole_number(raw)
-    if number is None or not 1 <= number <= 999_999_999:
-        raise BadQuery(param, "must be a whole number (digits 0-9) from 1 to 999999999.")
-    return number
-
-
 def _load_json(raw: str, param: str, example: str) -> Any:
     if len(raw) > MAX_PARAM_LENGTH:
         raise BadQuery(param, f"is longer than {MAX_PARAM_LENGTH} characters.")
@@ -351,7 +343,7 @@ def sort_plans() -> tuple[tuple[tuple[str, int], ...], ...]:
     """The key patterns of the indexes that serve a sort over the whole collection: each of
     estimations.store.INDEXES on sortable fields that ends in _id (the tiebreaker) and is neither
     partial nor sparse (those hold only some documents), and _id's own index."""
-    from .store import INDEXES  # estimations.store imports this module
+    from estimations.store import INDEXES  # estimations.store imports this module
 
     plans: list[tuple[tuple[str, int], ...]] = [(("_id", 1),)]
     for index in INDEXES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -12,9 +11,14 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 
-from .serializers import (
+from core.openapi import (
+    COMMON,
+    ERR_400,
+    ERR_403,
+    error_response,
+)
+from estimations.serializers import (
     BulkCreatedSerializer,
-    ErrorSerializer,
     EstimationInputSerializer,
     EstimationPageSerializer,
     EstimationSerializer,
@@ -22,49 +26,12 @@ from .serializers import (
     HomeSerializer,
 )
 
-
-class EnvelopeAutoSchema(AutoSchema):
-    """The list action answers Eve's envelope object (_items, _links, _meta), not a bare array."""
-
-    def _is_list_view(self, serializer=None) -> bool:
-        return False
-
-    def get_operation_id(self) -> str:
-        # Named after the viewset action (estimations_list, estimations_retrieve, ...), since the
-        # list action no longer looks like a list to drf-spectacular.
-        action = getattr(self.view, "action", None)
-        return f"{self.view.basename}_{action}" if action else super().get_operation_id()
-
-
-def error_response(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
-ERR_400 = error_response("Malformed request: bad JSON, or a bad where/sort/projection/page/after parameter.")
 ERR_404 = error_response("No estimation with this id.")
 ERR_413 = error_response("The body, or the bulk list, is larger than the service accepts.")
 ERR_415 = error_response("Unsupported Content-Type: send application/json.")
 ERR_422 = error_response("The estimation is invalid: see _issues (or _items for a bulk insert).")
 ERR_412 = error_response("If-Match does not match the current etag: the estimation changed since it was read.")
 ERR_428 = error_response("If-Match is missing: send the estimation's current etag.")
-ERR_503 = error_response(
-    "The database is unreachable or failed. The message says whether a write may have been applied, and "
-    "how to check and retry safely (GET, then If-Match or the same Idempotency-Key)."
-)
-ERR_406 = error_response("No representation matches the Accept header.")
-ERR_405 = error_response("The URL does not take this method; see the Allow header.")
-
-ERR_401 = error_response(
-    "An API key is needed (`Authorization: Api-Key <key>`), or the one sent is unknown or revoked."
-)
-ERR_403 = error_response("The API key lacks the scope this needs.")
-ERR_429 = error_response("Too many requests from this client; see Retry-After.")
-
-# Answered by gunicorn before the app (so not in the error envelope): a request line over 8,190 bytes.
-ERR_414 = OpenApiResponse(description="The URL is longer than 8,190 bytes (answered by the server, not the API).")
-
-COMMON = {401: ERR_401, 405: ERR_405, 406: ERR_406, 414: ERR_414, 429: ERR_429, 503: ERR_503}
-
 ETAG_HEADER = OpenApiParameter(
     "If-Match",
     OpenApiTypes.STR,
@@ -261,23 +228,3 @@ destroy_schema = extend_schema(
         **COMMON,
     },
 )
-
-
-# Every other operation works without a key (writes: unless configured).
-KEY_REQUIRED = {"models_activate", "models_replay", "models_replays", "audit_list", "models_train", "models_job"}
-
-
-def canonical_paths(result, generator, request, public):
-    """drf-spectacular postprocessing hook.
-
-    Publishes Eve's paths (/estimations/{id}) without the trailing slash the router also accepts, and
-    marks the API key optional (``{}`` in ``security``) wherever a request without one is served.
-    """
-    result["paths"] = {
-        (path.rstrip("/") if path != "/" else path): operations for path, operations in result["paths"].items()
-    }
-    for operations in result["paths"].values():
-        for operation in operations.values():
-            if operation.get("security") and operation["operationId"] not in KEY_REQUIRED:
-                operation["security"] = [*operation["security"], {}]
-    return result

@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from core.openapi import LinkSerializer, MetaSerializer
+from estimations import validation
 from ml.serving import known_categories
-
-from . import validation
 
 CATEGORY_HELP = (
     "The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, stored so the answer "
@@ -79,11 +79,6 @@ class EstimationInputSerializer(EstimationFormSerializer):
     )
 
 
-class LinkSerializer(serializers.Serializer):
-    title = serializers.CharField()
-    href = serializers.CharField()
-
-
 class ItemLinksSerializer(serializers.Serializer):
     self = LinkSerializer()
     parent = LinkSerializer(required=False)
@@ -135,37 +130,10 @@ class PageLinksSerializer(serializers.Serializer):
     after = LinkSerializer(required=False)
 
 
-class MetaSerializer(serializers.Serializer):
-    page = serializers.IntegerField()
-    max_results = serializers.IntegerField()
-    total = serializers.IntegerField()
-
-
 class EstimationPageSerializer(serializers.Serializer):
     _items = EstimationSerializer(many=True)
     _links = PageLinksSerializer()
     _meta = MetaSerializer()
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.IntegerField(help_text="The HTTP status code.")
-    message = serializers.CharField(help_text="What went wrong and what to do about it.")
-
-
-class ItemStatusSerializer(serializers.Serializer):
-    _status = serializers.ChoiceField(choices=["OK", "ERR"])
-    _issues = serializers.DictField(child=serializers.CharField(), required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Eve's error envelope, used by every error the API answers."""
-
-    _status = serializers.ChoiceField(choices=["ERR"])
-    _error = ErrorDetailSerializer()
-    _issues = serializers.DictField(
-        child=serializers.CharField(), required=False, help_text="Per field: what is wrong with it."
-    )
-    _items = ItemStatusSerializer(many=True, required=False, help_text="Bulk insert: each item's status.")
 
 
 class HomeLinksSerializer(serializers.Serializer):

@@ -13,15 +13,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from rest_framework.exceptions import NotFound
 
-from estimator_project.mongo import database_name, get_client, reads_preference
-from estimator_project.observability import ESTIMATIONS
-from ml.estimators import Estimator
-from ml.fast import Estimate
-
-from . import validation
-from .csv_io import CsvRows
-from .documents import stamp, utc_now, with_retention
-from .errors import (
+from core.errors import (
     MSG_BULK_TOO_LARGE,
     MSG_NOT_FOUND,
     MSG_VALIDATION,
@@ -31,9 +23,16 @@ from .errors import (
     PreconditionFailed,
     ValidationFailed,
 )
-from .query import ListQuery, encode_after
-from .store import COLLECTION, IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome
-from .turns import in_turns
+from core.http import utc_now
+from core.mongo import database_name, get_client, reads_preference
+from core.observability import ESTIMATIONS
+from core.runtime import in_turns
+from estimations import validation
+from estimations.csv_io import CsvRows
+from estimations.documents import stamp, with_retention
+from estimations.query import ListQuery, encode_after
+from estimations.store import COLLECTION, IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome
+from ml.predictor import Estimate, Estimator
 
 MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
 MSG_IDEMPOTENCY_CONFLICT = "This Idempotency-Key was already used for a different estimation."

@@ -29,10 +29,8 @@ from pymongo.errors import (
 )
 from rest_framework.exceptions import APIException
 
-from estimator_project import index_sync
-
-from .documents import EXPIRES_FROM
-from .errors import (
+from core import index_sync
+from core.errors import (
     MSG_DATABASE_REFUSED,
     MSG_DATABASE_UNAVAILABLE,
     MSG_DELETE_UNKNOWN,
@@ -46,8 +44,9 @@ from .errors import (
     ServiceUnavailable,
     database_failure,
 )
-from .group_insert import GroupInsert, NotSent
-from .query import ListQuery, with_keyset
+from estimations.documents import EXPIRES_FROM
+from estimations.group_insert import GroupInsert, NotSent
+from estimations.query import ListQuery, with_keyset
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +225,7 @@ class EstimationStore:
         self.inserts = GroupInsert(collection, wait_seconds=insert_wait_seconds)
 
     def ensure_indexes(self, *, ttl_days: int = 0) -> list[str]:
-        """Idempotent, and resolves conflicts (estimator_project/index_sync.py): a changed index is
+        """Idempotent, and resolves conflicts (core/index_sync.py): a changed index is
         rebuilt, an equivalent one under another name adopted. With ``ttl_days``, the retention (TTL)
         index too; without, any retention index is dropped."""
         names = index_sync.ensure(self.collection, INDEXES)

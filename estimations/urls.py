@@ -1,6 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
-from .views import EstimationViewSet
+from estimations.views import EstimationViewSet
 
 
 class OptionalSlashRouter(SimpleRouter):

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import limits
+from core import limits
 
 MIN_RANK = 1
 MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millions of products

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
@@ -17,20 +15,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from estimator_project.api_keys import CanWrite
-from estimator_project.negotiation import UnknownFormat
+from core import limits
+from core.api_keys import CanWrite
+from core.conditional import not_modified, quote_etag, required_if_match
+from core.http import CacheHeadersMixin, http_date
+from core.negotiation import UnknownFormat
+from core.openapi import EnvelopeAutoSchema
+from core.runtime import in_turns
+from estimations import schema as docs
+from estimations import services
+from estimations.csv_io import MEDIA_TYPE as CSV
+from estimations.csv_io import MSG_CSV_EMPTY, CsvParser, CsvRenderer, CsvRows, csv_chunks
+from estimations.documents import RESOURCE, item_href, to_resource
+from estimations.query import ListQuery, parse_list_query
+from estimations.serializers import EstimationFormSerializer
 from ml.serving import get_estimator
-
-from . import limits, services
-from . import schema as docs
-from .conditional import not_modified, quote_etag, required_if_match
-from .csv_io import MEDIA_TYPE as CSV
-from .csv_io import MSG_CSV_EMPTY, CsvRenderer, CsvRows, csv_chunks
-from .documents import RESOURCE, http_date, item_href, to_resource
-from .parsers import CsvParser
-from .query import ListQuery, parse_list_query
-from .serializers import EstimationFormSerializer
-from .turns import in_turns
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -65,32 +64,6 @@ MSG_BODY_SHAPE = (
     "The request body must be a JSON object (one estimation) or a list of objects (a bulk insert), "
     'e.g. {"bestseller_rank": 70, "category": "books"}.'
 )
-
-
-_expires: tuple[int, int, str] = (0, 0, "")
-
-
-def expires_in(seconds: int) -> str:
-    """The Expires header for ``seconds`` from now, written out once a second, not on every GET (email's
-    formatdate was 2.3% of a GET's CPU under load)."""
-    global _expires
-    now = int(time.time())
-    at, ahead, value = _expires
-    if at != now or ahead != seconds:
-        value = http_date(datetime.fromtimestamp(now + seconds, UTC))
-        _expires = (now, seconds, value)
-    return value
-
-
-class CacheHeadersMixin(APIView):
-    """Eve's CACHE_CONTROL / CACHE_EXPIRES on every successful GET."""
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if request.method in ("GET", "HEAD") and response.status_code < 400:
-            response.setdefault("Cache-Control", settings.CACHE_CONTROL)
-            response.setdefault("Expires", expires_in(settings.CACHE_EXPIRES))
-        return response
 
 
 class HomeView(CacheHeadersMixin, APIView):
@@ -132,7 +105,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     serializer_class = EstimationFormSerializer
     permission_classes = [CanWrite]
-    schema = docs.EnvelopeAutoSchema()
+    schema = EnvelopeAutoSchema()
     filter_backends: list = []
     lookup_field = "id"
     lookup_value_regex = "[^/]+"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import environ
 
-from estimator_project.environment import CheckedEnv
+from core.environment import CheckedEnv
 
 # The same .env as the Django settings, so MONGO_URI set there also decides the worker count.
 environ.Env.read_env(
@@ -29,7 +29,7 @@ control_socket_disable = True
 # connection waiting for its request costs a greenlet, not the worker. gunicorn closes a connection whose
 # request head has not arrived within `keepalive` seconds, and serves at most `worker_connections` at once
 # per worker; gunicorn has no limit for a body, so the service sets one (CLIENT_BODY_TIMEOUT, then 408:
-# estimator_project/deadlines.py). Behind the bundled nginx, a request reaches gunicorn only once its
+# core/deadlines.py). Behind the bundled nginx, a request reaches gunicorn only once its
 # body is all in (training uploads excepted: they are streamed).
 if os.environ.get("MONGO_URI"):
     workers = env.int("WEB_CONCURRENCY", default=2, at_least=1)
@@ -43,7 +43,7 @@ if os.environ.get("MONGO_URI"):
 else:
     # The embedded store (mongomock) lives inside one process, so one worker: more would each have their
     # own data. It is a gevent worker, whose greenlets switch only where one waits: on a socket (a client's
-    # request or answer), or where our code gives way (estimations/turns.py: between requests, and every
+    # request or answer), or where our code gives way (core/runtime.py: between requests, and every
     # 500 items of a bulk insert's validation and stamping, all before or after its one insert_many;
     # group_insert.py: before a write, and waiting for the batch ahead). mongomock does no I/O and never
     # waits: a find copies its matches into a list in one go, and each write runs to its end. So every
@@ -124,8 +124,8 @@ def child_exit(server, worker):
 
 def post_request(worker, req):
     # Under gevent, a request that needed no I/O must not let its keep-alive connection keep the worker
-    # (estimations/turns.py); under gthread this does nothing.
-    from estimations.turns import give_way
+    # (core/runtime.py); under gthread this does nothing.
+    from core.runtime import give_way
 
     give_way()
 

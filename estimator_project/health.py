@@ -19,11 +19,10 @@ from django.http import JsonResponse
 from pymongo.errors import PyMongoError
 from pymongo.read_preferences import ReadPreference
 
-from estimations.errors import envelope
+from core.errors import envelope
+from core.mongo import get_database, reads_preference
 from ml.serving import NoActiveModel, get_estimator, refused_active_version
-
-from . import indexes
-from .mongo import get_database, reads_preference
+from modelops import indexes
 
 MSG_NOT_READY = "Not ready: {reasons}."
 DATABASE_OK = "ok"

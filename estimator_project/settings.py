@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from estimator_project.environment import CheckedEnv
+from core.environment import CheckedEnv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,14 +51,16 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "estimations",
+    "core",
     "ml",
+    "estimations",
+    "modelops",
 ]
 
 MIDDLEWARE = [
-    "estimator_project.observability.RequestMiddleware",
-    "estimator_project.request_body.ChunkedBodyMiddleware",
-    "estimator_project.deadlines.DatabaseDeadlineMiddleware",
+    "core.observability.RequestMiddleware",
+    "core.request_body.ChunkedBodyMiddleware",
+    "core.deadlines.DatabaseDeadlineMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -102,7 +104,7 @@ APPEND_SLASH = False
 # --- Production hardening -------------------------------------------------------------------
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # A failed CSRF check answers in the error envelope too, not Django's HTML page.
-CSRF_FAILURE_VIEW = "estimations.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "core.errors.csrf_failure"
 # HTTPS=true: the site is served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto).
 HTTPS = env.bool("HTTPS", default=False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
@@ -120,7 +122,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = 8 * 3600
 
-# Throttle counters (estimator_project/throttling.py): in Redis when REDIS_URL is set, else in MongoDB
+# Throttle counters (core/throttling.py): in Redis when REDIS_URL is set, else in MongoDB
 # (MONGO_URI), else in this process (the embedded store). Either store is shared by every worker and host.
 REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
@@ -140,7 +142,7 @@ MONGO_DEFAULT_DB_NAME = "estimator"
 MONGO_SERVER_SELECTION_TIMEOUT_MS = env.int("MONGO_SERVER_SELECTION_TIMEOUT_MS", default=3000, at_least=1)
 # A database that stops answering (hung, frozen, partitioned) must not hold a request: the database work
 # of one API request (every operation it makes, retries included) gets MONGO_TIMEOUT_MS in all, then the
-# request answers 503 (estimator_project/deadlines.py; docs/reliability.md). Within a request this also
+# request answers 503 (core/deadlines.py; docs/reliability.md). Within a request this also
 # bounds waiting for an unreachable server (PyMongo then selects within what is left of the budget).
 # The model endpoints (training uploads, replays) and what an export streams after its first batch are
 # bounded per network wait by MONGO_SOCKET_TIMEOUT_MS instead. Opening a connection waits at most
@@ -247,7 +249,7 @@ EXPORT_MAX_TIME_MS = env.int("EXPORT_MAX_TIME_MS", default=120_000, at_least=0)
 BULK_MAX_ITEMS = env.int("BULK_MAX_ITEMS", default=10000, at_least=1)
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024, at_least=1)
 # A request body must arrive within CLIENT_BODY_TIMEOUT seconds plus its size at CLIENT_BODY_MIN_RATE
-# bytes a second, else 408 and the connection is closed (estimator_project/deadlines.py): a client that
+# bytes a second, else 408 and the connection is closed (core/deadlines.py): a client that
 # trickles its body holds no connection for long, with or without a proxy in front. 0: no limit.
 CLIENT_BODY_TIMEOUT = env.float("CLIENT_BODY_TIMEOUT", default=10.0, at_least=0, note="0: no limit")
 CLIENT_BODY_MIN_RATE = env.int("CLIENT_BODY_MIN_RATE", default=65536, at_least=0)
@@ -313,24 +315,24 @@ CORS_PREFLIGHT_MAX_AGE = env.int("X_MAX_AGE", default=21600, at_least=0)
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
     # A format or Accept the URL has no renderer for: 406 listing what it answers in (not DRF's 404).
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "estimator_project.negotiation.ExplainingContentNegotiation",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.ExplainingContentNegotiation",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "estimations.parsers.LimitedJSONParser",
-        "estimations.parsers.LimitedFormParser",
-        "estimations.parsers.LimitedMultiPartParser",
+        "core.parsers.LimitedJSONParser",
+        "core.parsers.LimitedFormParser",
+        "core.parsers.LimitedMultiPartParser",
     ],
     # API keys (manage.py create_api_key): reads are open, writes need a 'write' key unless
     # ALLOW_ANONYMOUS_WRITES, model management an 'admin' key.
-    "DEFAULT_AUTHENTICATION_CLASSES": ["estimator_project.api_keys.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api_keys.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [],
-    "DEFAULT_THROTTLE_CLASSES": ["estimator_project.throttling.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.ClientRateThrottle"],
     "NUM_PROXIES": NUM_PROXIES,
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "estimations.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": None,
 }
@@ -350,7 +352,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "estimations.schema.canonical_paths",
+        "core.openapi.canonical_paths",
     ],
     "ENUM_NAME_OVERRIDES": {
         "StatusOkEnum": ["OK"],
@@ -366,7 +368,7 @@ LOG_FORMAT = env.choice("LOG_FORMAT", ("plain", "json"), default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "estimator_project.observability.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.observability.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {
@@ -383,6 +385,6 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # One line per request comes from estimator_project.observability; Django's own would repeat it.
+    # One line per request comes from core.observability; Django's own would repeat it.
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -1,13 +1,12 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from core.audit_api import AuditListView
+from core.observability import metrics_view
+from core.url_slash import either_slash
 from estimations.urls import urlpatterns as estimation_urls
 from estimations.views import HomeView
-
-from . import health, inspection
-from .audit_api import AuditListView
-from .observability import metrics_view
-from .url_slash import either_slash
+from estimator_project import health
 
 urlpatterns = [
     # First, and not behind include(""): every request to the estimations resolves through one level of
@@ -15,19 +14,17 @@ urlpatterns = [
     *estimation_urls,
     path("", HomeView.as_view(), name="home"),
     path("", include("ml.urls")),
+    path("", include("modelops.urls")),
     *either_slash("audit", AuditListView.as_view(), name="audit"),
     *either_slash("health/live", health.live, name="health-live"),
     *either_slash("health/ready", health.ready, name="health-ready"),
     *either_slash("metrics", metrics_view, name="metrics"),
-    *either_slash("inspect/", inspection.page, name="inspect"),
-    *either_slash("inspect/login", inspection.login, name="inspect-login"),
-    *either_slash("inspect/logout", inspection.logout, name="inspect-logout"),
     *either_slash("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     *either_slash("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     *either_slash("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
 # Every error answers in the JSON error envelope, also outside the API's views.
-handler400 = "estimations.errors.handler400"
-handler404 = "estimations.errors.handler404"
-handler500 = "estimations.errors.handler500"
+handler400 = "core.errors.handler400"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

@@ -6,13 +6,13 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "estimator_project.settings")
 
-# A request body that stops coming answers 408 (estimator_project/deadlines.py).
-from estimator_project.deadlines import ClientBodyDeadline  # noqa: E402
+# A request body that stops coming answers 408 (core/deadlines.py).
+from core.deadlines import ClientBodyDeadline  # noqa: E402
 
 application = ClientBodyDeadline(get_wsgi_application())
 
 # Runs once per server process, after Django is set up: warns about an in-memory store.
-from estimations.startup import freeze_startup_objects, on_server_start  # noqa: E402
+from modelops.startup import freeze_startup_objects, on_server_start  # noqa: E402
 
 on_server_start()
 freeze_startup_objects()  # last: what start-up made is kept out of every full collection

@@ -38,14 +38,13 @@ from bson.errors import InvalidId
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
-from estimations.errors import MSG_SERVER_ERROR
-from estimations.turns import cooperative
-from estimator_project.audit import Actor
-from estimator_project.mongo import get_database
-
-from .data import DataError
-from .registry import RegistryError
-from .services import model_train
+from core.audit import Actor
+from core.errors import MSG_SERVER_ERROR
+from core.mongo import get_database
+from core.runtime import cooperative
+from ml.data import DataError
+from ml.registry import RegistryError
+from ml.services import model_train
 
 logger = logging.getLogger(__name__)
 

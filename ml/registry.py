@@ -24,9 +24,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from estimator_project import index_sync
-
-from .train import TrainedModel
+from core import index_sync
+from ml.train import TrainedModel
 
 logger = logging.getLogger(__name__)
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
 
-from estimations.services import estimation_store
-from estimator_project.audit import MODEL_ACTIVATE, MODEL_REPLAY, MODEL_ROLLBACK, MODEL_TRAIN, Actor, audit_log
-from estimator_project.mongo import get_database
-
-from .data import read_training_csv
-from .fast import FastModel
-from .registry import ModelRegistry, RegistryError
-from .replay import ReplayReports, replay, stored_inputs
-from .serving import model_registry
-from .train import train
+from core.audit import MODEL_ACTIVATE, MODEL_ROLLBACK, MODEL_TRAIN, Actor, audit_log
+from ml.data import read_training_csv
+from ml.registry import ModelRegistry
+from ml.serving import model_registry
+from ml.train import train
 
 logger = logging.getLogger(__name__)
 
@@ -179,49 +173,3 @@ def ensure_default_model() -> dict[str, Any] | None:
         return None
     logger.info("no active model: training the default one from %s", settings.DEFAULT_TRAINING_CSV)
     return model_train(csv_path=Path(settings.DEFAULT_TRAINING_CSV), actor=STARTUP, progress=False)
-
-
-REPLAYS = "replays"
-
-
-class NothingToCompare(RegistryError):
-    """A replay needs an active model to compare the candidate with."""
-
-
-def replay_reports() -> ReplayReports:
-    return ReplayReports(get_database()[REPLAYS])
-
-
-def model_replay(*, version: int, sample: int | None, actor: Actor, progress: bool = False) -> dict[str, Any]:
-    """Re-estimate stored estimations with ``version`` beside the active model; store and return the report.
-
-    Both versions are verified before they are loaded (as for serving). Stored estimations are only read.
-    """
-    registry = model_registry()
-    active_version = registry.active_version()
-    if active_version is None:
-        raise NothingToCompare("no model version is active, so there is nothing to compare the candidate with")
-    loaded = {number: registry.load(number) for number in {version, active_version}}
-    candidate, active = (
-        FastModel.from_metadata(loaded[number].pipeline, version=number, metadata=loaded[number].metadata)
-        for number in (version, active_version)
-    )
-    documents, total = stored_inputs(estimation_store().collection, sample)
-    report = {
-        "created": datetime.now(UTC),
-        "version": version,
-        "against_version": active_version,
-        "actor": actor.as_document(),
-        "sample": sample,
-        **replay(documents, candidate=candidate, active=active, total=total, progress=progress),
-    }
-    reports = replay_reports()
-    reports.ensure_indexes()
-    reports.save(report)
-    audit_log().record(
-        MODEL_REPLAY,
-        actor,
-        {"model_version": version},
-        {"report_id": str(report["_id"]), "against_version": active_version, "rows": report["rows"]},
-    )
-    return report

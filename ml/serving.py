@@ -1,6 +1,6 @@
 """Which model answers requests, and how a newly activated one is picked up without a restart.
 
-Each process keeps the model it serves in memory as a ``FastModel``. At most every
+Each process keeps the model it serves in memory as a ``Predictor``. At most every
 MODEL_REFRESH_SECONDS, one request thread (never more than one at a time; the others go on with the
 current model) reads the active version from MongoDB; if it changed, the new version is fetched,
 verified, loaded and swapped in. A version that fails verification, or cannot be read or loaded, is
@@ -28,11 +28,10 @@ from django.conf import settings
 from pymongo.errors import PyMongoError
 from rest_framework.exceptions import APIException
 
-from estimator_project.mongo import get_database
-from estimator_project.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES, MODEL_REFRESH_FAILURES
-
-from .fast import FastModel
-from .registry import ModelRegistry, RegistryError
+from core.mongo import get_database
+from core.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES, MODEL_REFRESH_FAILURES
+from ml.predictor import Predictor
+from ml.registry import ModelRegistry, RegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +73,13 @@ class Refusal:
 
 class ModelHolder:
     def __init__(self) -> None:
-        self.model: FastModel | None = None
+        self.model: Predictor | None = None
         self.checked_at = float("-inf")
         self.refused: dict[int, Refusal] = {}  # version -> why it was not loaded, and what it was then
         self.active_refused: int | None = None  # the active version, when it is one of those
         self._lock = threading.Lock()
 
-    def get(self) -> FastModel:
+    def get(self) -> Predictor:
         if self.model is None or time.monotonic() - self.checked_at >= settings.MODEL_REFRESH_SECONDS:
             # Without a model every thread must wait for one; with one, only one thread refreshes.
             if self._lock.acquire(blocking=self.model is None):
@@ -133,7 +132,7 @@ class ModelHolder:
     def _load(self, registry: ModelRegistry, version: int, seen: tuple[Any, ...]) -> None:
         try:
             loaded = registry.load(version)
-            model = FastModel.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+            model = Predictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
         except PyMongoError:
             raise  # the database, not the version: tried again at the next check
         except Exception as exc:  # RegistryError says why; anything else is still this version's fault
@@ -158,7 +157,7 @@ class ModelHolder:
 _holder = ModelHolder()
 
 
-def get_estimator() -> FastModel:
+def get_estimator() -> Predictor:
     """The active model, as this process serves it. Raises NoActiveModel (503) when there is none."""
     return _holder.get()
 

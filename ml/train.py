@@ -11,8 +11,8 @@ import joblib
 import numpy as np
 import sklearn
 
-from .data import DataError, Dataset
-from .pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
+from ml.data import DataError, Dataset
+from ml.pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
 # The seeds of the holdout split that POST /models and train_model take (a 32-bit unsigned number).

@@ -16,17 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from estimations.documents import http_date
-from estimations.errors import BadQuery, PayloadTooLarge, ServiceUnavailable
-from estimations.limits import whole_number
-from estimations.schema import COMMON, error_response
-from estimations.serializers import ErrorDetailSerializer
-from estimator_project.api_keys import HasScope
-from estimator_project.audit import api_actor
-
-from .api import ModelListView
-from .data import REQUIRED_COLUMNS
-from .jobs import (
+from core.api_keys import HasScope
+from core.audit import api_actor
+from core.errors import BadQuery, PayloadTooLarge, ServiceUnavailable
+from core.http import http_date
+from core.limits import whole_number
+from core.openapi import COMMON, ErrorDetailSerializer, error_response
+from ml.api import ModelListView
+from ml.data import REQUIRED_COLUMNS
+from ml.jobs import (
     DONE,
     FAILED,
     QUEUED,
@@ -37,7 +35,7 @@ from .jobs import (
     start_training,
     training_jobs,
 )
-from .train import ISSUE_SEED, MAX_SEED
+from ml.train import ISSUE_SEED, MAX_SEED
 
 logger = logging.getLogger(__name__)
 

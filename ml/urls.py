@@ -1,9 +1,8 @@
 from django.urls import re_path, register_converter
 
-from estimator_project.url_slash import either_slash
-
-from .api import ModelAccuracyView, ModelActivateView, ModelDetailView, ModelReplaysView, ModelReplayView
-from .training_api import ModelJobView, ModelsView
+from core.url_slash import either_slash
+from ml.api import ModelActivateView, ModelDetailView
+from ml.training_api import ModelJobView, ModelsView
 
 
 class VersionConverter:
@@ -25,7 +24,4 @@ urlpatterns = [
     re_path(r"^models/jobs/(?P<id>[^/]{1,64})/?$", ModelJobView.as_view(), name="model-job"),
     *either_slash("models/<version:version>", ModelDetailView.as_view(), name="model"),
     *either_slash("models/<version:version>/activate", ModelActivateView.as_view(), name="model-activate"),
-    *either_slash("models/<version:version>/accuracy", ModelAccuracyView.as_view(), name="model-accuracy"),
-    *either_slash("models/<version:version>/replay", ModelReplayView.as_view(), name="model-replay"),
-    *either_slash("models/<version:version>/replays", ModelReplaysView.as_view(), name="model-replays"),
 ]

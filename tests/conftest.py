@@ -26,12 +26,12 @@ from openapi_schema_validator import OAS30Validator
 from pymongo.errors import PyMongoError
 from rest_framework.test import APIClient
 
+from core import mongo
+from core.api_keys import api_key_store
+from core.audit import COLLECTION as AUDIT
+from core.audit import INDEXES as AUDIT_INDEXES
 from estimations.store import COLLECTION as ESTIMATIONS
 from estimations.store import INDEXES
-from estimator_project import mongo
-from estimator_project.api_keys import api_key_store
-from estimator_project.audit import COLLECTION as AUDIT
-from estimator_project.audit import INDEXES as AUDIT_INDEXES
 from ml import serving
 from ml.data import read_training_csv
 from ml.train import TrainedModel, train

@@ -118,7 +118,7 @@ def trained_database(wire_server, prefix: str, signing_key: str):
     from django.conf import settings
     from django.core.management import call_command
 
-    from estimator_project import mongo
+    from core import mongo
     from ml import serving
 
     from .conftest import SAMPLE_CSV, ensure_test_indexes

@@ -7,8 +7,8 @@ from http import HTTPStatus
 
 import pytest
 
-from estimator_project import throttling
-from estimator_project.api_keys import ApiKeyStore
+from core import throttling
+from core.api_keys import ApiKeyStore
 
 from .estimations.test_api_create import assert_error_envelope, post_json
 

@@ -9,8 +9,8 @@ import pytest
 from bson import json_util
 from django.core.management import CommandError, call_command
 
-from estimator_project.api_keys import ApiKeyStore
-from estimator_project.audit import (
+from core.api_keys import ApiKeyStore
+from core.audit import (
     KEY_CREATE,
     KEY_REVOKE,
     MODEL_ACTIVATE,

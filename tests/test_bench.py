@@ -36,14 +36,14 @@ COLLAPSED = "\n".join(
     [
         # serving a request: our view, waiting for the database
         "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
-        "RequestMiddleware.__call__ (estimator_project/observability.py:79);"
+        "RequestMiddleware.__call__ (core/observability.py:79);"
         "EstimationViewSet.retrieve (estimations/views.py:199);EstimationStore.get (estimations/store.py:150);"
         "NetworkingInterface.recv_into (pymongo/network_layer.py:441) 6",
         # serving a request: Django's own work, then the standard library's
         "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
         "URLResolver.resolve (django/urls/resolvers.py:660) 3",
         "Thread.run (threading.py:982);WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
-        "RequestMiddleware.__call__ (estimator_project/observability.py:79);uuid4 (uuid.py:724) 1",
+        "RequestMiddleware.__call__ (core/observability.py:79);uuid4 (uuid.py:724) 1",
         # not serving a request: left out
         "Thread.run (threading.py:982);PeriodicExecutor._run (pymongo/periodic_executor.py:292) 50",
         "not a stack line",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from estimator_project import mongo
-from estimator_project.api_keys import api_key_store
+from core import mongo
+from core.api_keys import api_key_store
 
 from .live import LiveServer, trained_database
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import pymongo
 import pytest
 
-from estimator_project.api_keys import api_key_create
-from estimator_project.audit import command_actor
+from core.api_keys import api_key_create
+from core.audit import command_actor
 
 from .conftest import SAMPLE_CSV
 from .live import LiveServer, request, trained_database

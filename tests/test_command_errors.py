@@ -13,8 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
-from estimator_project import mongo
-from estimator_project.commands import database_errors_as_command_errors
+from core import mongo
+from core.commands import database_errors_as_command_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -56,7 +56,7 @@ class TestDockerfile:
         assert "manage.py train_model --if-no-active" in command
         assert (ROOT / "ml/management/commands/train_model.py").exists()
         assert not any(line.startswith("data/") for line in (ROOT / ".dockerignore").read_text().split())
-        assert (ROOT / "estimations/management/commands/ensure_indexes.py").exists()
+        assert (ROOT / "modelops/management/commands/ensure_indexes.py").exists()
         config = re.search(r"--config (\S+)", command).group(1)
         assert (ROOT / config).exists()
         assert "estimator_project.wsgi" in command and (ROOT / "estimator_project/wsgi.py").exists()

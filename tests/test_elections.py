@@ -17,10 +17,11 @@ from pymongo.errors import NetworkTimeout, ServerSelectionTimeoutError
 from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, ReadPreference, SecondaryPreferred
 from pymongo.topology_description import TopologyDescription
 
+from core import mongo
+from core.api_keys import api_key_store
 from estimations import services
 from estimations.store import EstimationStore
-from estimator_project import health, mongo
-from estimator_project.api_keys import api_key_store
+from estimator_project import health
 from ml import serving
 
 from .estimations.test_api_create import assert_error_envelope, post_json
@@ -109,7 +110,7 @@ class TestTheStoresOfAProcess:
         assert store.collection.read_preference == Primary()
 
     def test_models_keys_and_throttling_read_from_the_primary(self, unconnected):
-        from estimator_project import throttling
+        from core import throttling
 
         assert mongo.get_client().read_preference == Primary()
         assert mongo.get_database().read_preference == Primary()
@@ -375,7 +376,7 @@ class TestNoPrimaryForNow:
     ):
         import pymongo
 
-        from estimator_project import mongo
+        from core import mongo
 
         settings.MONGO_READ_PREFERENCE = "primaryPreferred"
         description = self.Description(writable, readable)
@@ -392,7 +393,7 @@ class TestNoPrimaryForNow:
         import mongomock
         import pymongo
 
-        from estimator_project import mongo
+        from core import mongo
 
         client = pymongo.MongoClient("mongodb://h1:27017,h2:27017/?replicaSet=rs0", connect=False)
         try:

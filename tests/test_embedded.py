@@ -24,9 +24,9 @@ import pymongo
 import pytest
 from django.core.management import CommandError, call_command
 
-from estimations.startup import RUN_KEY_NAME, RUN_KEY_NOTICE, on_server_start
-from estimator_project import mongo
-from estimator_project.api_keys import api_key_store
+from core import mongo
+from core.api_keys import api_key_store
+from modelops.startup import RUN_KEY_NAME, RUN_KEY_NOTICE, on_server_start
 
 from .conftest import SAMPLE_CSV
 from .live import LiveServer, request

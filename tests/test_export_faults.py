@@ -20,8 +20,8 @@ import pymongo
 import pytest
 import requests
 
+from core import mongo
 from estimations.documents import stamp
-from estimator_project import mongo
 
 from .conftest import own_wire_server
 from .live import LiveServer

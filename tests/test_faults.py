@@ -15,7 +15,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from estimations.errors import (
+from core.errors import (
     MSG_DATABASE_UNAVAILABLE,
     MSG_DELETE_UNKNOWN,
     MSG_INSERT_PENDING,
@@ -23,8 +23,8 @@ from estimations.errors import (
     MSG_INSERT_UNKNOWN_KEYED,
     MSG_UPDATE_UNKNOWN,
 )
+from core.throttling import MSG_MONGO_COUNTERS_DOWN
 from estimations.store import IDEMPOTENCY_FIELD
-from estimator_project.throttling import MSG_MONGO_COUNTERS_DOWN
 
 from .conftest import WireServer, own_wire_server
 from .live import LiveServer, request

@@ -73,7 +73,7 @@ CASES = [
         '{"bestseller_rank": 1, "category": "\\ud800"}',
         "application/json",
         {},
-        400,  # refused by the parser, as everywhere a lone surrogate can arrive (estimations.limits)
+        400,  # refused by the parser, as everywhere a lone surrogate can arrive (core.limits)
     ),
     (
         "long category",
@@ -576,7 +576,7 @@ def test_put_and_patch_take_json_only(client, mongo_db, active_model, method):
 
 
 def test_an_unknown_host_name_says_which_setting_to_change(client, mongo_db):
-    from estimations.errors import MSG_BAD_HOST
+    from core.errors import MSG_BAD_HOST
 
     response = client.get("/estimations", HTTP_HOST="evil.example")
 

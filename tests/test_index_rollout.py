@@ -1,4 +1,4 @@
-"""Index roll-out (estimator_project/index_sync.py, indexes.py, manage.py ensure_indexes): conflicts are
+"""Index roll-out (core/index_sync.py, indexes.py, manage.py ensure_indexes): conflicts are
 resolved, builds are bounded or deferred, and a failure never stops the API (docs/operations.md)."""
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from django.core.management import CommandError, call_command
 from pymongo import ASCENDING, IndexModel, monitoring
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
+from core import index_sync, mongo
 from estimations.store import INDEXES, EstimationStore, RetentionNotChanged
-from estimator_project import index_sync, indexes, mongo
+from modelops import indexes
 from tests import dockerfile
 from tests.netns import StoreRelay
 
@@ -78,7 +79,7 @@ def collection():
 def test_a_changed_option_under_our_name_is_dropped_and_rebuilt(collection, caplog):
     collection.create_index([("_idempotency_key", ASCENDING)], name="idempotency_key")  # not unique: an old one
 
-    with caplog.at_level(logging.WARNING, logger="estimator_project.index_sync"):
+    with caplog.at_level(logging.WARNING, logger="core.index_sync"):
         names = index_sync.ensure(collection, INDEXES)
 
     assert "idempotency_key" in names
@@ -99,7 +100,7 @@ def test_an_equivalent_index_under_another_name_is_adopted_not_built_again(colle
     collection.create_index([("bestseller_rank", ASCENDING), ("_id", ASCENDING)], name="bestseller_rank_1__id_1")
     counted = Counting(collection)
 
-    with caplog.at_level(logging.INFO, logger="estimator_project.index_sync"):
+    with caplog.at_level(logging.INFO, logger="core.index_sync"):
         names = index_sync.ensure(counted, INDEXES)
 
     assert names[0] == "bestseller_rank_1__id_1"
@@ -140,7 +141,7 @@ def test_a_conflict_the_listing_did_not_show_is_resolved_when_the_server_reports
     refused: list[bool] = []
     counted = Counting(collection, refuse)
 
-    with caplog.at_level(logging.WARNING, logger="estimator_project.index_sync"):
+    with caplog.at_level(logging.WARNING, logger="core.index_sync"):
         index_sync.ensure(counted, INDEXES)
 
     assert refused
@@ -273,7 +274,7 @@ def test_a_build_timeout_at_start_is_one_log_line_and_the_rest_is_built(embedded
     timeout = ExecutionTimeout("operation exceeded time limit", 50, {"codeName": "MaxTimeMSExpired"})
     monkeypatch.setattr(mongomock.collection.Collection, "create_index", refuse_on("estimations", timeout))
 
-    with caplog.at_level(logging.ERROR, logger="estimator_project.indexes"):
+    with caplog.at_level(logging.ERROR, logger="modelops.indexes"):
         out = run("--at-start")
 
     assert "Indexes in place" not in out
@@ -299,11 +300,11 @@ def test_the_operators_run_fails_on_the_same_timeout_and_says_so(embedded, monke
 def test_deferred_the_start_builds_nothing_and_says_what_to_run(embedded, settings, caplog):
     settings.ENSURE_INDEXES = "defer"
 
-    with caplog.at_level(logging.WARNING, logger="estimator_project.indexes"):
+    with caplog.at_level(logging.WARNING, logger="modelops.indexes"):
         run("--at-start")
 
     assert list(embedded["estimations"].index_information()) in ([], ["_id_"])
-    [line] = [record.getMessage() for record in caplog.records if record.name == "estimator_project.indexes"]
+    [line] = [record.getMessage() for record in caplog.records if record.name == "modelops.indexes"]
     assert line.startswith("ENSURE_INDEXES=defer: no index built at start")
     assert "estimations.rank: missing" in line and line.endswith("Build them with: python manage.py ensure_indexes")
     with pytest.raises(CommandError, match="indexes missing or differing"):
@@ -345,7 +346,7 @@ def test_a_refused_collmod_at_start_is_logged_and_does_not_stop_it(embedded, set
     settings.ESTIMATION_TTL_DAYS = 7
     refuse_collmod(monkeypatch)
 
-    with caplog.at_level(logging.ERROR, logger="estimator_project.indexes"):
+    with caplog.at_level(logging.ERROR, logger="modelops.indexes"):
         run("--at-start")  # no CommandError: the start goes on
 
     [line] = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
@@ -504,7 +505,7 @@ def test_no_server_at_start_is_one_line_after_one_wait_and_no_password(settings,
     settings.MONGO_SERVER_SELECTION_TIMEOUT_MS = 200
     mongo.reset()
     try:
-        with caplog.at_level(logging.ERROR, logger="estimator_project.indexes"):
+        with caplog.at_level(logging.ERROR, logger="modelops.indexes"):
             run("--at-start")  # no CommandError
     finally:
         mongo.reset()

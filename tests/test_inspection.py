@@ -192,7 +192,7 @@ class TestLoopSections:
             assert key not in html
 
     def test_an_audit_entry_with_an_empty_value_shows_a_dash_not_none(self, signed_in, active_model):
-        from estimator_project.audit import MODEL_ACTIVATE, Actor, audit_log
+        from core.audit import MODEL_ACTIVATE, Actor, audit_log
 
         audit_log().record(
             MODEL_ACTIVATE, Actor(name="ops", via="command"), {"model_version": 1}, {"previous_version": None}

@@ -10,8 +10,8 @@ import pymongo
 import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from estimations.errors import MSG_DATABASE_UNAVAILABLE
-from estimator_project import mongo
+from core import mongo
+from core.errors import MSG_DATABASE_UNAVAILABLE
 
 from .estimations.test_api_create import assert_error_envelope
 

@@ -9,8 +9,8 @@ from http import HTTPStatus
 import pytest
 from prometheus_client import Counter
 
-from estimator_project import mongo
-from estimator_project.observability import REQUEST_ID_HEADER, Labelled
+from core import mongo
+from core.observability import REQUEST_ID_HEADER, Labelled
 
 from .estimations.test_api_create import assert_error_envelope, post_json
 

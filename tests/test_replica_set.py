@@ -26,7 +26,7 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect, PyMongoError
 
-from estimator_project.api_keys import ApiKeyStore
+from core.api_keys import ApiKeyStore
 
 from .live import LiveServer, request, trained_database
 

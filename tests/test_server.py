@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from core import runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "estimator_project" / "gunicorn.conf.py"
 
@@ -120,10 +122,9 @@ def test_the_embedded_stores_one_worker_is_never_restarted_for_being_silent(monk
 
 
 def test_each_request_ends_by_giving_way(monkeypatch):
-    from estimations import turns
 
     calls = []
-    monkeypatch.setattr(turns, "give_way", lambda: calls.append("turn"))
+    monkeypatch.setattr(runtime, "give_way", lambda: calls.append("turn"))
     load_config(monkeypatch)["post_request"](None, None)
 
     assert calls == ["turn"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from estimations.startup import on_server_start
-from estimator_project import mongo
+from core import mongo
+from modelops.startup import on_server_start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_env_example_lists_every_variable_the_service_reads():
     for source in (
         "estimator_project/settings.py",
         "estimator_project/gunicorn.conf.py",
-        "estimator_project/observability.py",
+        "core/observability.py",
     ):
         text = (ROOT / source).read_text()
         read |= set(re.findall(r"env\.\w+\(\s*\"([A-Z_]+)\"", text))

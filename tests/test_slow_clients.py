@@ -2,7 +2,7 @@
 
 gunicorn (gevent workers, the production config and the embedded default alike) closes a connection whose
 request head has not come within its ``keepalive`` (5 s); a body that falls behind ``CLIENT_BODY_TIMEOUT``
-(plus its size at ``CLIENT_BODY_MIN_RATE``) answers 408 in the error envelope (estimator_project/deadlines.py).
+(plus its size at ``CLIENT_BODY_MIN_RATE``) answers 408 in the error envelope (core/deadlines.py).
 Behind nginx, nginx's own timeouts and buffering come first (deploy/nginx.conf, tests/deploy/).
 """
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import fakeredis
 import pytest
 
-from estimator_project import throttling
-from estimator_project.mongo import get_database
+from core import throttling
+from core.mongo import get_database
 
 from .live import LiveServer, counts_by_worker, request, trained_database
 

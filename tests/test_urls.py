@@ -1,4 +1,4 @@
-"""Every URL answers with and without its trailing slash, as the README says (estimator_project/url_slash.py)."""
+"""Every URL answers with and without its trailing slash, as the README says (core/url_slash.py)."""
 
 from __future__ import annotations
 

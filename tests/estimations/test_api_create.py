@@ -8,8 +8,8 @@ from http import HTTPStatus
 import pytest
 from django.test import RequestFactory, override_settings
 
+from core.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
 from estimations import validation
-from estimations.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
 from estimations.services import MSG_EMPTY_BULK
 from ml.serving import get_estimator
 

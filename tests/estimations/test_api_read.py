@@ -11,7 +11,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
-from estimations.errors import MSG_NOT_FOUND
+from core.errors import MSG_NOT_FOUND
 
 from .test_api_create import assert_error_envelope, post_json
 
@@ -148,7 +148,7 @@ class TestCacheHeaders:
         assert abs((parsedate_to_datetime(response["Expires"]) - datetime.now(UTC)).total_seconds()) < 3
 
     def test_expires_is_written_out_once_a_second(self, monkeypatch):
-        from estimations import views
+        from core import http as views
 
         now, written = [1_700_000_000.25], []
         monkeypatch.setattr(views.time, "time", lambda: now[0])

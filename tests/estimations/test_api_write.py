@@ -7,8 +7,8 @@ from http import HTTPStatus
 
 import pytest
 
+from core.errors import MSG_IF_MATCH_REQUIRED, MSG_IF_MATCH_STALE
 from estimations import validation
-from estimations.errors import MSG_IF_MATCH_REQUIRED, MSG_IF_MATCH_STALE
 from ml.serving import get_estimator
 
 from .test_api_create import assert_error_envelope, post_json

@@ -9,8 +9,8 @@ import pymongo
 import pytest
 from django.core.management import CommandError, call_command
 
+from core import mongo
 from estimations.store import INDEXES
-from estimator_project import mongo
 
 
 def run(*args) -> str:

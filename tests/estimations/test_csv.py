@@ -12,8 +12,8 @@ from http import HTTPStatus
 import pytest
 from django.test import override_settings
 
+from core.errors import MSG_BULK_TOO_LARGE
 from estimations import csv_io, validation
-from estimations.errors import MSG_BULK_TOO_LARGE
 from ml.serving import get_estimator
 
 from .test_api_create import URL, assert_error_envelope, post_json

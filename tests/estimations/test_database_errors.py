@@ -32,7 +32,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from estimations.errors import (
+from core.errors import (
     MSG_DATABASE_REFUSED,
     MSG_DATABASE_UNAVAILABLE,
     MSG_DELETE_UNKNOWN,
@@ -326,7 +326,7 @@ def test_a_keyed_post_not_confirmed_is_returned_once_by_its_retry(api, mongo_db,
 def test_a_request_budget_the_database_cannot_count_changes_nothing(api, settings, monkeypatch):
     """The budget is counted (in MongoDB, with several hosts) before the request does anything: its
     failure says nothing was done, also on a PUT."""
-    from estimator_project import throttling
+    from core import throttling
 
     document = created(api)
 

@@ -12,8 +12,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
+from core.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUnavailable
 from estimations import group_insert
-from estimations.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUnavailable
 from estimations.group_insert import GroupInsert, NotSent
 from estimations.services import estimation_store
 from estimations.store import IDEMPOTENCY_FIELD

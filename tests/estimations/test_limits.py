@@ -1,4 +1,4 @@
-"""estimations.limits: the number, date and text limits every parser uses."""
+"""core.limits: the number, date and text limits every parser uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from estimations import limits
+from core import limits
 
 
 @pytest.mark.parametrize(

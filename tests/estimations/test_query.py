@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from bson import ObjectId
 
-from estimations.errors import BadQuery
+from core.errors import BadQuery
 from estimations.query import MAX_IN_VALUES, MAX_NODES, parse_projection, parse_sort, parse_where
 
 from ..conftest import known_departure

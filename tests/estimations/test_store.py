@@ -7,8 +7,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure
 
+from core.errors import MSG_INSERT_PENDING, MSG_INSERT_UNKNOWN_KEYED, BadQuery, ServiceUnavailable
 from estimations.documents import stamp
-from estimations.errors import MSG_INSERT_PENDING, MSG_INSERT_UNKNOWN_KEYED, BadQuery, ServiceUnavailable
 from estimations.query import ListQuery
 from estimations.services import estimation_store
 from estimations.store import INDEXES, EstimationStore, Outcome, parse_id

@@ -1,4 +1,4 @@
-"""estimations/turns.py: long loops give the worker's other requests a turn."""
+"""core/runtime.py: long loops give the worker's other requests a turn."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import json
 
 import pytest
 
-from estimations import turns
+from core import runtime
 
 
 @pytest.fixture
 def yields(monkeypatch) -> list[str]:
     """The turns given."""
     calls: list[str] = []
-    monkeypatch.setattr(turns, "give_way", lambda: calls.append("turn"))
+    monkeypatch.setattr(runtime, "give_way", lambda: calls.append("turn"))
     return calls
 
 
 def test_every_item_comes_through_in_order_with_a_turn_given_after_each_block(yields):
     seen = []
-    for item in turns.in_turns(range(10), every=4):
+    for item in runtime.in_turns(range(10), every=4):
         seen.append((item, len(yields)))
 
     # The turn comes after the 4th and the 8th item, before the next one is handed out
@@ -28,7 +28,7 @@ def test_every_item_comes_through_in_order_with_a_turn_given_after_each_block(yi
 
 
 def test_a_short_loop_gives_no_turn(yields):
-    assert list(turns.in_turns(["a", "b"], every=4)) == ["a", "b"]
+    assert list(runtime.in_turns(["a", "b"], every=4)) == ["a", "b"]
     assert yields == []
 
 
@@ -49,7 +49,7 @@ def test_a_bulk_insert_gives_turns_while_it_validates_and_stamps(api, yields, bo
     response = api.post("/estimations", data=body, content_type=content_type)
 
     assert response.status_code == 201, response.content
-    assert len(yields) == loops * (1200 // turns.EVERY)
+    assert len(yields) == loops * (1200 // runtime.EVERY)
 
 
 def test_no_turn_is_given_outside_gevent(monkeypatch):
@@ -57,5 +57,5 @@ def test_no_turn_is_given_outside_gevent(monkeypatch):
     gevent = pytest.importorskip("gevent")
     monkeypatch.setattr(gevent, "idle", lambda: pytest.fail("gevent.idle() called outside gevent"))
 
-    assert turns.cooperative() is False
-    turns.give_way()
+    assert runtime.cooperative() is False
+    runtime.give_way()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from estimator_project.audit import audit_log, command_actor
+from core.audit import audit_log, command_actor
 from ml.data import read_training_csv
 from ml.services import activation_changes, held_back_reason, model_activate, model_train
 from ml.serving import model_registry

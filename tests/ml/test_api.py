@@ -8,7 +8,7 @@ from http import HTTPStatus
 import pytest
 from django.core.management import call_command
 
-from estimator_project.api_keys import ApiKeyStore
+from core.api_keys import ApiKeyStore
 from ml.serving import model_registry
 
 from ..estimations.test_api_create import assert_error_envelope

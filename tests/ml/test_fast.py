@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.fast import Estimate, FastModel
 from ml.pipeline import model_input
+from ml.predictor import Estimate, Predictor
 
 
 @pytest.fixture(scope="module")
-def fast(trained_model) -> FastModel:
-    return FastModel.from_metadata(trained_model.pipeline, version=7, metadata=trained_model.metadata)
+def fast(trained_model) -> Predictor:
+    return Predictor.from_metadata(trained_model.pipeline, version=7, metadata=trained_model.metadata)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +80,12 @@ class TestExtrapolation:
         assert flags.tolist()[1:] == [False, False, False, True, True]
 
     def test_the_interval_widens_with_the_distance_beyond_the_range(self, trained_model):
-        from ml.fast import EXTRAPOLATION_WIDENING
+        from ml.predictor import EXTRAPOLATION_WIDENING
 
         # A model that saw books ranks 1,000 to 100,000 only: sales stay large enough that rounding
         # does not blur the widths on either side.
         narrow = {name: [1000, 100_000] for name in trained_model.metadata["rank_range"]}
-        model = FastModel.from_metadata(
+        model = Predictor.from_metadata(
             trained_model.pipeline, version=1, metadata={**trained_model.metadata, "rank_range": narrow}
         )
         low_q, high_q = trained_model.metadata["residual_quantiles"]["books"]

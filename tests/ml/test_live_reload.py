@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from django.core.management import call_command
 
-from estimator_project import mongo
+from core import mongo
 from ml import serving
 
 from ..conftest import SAMPLE_CSV

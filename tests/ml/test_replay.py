@@ -14,9 +14,9 @@ import pytest
 from bson import json_util
 from django.core.management import CommandError, call_command
 
-from estimator_project.audit import MODEL_REPLAY
+from core.audit import MODEL_REPLAY
 from ml.data import read_training_csv
-from ml.fast import FastModel
+from ml.predictor import Predictor
 from ml.serving import model_registry
 from ml.train import TrainedModel, train
 
@@ -65,7 +65,7 @@ def admin(keys) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Api-Key {keys['admin']}"}
 
 
-def by_hand(active: FastModel, candidate: FastModel, mongo_db, category: str) -> dict:
+def by_hand(active: Predictor, candidate: Predictor, mongo_db, category: str) -> dict:
     """Row by row, with the plain definitions."""
     documents = list(mongo_db["estimations"].find({"category": category}))
     changes = []
@@ -90,8 +90,8 @@ def by_hand(active: FastModel, candidate: FastModel, mongo_db, category: str) ->
     }
 
 
-def fast(trained: TrainedModel, version: int) -> FastModel:
-    return FastModel.from_metadata(trained.pipeline, version=version, metadata=trained.metadata)
+def fast(trained: TrainedModel, version: int) -> Predictor:
+    return Predictor.from_metadata(trained.pipeline, version=version, metadata=trained.metadata)
 
 
 class TestReplayApi:

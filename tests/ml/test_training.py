@@ -77,11 +77,11 @@ class TestHoldout:
 
     def test_the_80_percent_interval_covers_about_80_percent_of_unseen_data(self, trained_model, tmp_path):
         from ml.data import read_training_csv
-        from ml.fast import FastModel
+        from ml.predictor import Predictor
 
         write_csv(tmp_path / "fresh.csv", rows=8000, seed=7)  # data the model has not seen
         fresh = read_training_csv(tmp_path / "fresh.csv", progress=False)
-        model = FastModel.from_metadata(trained_model.pipeline, version=1, metadata=trained_model.metadata)
+        model = Predictor.from_metadata(trained_model.pipeline, version=1, metadata=trained_model.metadata)
 
         _, low, high, _ = model.estimate_arrays(fresh.ranks.astype(float), fresh.categories)
         inside = np.mean((fresh.sales >= low) & (fresh.sales <= high))

@@ -11,7 +11,7 @@ from http import HTTPStatus
 import pytest
 from django.core.management import CommandError, call_command
 
-from estimator_project.audit import Actor, audit_log
+from core.audit import Actor, audit_log
 from ml import jobs
 from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
 from ml.serving import model_registry

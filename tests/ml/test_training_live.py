@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from estimator_project.api_keys import api_key_store
+from core.api_keys import api_key_store
 from ml.sample_data import write_csv
 
 from ..live import LiveServer, request, trained_database

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from estimator_project.audit import command_actor
-from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
+from core.audit import command_actor
+from core.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.registry import RegistryError
 from ml.services import model_activate
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from estimator_project.commands import database_errors_as_command_errors, require_the_servers_store
+from core.commands import database_errors_as_command_errors, require_the_servers_store
 from ml.report import versions_table
 from ml.serving import model_registry
 

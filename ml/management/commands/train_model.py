@@ -6,12 +6,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from estimator_project import mongo
-from estimator_project.audit import command_actor
-from estimator_project.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
+from core import mongo
+from core.audit import command_actor
+from core.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.data import DataError
-from ml.fast import FastModel
 from ml.plot import curves_svg
+from ml.predictor import Predictor
 from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
@@ -90,7 +90,7 @@ class Command(BaseCommand):
 
     def _the_server_trains_it(self, options: dict[str, Any]) -> bool:
         """--if-no-active with the default training, beside a server on the embedded store: not a failure,
-        since that server trains exactly this into its store at start (estimations/startup.py)."""
+        since that server trains exactly this into its store at start (modelops/startup.py)."""
         if not mongo.is_embedded() or mongo.serves_embedded_store():
             return False
         own_choices = (
@@ -157,7 +157,7 @@ class Command(BaseCommand):
 
     def _draw(self, path: Path, metadata: dict[str, Any]) -> None:
         loaded = model_registry().load(metadata["version"])
-        model = FastModel.from_metadata(loaded.pipeline, version=loaded.version, metadata=loaded.metadata)
+        model = Predictor.from_metadata(loaded.pipeline, version=loaded.version, metadata=loaded.metadata)
         try:
             path.write_text(curves_svg(model))
         except OSError as exc:

@@ -68,7 +68,7 @@ class DatabaseDeadlineMiddleware:
         if _body_to_read_first(request):
             from django.http import UnreadablePostError
 
-            from estimations.errors import RequestTimeout, json_error
+            from core.errors import RequestTimeout, json_error
 
             try:
                 request.body  # noqa: B018 - read and kept by Django

@@ -16,7 +16,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from . import mongo
+from core import mongo
 
 MSG_NO_STORE_HERE = (
     "MONGO_URI is not set: the embedded store lives inside the running server (make run), and this command, "

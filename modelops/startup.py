@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 import sys
 
-from estimator_project import mongo
-from estimator_project.api_keys import api_key_create
-from estimator_project.indexes import ensure_at_start
+from core import mongo
+from core.api_keys import api_key_create
 from ml.services import STARTUP, ensure_default_model
+from modelops.indexes import ensure_at_start
 
 RUN_KEY_NAME = "embedded-admin"
 RUN_KEY_NOTICE = (

@@ -28,7 +28,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from estimations.limits import is_token
+from core.limits import is_token
 
 logger = logging.getLogger("estimator.requests")
 

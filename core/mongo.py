@@ -44,7 +44,7 @@ def is_embedded() -> bool:
 
 def serve_embedded_store() -> None:
     """Say that this process serves requests from its embedded store: the server, once at start
-    (estimations/startup.py); the tests, whose API client serves from the test's own process."""
+    (modelops/startup.py); the tests, whose API client serves from the test's own process."""
     global _serving_embedded
     _serving_embedded = True
 

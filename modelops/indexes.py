@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
+from core import api_keys, audit, index_sync, throttling
+from core.api_keys import api_key_store
+from core.audit import audit_log
+from core.mongo import database_name, get_database
+from core.throttling import COLLECTION as THROTTLE_COUNTERS
+from core.throttling import MongoCounters
 from estimations.services import estimation_store
-from ml import registry, replay
-from ml.services import replay_reports
+from ml import registry
 from ml.serving import model_registry
-
-from . import api_keys, audit, index_sync, throttling
-from .api_keys import api_key_store
-from .audit import audit_log
-from .mongo import database_name, get_database
-from .throttling import COLLECTION as THROTTLE_COUNTERS
-from .throttling import MongoCounters
+from modelops import replay
+from modelops.services import replay_reports
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def summary(found: list[str]) -> str:
 
 
 def describe_failure(exc: PyMongoError) -> str:
-    from .commands import describe_database_error
+    from core.commands import describe_database_error
 
     if exc.timeout and not isinstance(exc, ServerSelectionTimeoutError):
         return (

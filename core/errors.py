@@ -17,7 +17,7 @@ from pymongo import errors as mongo_errors
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from . import limits
+from core import limits
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 class RequestTimeout(exceptions.APIException):
-    """The request body stopped coming (estimator_project/deadlines.py); the connection is then closed."""
+    """The request body stopped coming (core/deadlines.py); the connection is then closed."""
 
     status_code = status.HTTP_408_REQUEST_TIMEOUT
     default_detail = "The request body did not arrive in time. Nothing was done; send the request again in one go."
@@ -244,7 +244,7 @@ def _suspicious(exc: SuspiciousOperation) -> exceptions.APIException:
 
 def _body_timed_out(exc: BaseException) -> bool:
     """The body stopped coming, as Django or a parser passed it on (an unreadable body, a parse error)."""
-    from estimator_project.deadlines import ClientBodyTimeout
+    from core.deadlines import ClientBodyTimeout
 
     seen: BaseException | None = exc
     while seen is not None:

@@ -1,8 +1,8 @@
 """Body parsers that bound what they read: JSON, forms (urlencoded and multipart) and CSV.
 
 Each reads at most MAX_BODY_BYTES + 1 bytes of the request stream and answers 413 beyond that
-(estimations.limits), whether the body came with a Content-Length or chunked
-(estimator_project.request_body). DRF's own JSON and form parsers are not used: DRF reads
+(core.limits), whether the body came with a Content-Length or chunked
+(core.request_body). DRF's own JSON and form parsers are not used: DRF reads
 ``request.body`` for them, which raises Django's RequestDataTooBig (a 500 through DRF). A nesting bomb
 makes ``json.loads`` raise RecursionError, which DRF's parser would let through as a 500; here it is a
 400 like any other malformed body, as is a lone surrogate escape (``"\\ud800"``) in a string or a key.
@@ -20,9 +20,8 @@ from django.http import QueryDict
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser, MultiPartParser
 
-from . import limits
-from .csv_io import MEDIA_TYPE, parse_csv
-from .errors import MSG_BODY_TOO_LARGE, MSG_TOO_MANY_FIELDS, PayloadTooLarge
+from core import limits
+from core.errors import MSG_BODY_TOO_LARGE, MSG_TOO_MANY_FIELDS, PayloadTooLarge
 
 MSG_MALFORMED_JSON = "The request body is not valid JSON: {reason}"
 MSG_TOO_DEEP = "The request body is nested too deeply to be an estimation."
@@ -42,15 +41,6 @@ def read_limited(stream, limit: int) -> bytes:
     if len(data) > limit:
         raise PayloadTooLarge(MSG_BODY_TOO_LARGE.format(limit=limit))
     return data
-
-
-class CsvParser(BaseParser):
-    """text/csv: a product list for a bulk insert (estimations.csv_io), within MAX_BODY_BYTES."""
-
-    media_type = MEDIA_TYPE
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        return parse_csv(read_limited(stream, limits.body_limit()))
 
 
 class LimitedJSONParser(BaseParser):

@@ -18,8 +18,8 @@ import tempfile
 from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 
-from estimations.errors import MSG_BODY_TOO_LARGE, json_error
-from estimations.limits import body_limit
+from core.errors import MSG_BODY_TOO_LARGE, json_error
+from core.limits import body_limit
 
 
 def is_unsized_chunked(meta: dict) -> bool:

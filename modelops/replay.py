@@ -17,10 +17,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.collection import Collection
 from tqdm import tqdm
 
-from estimator_project import index_sync
-
-from .fast import FastModel
-from .train import metrics
+from core import index_sync
+from ml.predictor import Predictor
+from ml.train import metrics
 
 BATCH = 10_000
 INDEXES = [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
@@ -82,8 +81,8 @@ class _Category:
 def replay(
     documents: Iterable[dict[str, Any]],
     *,
-    candidate: FastModel,
-    active: FastModel,
+    candidate: Predictor,
+    active: Predictor,
     total: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from estimator_project.api_keys import api_key_revoke
-from estimator_project.audit import command_actor
-from estimator_project.commands import database_errors_as_command_errors, require_the_servers_store
+from core.api_keys import api_key_revoke
+from core.audit import command_actor
+from core.commands import database_errors_as_command_errors, require_the_servers_store
 
 
 class Command(BaseCommand):

@@ -17,17 +17,16 @@ from django.views.decorators.http import require_http_methods
 from pymongo import DESCENDING
 from pymongo.errors import PyMongoError
 
-from estimations.documents import http_date
-from estimations.limits import whole_number
+from core import mongo, throttling
+from core.api_keys import SCHEMES, ApiKeyStore, api_key_store
+from core.audit import audit_log
+from core.http import http_date
+from core.limits import whole_number
 from estimations.services import estimation_store
-from ml.accuracy import live_accuracy
 from ml.plot import accuracy_svg, curves_svg
-from ml.services import replay_reports
 from ml.serving import NoActiveModel, get_estimator, model_registry
-
-from . import mongo, throttling
-from .api_keys import SCHEMES, ApiKeyStore, api_key_store
-from .audit import audit_log
+from modelops.accuracy import live_accuracy
+from modelops.services import replay_reports
 
 SESSION_KEY = "inspect_key_hash"
 LOGIN_URL = "/inspect/login"

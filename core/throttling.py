@@ -32,7 +32,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from rest_framework import exceptions
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from . import index_sync, mongo
+from core import index_sync, mongo
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def counters() -> Counters:
             _redis = (settings.REDIS_URL, RedisCounters(client))
         return _redis[1]
     if settings.MONGO_URI:
-        from .mongo import get_database
+        from core.mongo import get_database
 
         return MongoCounters(get_database()[COLLECTION])
     return _local
@@ -339,7 +339,7 @@ class ClientRateThrottle(BaseThrottle):
     one have spent their address's budget during authentication (api_keys.ApiKeyAuthentication)."""
 
     def allow_request(self, request, view) -> bool:
-        from .api_keys import ApiClient
+        from core.api_keys import ApiClient
 
         if isinstance(request.user, ApiClient):
             wait = KEY.spend(request.user.name)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pymongo.collection import Collection
 
-from .train import metrics
+from ml.train import metrics
 
 BATCH = 5000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from .errors import PreconditionRequired
+from core.errors import PreconditionRequired
 
 ANY = None  # If-Match: * (any current version)
 

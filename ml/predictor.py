@@ -1,7 +1,7 @@
 """Serving a fitted Pipeline without its per-call overhead.
 
 A scikit-learn ``predict`` on one row costs milliseconds of validation and dispatch; the model itself
-is a handful of line segments per category. ``FastModel`` reads those segments out of the fitted
+is a handful of line segments per category. ``Predictor`` reads those segments out of the fitted
 Pipeline once: an estimate is then a bisect, a multiply-add and an exp (about a microsecond), and a
 bulk estimate is a few vectorised numpy operations. Tests hold it equal to the Pipeline's predictions.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -30,7 +30,18 @@ class Estimate(NamedTuple):
     extrapolated: bool = False
 
 
-class FastModel:
+class Estimator(Protocol):
+    """What the API needs from a sales model; ``Predictor`` is the implementation, tests pass fakes."""
+
+    version: int
+    categories: tuple[str, ...]
+
+    def estimate(self, rank: int, category: str) -> Estimate: ...
+
+    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]: ...
+
+
+class Predictor:
     """The Estimator the API calls: a fitted Pipeline's curves as segments (intercept, slope)."""
 
     def __init__(
@@ -63,7 +74,7 @@ class FastModel:
         self._log_range_rows = self._log_ranges.tolist()
 
     @classmethod
-    def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> FastModel:
+    def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> Predictor:
         """From a registry version's (verified) metadata."""
         return cls(
             pipeline,

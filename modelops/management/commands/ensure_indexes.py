@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from estimator_project import mongo
-from estimator_project.commands import database_errors_as_command_errors
-from estimator_project.indexes import (
+from core import mongo
+from core.commands import database_errors_as_command_errors
+from modelops.indexes import (
     RUN,
     IndexesNotEnsured,
     describe_failure,

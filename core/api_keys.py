@@ -21,9 +21,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from . import index_sync, throttling
-from .audit import KEY_CREATE, KEY_REVOKE, Actor, audit_log
-from .mongo import get_database
+from core import index_sync, throttling
+from core.audit import KEY_CREATE, KEY_REVOKE, Actor, audit_log
+from core.mongo import get_database
 
 COLLECTION = "api_keys"
 SCOPES = ("write", "admin")
@@ -163,7 +163,7 @@ class HasScope(BasePermission):
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     """How the OpenAPI schema describes the key (drf-spectacular finds this by the target class)."""
 
-    target_class = "estimator_project.api_keys.ApiKeyAuthentication"
+    target_class = "core.api_keys.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):

@@ -10,14 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from estimations.documents import http_date
-from estimations.errors import BadQuery
-from estimations.query import positive_int
-from estimations.schema import COMMON, ERR_400, EnvelopeAutoSchema, error_response
-from estimations.serializers import MetaSerializer
-
-from .api_keys import HasScope
-from .audit import ACTIONS, audit_log
+from core.api_keys import HasScope
+from core.audit import ACTIONS, audit_log
+from core.errors import BadQuery
+from core.http import http_date
+from core.openapi import COMMON, ERR_400, EnvelopeAutoSchema, MetaSerializer, error_response
+from core.pagination import positive_int
 
 DEFAULT_PAGE = 25
 MAX_PAGE = 200

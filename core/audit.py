@@ -17,8 +17,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.collection import Collection
 
-from . import index_sync
-from .mongo import get_database
+from core import index_sync
+from core.mongo import get_database
 
 logger = logging.getLogger(__name__)
 

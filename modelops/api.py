@@ -1,0 +1,194 @@
+"""HTTP for the model registry: GET /models, GET /models/{version}, POST /models/{version}/activate,
+GET /models/{version}/accuracy and POST /models/{version}/replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api_keys import HasScope
+from core.audit import api_actor
+from core.errors import ValidationFailed
+from core.http import http_date
+from core.openapi import COMMON, EnvelopeAutoSchema, error_response
+from core.parsers import LimitedJSONParser
+from estimations.services import estimation_store
+from ml.api import ERR_404, MSG_UNKNOWN_VERSION, VERSION, ModelRefused, metadata_or_404
+from ml.registry import ArtifactRefused, UnknownVersion
+from ml.serving import model_registry
+from modelops.accuracy import live_accuracy
+from modelops.services import NothingToCompare, model_replay, replay_reports
+
+
+class MetricsSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    rmse_log1p = serializers.FloatField(allow_null=True, required=False, help_text="RMSE of log1p(sales).")
+    median_ape = serializers.FloatField(
+        allow_null=True, required=False, help_text="Median absolute % error (as a fraction), months with sales."
+    )
+    within_2x = serializers.FloatField(allow_null=True, required=False, help_text="Share within a factor of 2.")
+
+
+class MetricsByCategorySerializer(serializers.Serializer):
+    overall = MetricsSerializer()
+    per_category = serializers.DictField(child=MetricsSerializer())
+
+
+class AccuracySerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    active = serializers.BooleanField()
+    live = MetricsByCategorySerializer(help_text="The version's stored estimates against the actuals clients recorded.")
+    holdout = MetricsByCategorySerializer(help_text="What the holdout said when the version was trained.")
+    _links = serializers.DictField()
+
+
+class ModelAccuracyView(APIView):
+    @extend_schema(
+        operation_id="models_accuracy",
+        summary="Live accuracy of a version, from recorded actual sales, beside its holdout figures",
+        parameters=[VERSION],
+        responses={200: AccuracySerializer, 404: ERR_404, **COMMON},
+    )
+    def get(self, request: Request, version: int) -> Response:
+        registry = model_registry()
+        metadata = metadata_or_404(registry, version)
+        live = live_accuracy(estimation_store().collection, version=version, categories=metadata["categories"])
+        return Response(
+            {
+                "version": version,
+                "active": registry.active_version() == version,
+                "live": live,
+                "holdout": metadata["metrics"],
+                "_links": {
+                    "self": {"title": "accuracy", "href": f"models/{version}/accuracy"},
+                    "model": {"title": "models", "href": f"models/{version}"},
+                },
+            }
+        )
+
+
+MSG_REPLAY_SAMPLE = "The replay request is invalid: see _issues."
+ISSUE_SAMPLE = "must be a whole number from 1 to {limit:,} (REPLAY_MAX_SAMPLE)"
+ISSUE_REPLAY_FIELD = "unknown field: the body takes only 'sample'"
+
+
+class ReplayRequestSerializer(serializers.Serializer):
+    sample = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="How many stored estimations to re-estimate, drawn at random when there are more "
+        "(default and most: the REPLAY_MAX_SAMPLE setting, 100,000 unless changed).",
+    )
+
+
+class ReplayCategorySerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    median_ratio = serializers.FloatField(
+        allow_null=True, help_text="Typical (candidate + 1) / (active + 1) ratio of the estimates."
+    )
+    mean_abs_log1p_change = serializers.FloatField(allow_null=True)
+    share_over_2x = serializers.FloatField(allow_null=True, help_text="Share of estimates changed by more than 2x.")
+    with_actuals = serializers.IntegerField(help_text="Estimations with recorded actual sales.")
+    candidate = serializers.DictField(
+        allow_null=True, help_text="The candidate's metrics on those actuals (as in /accuracy); null without any."
+    )
+    active = serializers.DictField(allow_null=True, help_text="The active model's metrics on the same actuals.")
+    closer = serializers.CharField(
+        allow_null=True,
+        help_text="candidate, active or tie: the lower RMSE log1p on the actuals; null without any.",
+    )
+
+
+class ReplayReportSerializer(serializers.Serializer):
+    _id = serializers.CharField()
+    created = serializers.CharField()
+    version = serializers.IntegerField(help_text="The candidate version.")
+    against_version = serializers.IntegerField(help_text="The version active when the replay ran.")
+    actor = serializers.DictField()
+    sample = serializers.IntegerField(allow_null=True)
+    rows = serializers.IntegerField()
+    skipped_rows = serializers.IntegerField(help_text="Estimations in a category one of the two models lacks.")
+    overall = ReplayCategorySerializer()
+    per_category = serializers.DictField(child=ReplayCategorySerializer())
+
+
+class ReplayListSerializer(serializers.Serializer):
+    _items = ReplayReportSerializer(many=True)
+
+
+def replay_resource(report: dict[str, Any]) -> dict[str, Any]:
+    return {**report, "_id": str(report["_id"]), "created": http_date(report["created"])}
+
+
+def _replay_sample(data: Any) -> int:
+    limit = settings.REPLAY_MAX_SAMPLE
+    if data in (None, "") or (hasattr(data, "keys") and not data):
+        return limit
+    if not isinstance(data, dict):
+        raise ValidationFailed(
+            MSG_REPLAY_SAMPLE, issues={"_document": 'must be a JSON object such as {"sample": 1000}'}
+        )
+    issues = {str(key)[:64]: ISSUE_REPLAY_FIELD for key in data if key != "sample"}
+    sample = data.get("sample", limit)
+    if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= limit:
+        issues["sample"] = ISSUE_SAMPLE.format(limit=limit)
+    if issues:
+        raise ValidationFailed(MSG_REPLAY_SAMPLE, issues=issues)
+    return sample
+
+
+class ModelReplayView(APIView):
+    permission_classes = [HasScope.of("admin")]
+    parser_classes = [LimitedJSONParser]  # a form or any other body: 415, as the schema says
+    schema = EnvelopeAutoSchema()
+
+    @extend_schema(
+        operation_id="models_replay",
+        summary="Shadow replay: re-estimate stored estimations with this version beside the active one "
+        "(nothing stored changes); admin API key",
+        parameters=[VERSION],
+        request=ReplayRequestSerializer,
+        responses={
+            201: ReplayReportSerializer,
+            403: error_response("The key lacks the admin scope."),
+            404: ERR_404,
+            409: error_response("A version failed verification, or no version is active to compare with."),
+            415: error_response("Send application/json."),
+            422: error_response("The sample is not a whole number within REPLAY_MAX_SAMPLE."),
+            **COMMON,
+        },
+    )
+    def post(self, request: Request, version: int) -> Response:
+        sample = _replay_sample(request.data)
+        try:
+            report = model_replay(version=version, sample=sample, actor=api_actor(request.user))
+        except UnknownVersion as exc:
+            raise NotFound(MSG_UNKNOWN_VERSION.format(version=version)) from exc
+        except (ArtifactRefused, NothingToCompare) as exc:
+            raise ModelRefused(f"No replay of version {version}: {exc}.") from exc
+        return Response(replay_resource(report), status=status.HTTP_201_CREATED)
+
+
+class ModelReplaysView(APIView):
+    permission_classes = [HasScope.of("admin")]
+
+    @extend_schema(
+        operation_id="models_replays",
+        summary="Stored replay reports of this version, newest first; admin API key",
+        parameters=[VERSION],
+        responses={
+            200: ReplayListSerializer,
+            403: error_response("The key lacks the admin scope."),
+            404: error_response("Not a model version number."),
+            **COMMON,
+        },
+    )
+    def get(self, request: Request, version: int) -> Response:
+        return Response({"_items": [replay_resource(report) for report in replay_reports().for_version(version)]})
