@@ -16,22 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from core.http import http_date, utc_now
+from estimations.fields import CONTENT_FIELDS
 
 RESOURCE = "estimations"
 ITEM_TITLE = "estimations"  # the tutorial's item_title
-CONTENT_FIELDS = (
-    "bestseller_rank",
-    "category",
-    "sku",
-    "estimated_sales",
-    "estimated_sales_low",
-    "estimated_sales_high",
-    "extrapolated",
-    "model_version",
-    "actual_sales",
-    "actual_period",
-)
-META_FIELDS = ("_id", "_created", "_updated", "_etag")
 # The ESTIMATION_TTL_DAYS index counts from this date; documents without it never expire.
 EXPIRES_FROM = "_expires_from"
 

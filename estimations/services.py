@@ -30,6 +30,7 @@ from core.runtime import in_turns
 from estimations import validation
 from estimations.csv_io import CsvRows
 from estimations.documents import stamp, with_retention
+from estimations.fields import ESTIMATE_FIELDS, ESTIMATE_INPUTS, INPUT_FIELDS
 from estimations.query import ListQuery, encode_after
 from estimations.store import COLLECTION, IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome
 from ml.predictor import Estimate, Estimator
@@ -59,10 +60,6 @@ def estimation_store() -> EstimationStore:
 
 def _rules(estimator: Estimator) -> validation.Rules:
     return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
-
-
-# What an estimate adds to its input; kept as it was while the rank and category stay the same.
-ESTIMATE_FIELDS = ("estimated_sales", "estimated_sales_low", "estimated_sales_high", "extrapolated", "model_version")
 
 
 def _given(fields: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +116,7 @@ def estimation_create(
 
 def _input_digest(fields: dict[str, Any]) -> str:
     """What a retry with the same Idempotency-Key must send again: a digest of the validated input."""
-    given = {name: fields.get(name) for name in validation.INPUT_FIELDS}
+    given = {name: fields.get(name) for name in INPUT_FIELDS}
     return hashlib.sha256(json.dumps(given, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -128,7 +125,7 @@ def _same_input(stored: dict[str, Any], fields: dict[str, Any], digest: str) -> 
     stored before there was one: by their input fields)."""
     if IDEMPOTENCY_INPUT in stored:
         return stored[IDEMPOTENCY_INPUT] == digest
-    return all(stored.get(name) == fields.get(name) for name in validation.INPUT_FIELDS)
+    return all(stored.get(name) == fields.get(name) for name in INPUT_FIELDS)
 
 
 def estimation_create_many(*, store: EstimationStore, estimator: Estimator, items: list[Any]) -> list[dict[str, Any]]:
@@ -252,8 +249,8 @@ def estimation_update(
     if issues:
         raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
     if partial:
-        fields = {**{name: current[name] for name in validation.INPUT_FIELDS if name in current}, **fields}
-    if all(fields[name] == current.get(name) for name in validation.ESTIMATE_INPUTS):
+        fields = {**{name: current[name] for name in INPUT_FIELDS if name in current}, **fields}
+    if all(fields[name] == current.get(name) for name in ESTIMATE_INPUTS):
         kept = {name: current[name] for name in ESTIMATE_FIELDS if name in current}
         content = {**_given(fields), **kept}
     else:

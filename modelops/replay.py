@@ -18,12 +18,14 @@ from pymongo.collection import Collection
 from tqdm import tqdm
 
 from core import index_sync
+from estimations.fields import ESTIMATE_INPUTS
 from ml.predictor import Predictor
 from ml.train import metrics
 
 BATCH = 10_000
 INDEXES = [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
-FIELDS = {"_id": 0, "bestseller_rank": 1, "category": 1, "actual_sales": 1}
+# What an estimate is made from (the field table's inputs), and the units really sold where recorded.
+FIELDS = {"_id": 0, **dict.fromkeys(ESTIMATE_INPUTS, 1), "actual_sales": 1}
 
 
 def stored_inputs(estimations: Collection, sample: int | None) -> tuple[Iterable[dict[str, Any]], int]:

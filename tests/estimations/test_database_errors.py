@@ -44,8 +44,7 @@ from core.errors import (
     database_failure,
 )
 from estimations.store import COLLECTION, IDEMPOTENCY_FIELD, QUERY_SHAPE_CODES
-
-from .test_api_create import post_json
+from tests.helpers import post_json
 
 
 @pytest.fixture
