@@ -71,6 +71,10 @@ class AuditLog:
     def ensure_indexes(self) -> list[str]:
         return index_sync.ensure(self.collection, INDEXES)
 
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return index_sync.described(self.collection, INDEXES)
+
     def record(
         self, action: str, actor: Actor, target: dict[str, Any], details: dict[str, Any] | None = None
     ) -> dict[str, Any]:

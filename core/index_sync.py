@@ -164,6 +164,11 @@ def check(collection: Any, wanted: Sequence[IndexModel]) -> list[Step]:
     return [step for step in plan(existing, wanted) if step.action in (CREATE, REBUILD)]
 
 
+def described(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
+    """What ``ensure`` would change, one line each ("estimations.rank: missing"); empty: all in place."""
+    return [step.describe(collection.name) for step in check(collection, wanted)]
+
+
 def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
     """Make ``collection``'s indexes match ``wanted``; the names they are in place under, in order."""
     existing = collection.index_information()

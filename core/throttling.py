@@ -113,6 +113,10 @@ class MongoCounters:
     def ensure_indexes(self) -> list[str]:
         return index_sync.ensure(self.collection, INDEXES)
 
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return index_sync.described(self.collection, INDEXES)
+
     def _uncountable(self) -> bool:
         """In an election no member takes the count (a write), while the reads are still served from the
         secondaries: the request goes on uncounted rather than answer 503 (docs/mongodb.md). That lasts
@@ -201,10 +205,15 @@ def counters() -> Counters:
             _redis = (settings.REDIS_URL, RedisCounters(client))
         return _redis[1]
     if settings.MONGO_URI:
-        from core.mongo import get_database
-
-        return MongoCounters(get_database()[COLLECTION])
+        return mongo_counters()
     return _local
+
+
+def mongo_counters() -> MongoCounters:
+    """The counters in this process's MongoDB database (what ``counters`` chooses with MONGO_URI)."""
+    from core.mongo import get_database
+
+    return MongoCounters(get_database()[COLLECTION])
 
 
 def reset() -> None:

@@ -84,6 +84,10 @@ class ModelRegistry:
     def ensure_indexes(self) -> list[str]:
         return index_sync.ensure(self.models, INDEXES)
 
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return index_sync.described(self.models, INDEXES)
+
     # --- writing ------------------------------------------------------------------------------
 
     def save(self, trained: TrainedModel) -> dict[str, Any]:

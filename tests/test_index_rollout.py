@@ -24,7 +24,8 @@ from pymongo import ASCENDING, IndexModel, monitoring
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from core import index_sync, mongo
-from estimations.store import INDEXES, EstimationStore, RetentionNotChanged
+from estimations.store import INDEXES, EstimationStore
+from estimations.store_indexes import RetentionNotChanged
 from modelops import indexes
 from tests import dockerfile
 from tests.netns import StoreRelay

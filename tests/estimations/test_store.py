@@ -9,9 +9,8 @@ from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure
 
 from core.errors import MSG_INSERT_PENDING, MSG_INSERT_UNKNOWN_KEYED, BadQuery, ServiceUnavailable
 from estimations.documents import stamp
-from estimations.query import ListQuery
-from estimations.services import estimation_store
-from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
+from estimations.list_query import ListQuery
+from estimations.store import INDEXES, EstimationStore, Outcome, estimation_store, parse_id
 
 from ..conftest import known_departure
 
@@ -39,7 +38,8 @@ def test_ensure_indexes_creates_every_index_and_is_idempotent():
 
 
 def test_an_index_serves_the_default_order_in_both_directions():
-    from estimations.query import DEFAULT_SORT, parse_sort
+    from estimations.query import DEFAULT_SORT
+    from estimations.sorting import parse_sort
 
     default = parse_sort(None)
     keys = [list(index.document["key"].items()) for index in INDEXES]
@@ -284,11 +284,11 @@ def _fails_once(delete_many):
 
 
 class TestKeysetRanges:
-    """query.with_keyset against the store: each page after the last one's item, nulls where MongoDB puts them."""
+    """keyset.with_keyset against the store: each page after the last one's item, nulls where MongoDB puts them."""
 
     @pytest.mark.parametrize("direction", [1, -1])
     def test_pages_after_follow_the_sort_with_missing_values(self, direction):
-        from estimations.query import encode_after, parse_after
+        from estimations.keyset import encode_after, parse_after
 
         store = EstimationStore(mongomock.MongoClient().db.estimations)
         documents = [new_document(rank) for rank in range(1, 21)]
@@ -354,7 +354,7 @@ class FlakyCursor:
 class TestExport:
     @pytest.fixture
     def store(self, monkeypatch):
-        monkeypatch.setattr("estimations.store.EXPORT_RESUME_DELAYS", (0.0, 0.0, 0.0))
+        monkeypatch.setattr("estimations.store_export.EXPORT_RESUME_DELAYS", (0.0, 0.0, 0.0))
         store = EstimationStore(mongomock.MongoClient().db.estimations)
         store.collection.insert_many([new_document(rank) for rank in range(1, 51)])
         return store
@@ -399,7 +399,7 @@ class TestExport:
     def test_an_export_that_still_fails_is_cut_short(self, store, monkeypatch):
         from pymongo.errors import AutoReconnect
 
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         self.failing(store, monkeypatch, [(12, AutoReconnect("gone"))] + [(0, AutoReconnect("gone"))] * 3)
         rows = []
@@ -409,7 +409,7 @@ class TestExport:
         assert len(rows) == 12
 
     def test_out_of_server_time_is_cut_short_not_resumed(self, store, monkeypatch):
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         opened = self.failing(store, monkeypatch, [(20, ExecutionTimeout("operation exceeded time limit", code=50))])
 
@@ -418,7 +418,7 @@ class TestExport:
         assert len(opened) == 1
 
     def test_more_rows_than_the_bound_are_cut_short(self, store):
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         rows = []
         with pytest.raises(ExportIncomplete, match="more than its 30 rows"):
