@@ -203,6 +203,20 @@ def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
         return names
 
 
+class OwnIndexes:
+    """For a store that owns ``self.collection``: its ``indexes`` put in place and checked."""
+
+    collection: Any
+    indexes: Sequence[IndexModel] = ()
+
+    def ensure_indexes(self) -> list[str]:
+        return ensure(self.collection, self.indexes)
+
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return described(self.collection, self.indexes)
+
+
 def _build(collection: Any, model: IndexModel, command_options: dict[str, Any]) -> str:
     """One createIndexes. Only create_indexes carries command options (commitQuorum); without them,
     create_index sends the same command, and is the form the embedded store implements in full."""

@@ -102,20 +102,15 @@ class LocalCounters:
             self._windows.clear()
 
 
-class MongoCounters:
+class MongoCounters(index_sync.OwnIndexes):
     """``{_id: key, n: count, reset: when the window ends (epoch seconds), expires: the same as a date,
     for the TTL index}``. A request in an open window costs one atomic update ($inc), so every host counts
     in the same document; the first of a window costs two or three (reset the ended one, or insert)."""
 
+    indexes = INDEXES
+
     def __init__(self, collection: Any):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
-
-    def index_differences(self) -> list[str]:
-        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
-        return index_sync.described(self.collection, INDEXES)
 
     def _uncountable(self) -> bool:
         """In an election no member takes the count (a write), while the reads are still served from the

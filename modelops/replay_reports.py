@@ -14,18 +14,13 @@ REPLAYS = "replays"
 INDEXES = [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
 
 
-class ReplayReports:
+class ReplayReports(index_sync.OwnIndexes):
     """Stored replay reports, newest first per candidate version."""
+
+    indexes = INDEXES
 
     def __init__(self, collection: Collection):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
-
-    def index_differences(self) -> list[str]:
-        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
-        return index_sync.described(self.collection, INDEXES)
 
     def save(self, report: dict[str, Any]) -> dict[str, Any]:
         self.collection.insert_one(report)

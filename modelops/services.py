@@ -7,7 +7,6 @@ from typing import Any
 
 from core.audit import MODEL_REPLAY, Actor, audit_log
 from estimations.selectors import estimations_sample
-from ml.predictor import Predictor
 from ml.registry import RegistryError
 from ml.serving import model_registry
 from modelops.replay import FIELDS, replay
@@ -27,11 +26,7 @@ def model_replay(*, version: int, sample: int | None, actor: Actor, progress: bo
     active_version = registry.active_version()
     if active_version is None:
         raise NothingToCompare("no model version is active, so there is nothing to compare the candidate with")
-    loaded = {number: registry.load(number) for number in {version, active_version}}
-    candidate, active = (
-        Predictor.from_metadata(loaded[number].pipeline, version=number, metadata=loaded[number].metadata)
-        for number in (version, active_version)
-    )
+    candidate, active = (registry.load_predictor(number) for number in (version, active_version))
     documents, total = estimations_sample(projection=FIELDS, size=sample)
     report = {
         "created": datetime.now(UTC),

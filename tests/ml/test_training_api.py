@@ -12,8 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from core.audit import Actor, audit_log
-from ml import jobs
-from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
+from ml import job_store, jobs
+from ml.job_store import training_jobs
+from ml.jobs import Abandoned, JobRunner, TrainingUpload
 from ml.serving import model_registry
 from ml.training_api import MSG_SEND_CSV
 
@@ -246,7 +247,7 @@ class TestRefusals:
 
         message = assert_error_envelope(response, 413)["_error"]["message"]
         assert "1,000 bytes" in message and "MODEL_TRAINING_MAX_BYTES" in message
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
         assert list(private_temp_dir.iterdir()) == []
 
     def test_without_a_key_401_with_a_write_key_403(self, api, keys, mongo_db):
@@ -256,7 +257,7 @@ class TestRefusals:
         assert_error_envelope(post_csv(api, body, "sek_forged"), 401)
         response = post_csv(api, body, keys["write"])
         assert "'write-client' has 'write'" in assert_error_envelope(response, 403)["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
         assert [m["version"] for m in model_registry().list()] == [1]
 
     @pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
@@ -287,7 +288,7 @@ class TestRefusals:
         response = post_csv(api, SAMPLE_CSV.read_bytes(), keys["admin"], query)
 
         assert named in assert_error_envelope(response, 400)["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
 
 
 class TestJobs:
@@ -310,8 +311,8 @@ class TestJobs:
         job = store.create(request=_request(), actor=Actor("admin-client", "api"))
         if status == "running":
             store.start(job["_id"])
-        silent_since = datetime.now(UTC) - timedelta(seconds=jobs.STALE_SECONDS + 5)
-        collection = mongo_db[jobs.COLLECTION]
+        silent_since = datetime.now(UTC) - timedelta(seconds=job_store.STALE_SECONDS + 5)
+        collection = mongo_db[job_store.COLLECTION]
         collection.replace_one(
             {"_id": job["_id"]}, {**collection.find_one({"_id": job["_id"]}), "heartbeat": silent_since}
         )
@@ -321,7 +322,7 @@ class TestJobs:
         assert shown["status"] == "failed" and shown["finished"]
         assert shown["_error"]["code"] == 500
         assert "no heartbeat for 60 s" in shown["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].find_one({"_id": job["_id"]})["status"] == "failed"  # recorded
+        assert mongo_db[job_store.COLLECTION].find_one({"_id": job["_id"]})["status"] == "failed"  # recorded
         assert store.beat(job["_id"], {"phase": "fitting"}) is False  # its runner, if alive, stops
 
     def test_a_job_with_a_recent_heartbeat_keeps_running(self, api, keys):
@@ -390,10 +391,10 @@ def test_only_the_store_touches_the_jobs_collection():
         path.relative_to(root).as_posix()
         for package in ("ml", "estimations", "estimator_project")
         for path in (root / package).rglob("*.py")
-        if "model_jobs" in path.read_text() or "jobs.COLLECTION" in path.read_text()
+        if "model_jobs" in path.read_text() or "job_store.COLLECTION" in path.read_text()
     ]
 
-    assert users == ["ml/jobs.py"]
+    assert users == ["ml/job_store.py"]
 
 
 def test_a_body_shorter_than_its_content_length_trains_nothing(private_temp_dir):
