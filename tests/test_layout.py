@@ -140,3 +140,8 @@ def test_no_module_in_the_apps_is_over_400_lines():
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, files per arrow
+    for (app, other), files in sorted(import_graph().items()):
+        print(f"{app} -> {other}: {len(files)} files")
