@@ -77,6 +77,7 @@ def test_the_check_sees_an_upward_import(tmp_path):
 STORE_MODULES = {
     "core/api_keys.py",  # ApiKeyStore
     "core/audit.py",  # AuditLog
+    "core/index_sync.py",  # the stores' index roll-out (OwnIndexes)
     "core/throttling.py",  # MongoCounters
     "ml/registry.py",  # ModelRegistry (models, model_state, the artifacts' GridFS bucket)
     "ml/job_store.py",  # TrainingJobs
