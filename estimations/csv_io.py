@@ -23,17 +23,20 @@ from rest_framework.renderers import BaseRenderer
 from core import limits
 from core.http import http_date
 from core.parsers import read_limited
-from estimations.documents import CONTENT_FIELDS
+from estimations.fields import BY_NAME, CSV_EXPORT_COLUMNS, CSV_IMPORT_COLUMNS
 
 MEDIA_TYPE = "text/csv"
-IMPORT_COLUMNS = ("bestseller_rank", "category", "sku")
-EXPORT_COLUMNS = ("_id", *CONTENT_FIELDS, "_created", "_updated")
+# The columns, from the field table: an upload's (each a field a client sends; the required ones must
+# be named) and an export's, in the order answers show the fields.
+IMPORT_COLUMNS = CSV_IMPORT_COLUMNS
+REQUIRED_COLUMNS = tuple(name for name in IMPORT_COLUMNS if (sent := BY_NAME[name].sent) and sent.required)
+EXPORT_COLUMNS = CSV_EXPORT_COLUMNS
 IGNORED_ON_IMPORT = frozenset(EXPORT_COLUMNS) - frozenset(IMPORT_COLUMNS)
 ROWS_PER_CHUNK = 500
 
-MSG_CSV_EMPTY = "The CSV is empty: send a header row (bestseller_rank,category,sku) and one row per product."
-MSG_CSV_NO_RANK = "The CSV header must name a bestseller_rank column; it names: {columns}."
-MSG_CSV_UNKNOWN = "The CSV header names unknown column(s) {unknown}; the columns are bestseller_rank, category, sku."
+MSG_CSV_EMPTY = f"The CSV is empty: send a header row ({','.join(IMPORT_COLUMNS)}) and one row per product."
+MSG_CSV_MISSING_COLUMN = "The CSV header must name a {required} column; it names: {columns}."
+MSG_CSV_UNKNOWN = "The CSV header names unknown column(s) {unknown}; the columns are " + ", ".join(IMPORT_COLUMNS) + "."
 MSG_CSV_DUPLICATE = "The CSV header names '{column}' twice."
 MSG_CSV_EXTRA_CELLS = "Line {line} has more cells than the header has columns."
 MSG_CSV_MALFORMED = "The CSV could not be read at line {line}: {reason}."
@@ -81,8 +84,9 @@ def _check_header(columns: list[str]) -> None:
     unknown = [column for column in columns if column not in IMPORT_COLUMNS and column not in IGNORED_ON_IMPORT]
     if unknown:
         raise ParseError(MSG_CSV_UNKNOWN.format(unknown=", ".join(repr(column[:40]) for column in unknown[:10])))
-    if "bestseller_rank" not in columns:
-        raise ParseError(MSG_CSV_NO_RANK.format(columns=shown))
+    for required in REQUIRED_COLUMNS:
+        if required not in columns:
+            raise ParseError(MSG_CSV_MISSING_COLUMN.format(required=required, columns=shown))
     seen: set[str] = set()
     for column in columns:
         if column in seen:

@@ -18,23 +18,11 @@ from typing import Any
 from django.conf import settings
 
 from core.http import http_date, utc_now
+from estimations.fields import CONTENT_FIELDS, ESTIMATE_FIELDS
 from ml.predictor import Estimate
 
 RESOURCE = "estimations"
 ITEM_TITLE = "estimations"  # the tutorial's item_title
-CONTENT_FIELDS = (
-    "bestseller_rank",
-    "category",
-    "sku",
-    "estimated_sales",
-    "estimated_sales_low",
-    "estimated_sales_high",
-    "extrapolated",
-    "model_version",
-    "actual_sales",
-    "actual_period",
-)
-META_FIELDS = ("_id", "_created", "_updated", "_etag")
 # The ESTIMATION_TTL_DAYS index counts from this date; documents without it never expire.
 EXPIRES_FROM = "_expires_from"
 
@@ -63,10 +51,6 @@ def with_retention(document: dict[str, Any], *, keep_actuals: bool) -> dict[str,
     else:
         document[EXPIRES_FROM] = document["_created"]
     return document
-
-
-# What an estimate adds to its input; kept as it was while the rank and category stay the same.
-ESTIMATE_FIELDS = ("estimated_sales", "estimated_sales_low", "estimated_sales_high", "extrapolated", "model_version")
 
 
 def _given(fields: dict[str, Any]) -> dict[str, Any]:

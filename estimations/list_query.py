@@ -8,8 +8,9 @@ from typing import Any
 
 from core.errors import BadQuery
 from core.pagination import positive_int
+from estimations.fields import META_FIELDS
 from estimations.keyset import parse_after, with_keyset
-from estimations.query import META_FIELDS, parse_projection, parse_where
+from estimations.query import parse_projection, parse_where
 from estimations.sorting import parse_sort
 
 

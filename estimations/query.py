@@ -21,7 +21,7 @@ from bson.errors import InvalidId
 
 from core import limits
 from core.errors import BadQuery
-from estimations.documents import CONTENT_FIELDS
+from estimations.fields import BY_NAME, FILTERABLE_FIELDS, PROJECTABLE_FIELDS
 
 MAX_PARAM_LENGTH = limits.MAX_PARAM_LENGTH
 MAX_DEPTH = 6
@@ -86,35 +86,27 @@ def _datetime(value: Any) -> datetime:
     raise ValueError("takes a date such as 'Thu, 25 Jun 2020 06:42:02 GMT'")
 
 
-# Filterable fields and how a value for each is checked and converted.
-FIELD_TYPES: dict[str, Callable[[Any], Any]] = {
-    "bestseller_rank": _number,
-    "estimated_sales": _number,
-    "category": _string,
-    "model_version": _number,
-    "_id": _object_id,
-    "_created": _datetime,
-    "_updated": _datetime,
-    "sku": _string,
-    "extrapolated": _boolean,
-    "actual_sales": _number,
-    "actual_period": _string,
+# How a ``where`` value is checked and converted, by the field's kind; which fields a ``where``, a
+# ``sort`` and a ``projection`` may name comes from the field table (estimations.fields).
+KIND_TYPES: dict[str, Callable[[Any], Any]] = {
+    "integer": _number,
+    "string": _string,
+    "boolean": _boolean,
+    "id": _object_id,
+    "date": _datetime,
 }
-# A sort is accepted only where an index serves it (sort_plans): its key pattern, or its exact reverse,
-# so MongoDB reads it in order and never sorts in memory. Reading in order is not free: ``page`` skips
-# (page - 1) * max_results index entries, so it is bounded (PAGINATION_MAX_SKIP) and ``after`` continues
-# from a position instead (keyset pagination, docs/api.md).
-SORTABLE_FIELDS = ("bestseller_rank", "estimated_sales", "category", "model_version", "_id", "_created", "_updated")
+FIELD_TYPES: dict[str, Callable[[Any], Any]] = {name: KIND_TYPES[BY_NAME[name].kind] for name in FILTERABLE_FIELDS}
+
+# A sort on SORTABLE_FIELDS is accepted only where an index serves it (sort_plans): its key pattern, or its
+# exact reverse, so MongoDB reads it in order and never sorts in memory. Reading in order is not free:
+# ``page`` skips (page - 1) * max_results index entries, so it is bounded (PAGINATION_MAX_SKIP) and
+# ``after`` continues from a position instead (keyset pagination, docs/api.md).
+#
 # Without a sort: creation order. _created is stamped by the host that took the write, to the millisecond;
 # ObjectIds are not ordered within a second across workers and hosts (each has its own counter), so _id
 # only breaks ties (a bulk's documents share one _created and have ascending ids). The index "created"
 # serves it.
 DEFAULT_SORT = (("_created", 1), ("_id", 1))
-PROJECTABLE_FIELDS = CONTENT_FIELDS
-
-
-# Fields every shown document has, whatever the projection (estimations.store._with_meta).
-META_FIELDS = frozenset({"_id", "_created", "_updated", "_etag"})
 
 
 def _load_json(raw: str, param: str, example: str) -> Any:

@@ -17,6 +17,8 @@ from core.openapi import (
     ERR_403,
     error_response,
 )
+from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS, REQUIRED_COLUMNS
+from estimations.fields import FILTERABLE_FIELDS
 from estimations.serializers import (
     BulkCreatedSerializer,
     EstimationInputSerializer,
@@ -49,7 +51,7 @@ LIST_PARAMETERS = [
         OpenApiTypes.STR,
         description='A MongoDB-style JSON filter, e.g. {"category": "books", "bestseller_rank": {"$lte": 1000}}. '
         "Operators: $eq $ne $gt $gte $lt $lte $in $nin $exists $not $and $or $nor. Fields: "
-        "bestseller_rank, estimated_sales, category, model_version, _id, _created, _updated.",
+        f"{', '.join(FILTERABLE_FIELDS)}.",
     ),
     OpenApiParameter(
         "sort",
@@ -86,11 +88,12 @@ LIST_PARAMETERS = [
 CSV_EXPORT = OpenApiResponse(
     OpenApiTypes.STR,
     description="With Accept: text/csv or format=csv: every estimation the filter matches, in the sort asked "
-    "for, as CSV with a header row (_id, bestseller_rank, category, sku, estimated_sales, ...).",
+    f"for, as CSV with a header row ({', '.join(EXPORT_COLUMNS[:5])}, ...).",
 )
 CSV_IMPORT = {
     "type": "string",
-    "description": "A header row naming bestseller_rank and optionally category and sku, then one row per "
+    "description": f"A header row naming {' and '.join(REQUIRED_COLUMNS)} and optionally "
+    f"{' and '.join(column for column in IMPORT_COLUMNS if column not in REQUIRED_COLUMNS)}, then one row per "
     "product (an empty cell: not given). All rows are valid and stored, or none and the bad ones are "
     "reported by line.",
 }

@@ -1,82 +1,89 @@
 """Serializers that describe the resource for OpenAPI and give the browsable API its form.
 
-Input is validated by ``estimations.validation`` (fast enough for 10,000-item bulk inserts); these
-classes state the same schema for clients, and a test checks that the two agree.
+The estimation's are made from the field table (``estimations.fields``), as the validator's rules are;
+input itself is validated by ``estimations.validation``, fast enough for 10,000-item bulk inserts.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.conf import settings
 from rest_framework import serializers
 
 from core.openapi import LinkSerializer, MetaSerializer
-from estimations import validation
+from estimations.fields import FIELDS, Field
 from ml.serving import known_categories
 
-CATEGORY_HELP = (
-    "The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, stored so the answer "
-    "shows what was assumed."
-)
+# The serializer field of each kind an answer shows (ids and dates are shown as strings).
+SHOWN_KINDS: dict[str, type[serializers.Field]] = {
+    "integer": serializers.IntegerField,
+    "string": serializers.CharField,
+    "boolean": serializers.BooleanField,
+    "id": serializers.CharField,
+    "date": serializers.CharField,
+}
 
 
-SKU_HELP = (
-    "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
-    "indexed and filterable."
-)
+def sent_field(field: Field, *, form: bool = False) -> serializers.Field:
+    """The serializer field a client sends ``field`` as (in the browsable API's form, with ``form``)."""
+    sent = field.sent
+    if sent is None:
+        raise ValueError(f"{field.name} is read-only")
+    options: dict[str, Any] = {} if sent.required else {"required": False}
+    if sent.nullable and not form:
+        options["allow_null"] = True
+    if sent.minimum is not None:
+        options["min_value"] = sent.minimum
+    if sent.maximum is not None:
+        options["max_value"] = sent.maximum
+    if sent.max_length is not None:
+        options["max_length"] = sent.max_length
+    options["help_text"] = sent.form_help if form and sent.form_help else sent.help
+    if sent.pattern is not None:
+        return serializers.RegexField(sent.pattern, **options)
+    return SHOWN_KINDS[field.kind](**options)
+
+
+def shown_field(field: Field) -> serializers.Field:
+    """The serializer field an answer shows ``field`` as: content only when present (a projection may
+    leave it out), the meta fields and links always."""
+    if field.kind == "links":
+        return ItemLinksSerializer()
+    options: dict[str, Any] = {"required": False} if field.content else {}
+    if field.help:
+        options["help_text"] = field.help
+    return SHOWN_KINDS[field.kind](**options)
 
 
 class EstimationFormSerializer(serializers.Serializer):
-    """What the browsable API's form asks for: a rank, a category and an optional sku (the actuals are
-    JSON-only: they are recorded later, with PATCH)."""
+    """What the browsable API's form asks for: the fields the table marks for the form (a rank, a
+    category and an optional sku; the actuals are JSON-only: they are recorded later, with PATCH)."""
 
-    bestseller_rank = serializers.IntegerField(
-        min_value=validation.MIN_RANK,
-        max_value=validation.MAX_RANK,
-        help_text="The product's Amazon Best Seller Rank in its category (1 is the best seller).",
-    )
-    category = serializers.CharField(required=False, max_length=validation.MAX_CATEGORY_LENGTH, help_text=CATEGORY_HELP)
-    sku = serializers.CharField(
-        required=False,
-        max_length=validation.MAX_SKU_LENGTH,
-        help_text=SKU_HELP + " Left empty in the form: none.",
-    )
+    form = True
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        declared = {
+            field.name: sent_field(field, form=self.form)
+            for field in FIELDS
+            if field.sent is not None and (field.sent.form or not self.form)
+        }
         # The active model's categories, so the form and the schema list what it knows (without an
         # active model there is nothing to list, and the field stays a plain string).
         categories = list(known_categories())
         if categories:
             # DEFAULT_CATEGORY first: it is what an untouched form sends, as a POST without one stores.
             categories.sort(key=lambda name: name != settings.DEFAULT_CATEGORY)
-            self.fields["category"] = serializers.ChoiceField(
-                choices=categories, required=False, help_text=CATEGORY_HELP
+            declared["category"] = serializers.ChoiceField(
+                choices=categories, required=False, help_text=declared["category"].help_text
             )
+        return declared
 
 
 class EstimationInputSerializer(EstimationFormSerializer):
     """Everything a client may write (the OpenAPI request body)."""
 
-    sku = serializers.CharField(
-        required=False,
-        allow_null=True,
-        max_length=validation.MAX_SKU_LENGTH,
-        help_text=SKU_HELP + " null removes it.",
-    )
-    actual_sales = serializers.IntegerField(
-        required=False,
-        allow_null=True,
-        min_value=0,
-        max_value=validation.MAX_ACTUAL_SALES,
-        help_text="Units the product really sold in actual_period (send both; null for both removes them). "
-        "Recording actuals keeps the estimate and its model_version: they measure that model's live accuracy.",
-    )
-    actual_period = serializers.RegexField(
-        validation.PERIOD.pattern,
-        required=False,
-        allow_null=True,
-        help_text="The month actual_sales were sold in, as YYYY-MM.",
-    )
+    form = False
 
 
 class ItemLinksSerializer(serializers.Serializer):
@@ -86,33 +93,14 @@ class ItemLinksSerializer(serializers.Serializer):
 
 
 class EstimationSerializer(serializers.Serializer):
-    _id = serializers.CharField(help_text="The estimation's id (a 24-hex-digit ObjectId).")
-    bestseller_rank = serializers.IntegerField(required=False)
-    category = serializers.CharField(required=False)
-    estimated_sales = serializers.IntegerField(required=False, help_text="Estimated unit sales per month.")
-    estimated_sales_low = serializers.IntegerField(
-        required=False, help_text="Low end of the 80% interval (10th percentile of the model's holdout errors)."
-    )
-    estimated_sales_high = serializers.IntegerField(
-        required=False, help_text="High end of the 80% interval (90th percentile of the model's holdout errors)."
-    )
-    extrapolated = serializers.BooleanField(
-        required=False,
-        help_text="True when the rank lies outside the ranks the model saw for this category in training: "
-        "the estimate is an extrapolation and its interval is widened accordingly.",
-    )
-    model_version = serializers.IntegerField(required=False, help_text="The model version that made the estimate.")
-    sku = serializers.CharField(required=False, help_text=SKU_HELP)
-    actual_sales = serializers.IntegerField(required=False, help_text="Units really sold in actual_period.")
-    actual_period = serializers.CharField(required=False, help_text="The month of actual_sales, YYYY-MM.")
-    _created = serializers.CharField(help_text="RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.")
-    _updated = serializers.CharField(help_text="RFC 1123 date of the last change.")
-    _etag = serializers.CharField(help_text="Send it back in If-Match to change or delete the estimation.")
-    _links = ItemLinksSerializer()
+    # An estimation as answers show it: every field of the table, in its order.
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {field.name: shown_field(field) for field in FIELDS}
 
 
 class EstimationWrittenSerializer(EstimationSerializer):
-    _status = serializers.ChoiceField(choices=["OK"])
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), "_status": serializers.ChoiceField(choices=["OK"])}
 
 
 class BulkCreatedSerializer(serializers.Serializer):

@@ -29,6 +29,7 @@ from core.runtime import in_turns
 from estimations import validation
 from estimations.csv_io import CsvRows
 from estimations.documents import new_document, replacement
+from estimations.fields import ESTIMATE_INPUTS, INPUT_FIELDS
 from estimations.selectors import estimation_get
 from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, Outcome, estimation_store
 from ml.predictor import Estimator
@@ -74,7 +75,7 @@ def estimation_create(
 
 def _input_digest(fields: dict[str, Any]) -> str:
     """What a retry with the same Idempotency-Key must send again: a digest of the validated input."""
-    given = {name: fields.get(name) for name in validation.INPUT_FIELDS}
+    given = {name: fields.get(name) for name in INPUT_FIELDS}
     return hashlib.sha256(json.dumps(given, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -83,7 +84,7 @@ def _same_input(stored: dict[str, Any], fields: dict[str, Any], digest: str) -> 
     stored before there was one: by their input fields)."""
     if IDEMPOTENCY_INPUT in stored:
         return stored[IDEMPOTENCY_INPUT] == digest
-    return all(stored.get(name) == fields.get(name) for name in validation.INPUT_FIELDS)
+    return all(stored.get(name) == fields.get(name) for name in INPUT_FIELDS)
 
 
 def estimation_create_many(*, items: list[Any]) -> list[dict[str, Any]]:
@@ -157,8 +158,8 @@ def estimation_update(
     if issues:
         raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
     if partial:
-        fields = {**{name: current[name] for name in validation.INPUT_FIELDS if name in current}, **fields}
-    if all(fields[name] == current.get(name) for name in validation.ESTIMATE_INPUTS):
+        fields = {**{name: current[name] for name in INPUT_FIELDS if name in current}, **fields}
+    if all(fields[name] == current.get(name) for name in ESTIMATE_INPUTS):
         estimate = None  # the same rank and category: the estimate stays
     elif fields["category"] not in estimator.categories:  # kept from a model that knew it; this one does not
         problem = validation.category_issue(fields["category"], estimator.categories)

@@ -7,7 +7,8 @@ import functools
 
 from core import limits
 from core.errors import BadQuery
-from estimations.query import DEFAULT_SORT, MAX_SORT_KEYS, SORTABLE_FIELDS
+from estimations.fields import SORTABLE_FIELDS
+from estimations.query import DEFAULT_SORT, MAX_SORT_KEYS
 
 
 def parse_sort(raw: str | None) -> list[tuple[str, int]]:

@@ -1,51 +1,37 @@
 """Validation of estimation input, with Eve's (Cerberus's) wording for each issue.
 
 One plain function rather than a DRF serializer per item: a bulk insert validates up to
-BULK_MAX_ITEMS documents per request, and this costs microseconds per document. The serializers in
-``estimations.serializers`` describe the same schema for OpenAPI and the browsable API's form; a test
-keeps the two in step.
+BULK_MAX_ITEMS documents per request, and this costs microseconds per document. The fields, which are
+required or nullable, and their limits come from the field table (``estimations.fields``), which also
+makes the serializers that state the schema for OpenAPI and the browsable API's form.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core import limits
+from estimations import fields
+from estimations.fields import (
+    ACTUAL_FIELDS,
+    MAX_ACTUAL_SALES,
+    MAX_CATEGORY_LENGTH,
+    MAX_RANK,
+    MAX_SKU_LENGTH,
+    MIN_RANK,
+    PERIOD,
+)
 
-MIN_RANK = 1
-MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millions of products
-MAX_CATEGORY_LENGTH = 64
-MAX_SKU_LENGTH = 64
-MAX_ACTUAL_SALES = 1_000_000_000
 # A spreadsheet reads a cell starting with one of these as a formula: such a SKU would turn a CSV
 # export into an injection, so it is refused at the door.
 FORMULA_STARTS = ("=", "+", "-", "@")
-PERIOD = re.compile(r"(19|20)[0-9][0-9]-(0[1-9]|1[0-2])")  # whole value: fullmatch, so no "2026-10\n"
-
-# What the estimate is made from; changing either makes a new estimate.
-ESTIMATE_INPUTS = ("bestseller_rank", "category")
-# What a client records afterwards (both or neither; null removes them).
-ACTUAL_FIELDS = ("actual_sales", "actual_period")
-# Everything a client may write; sku and the actuals may be null (absent).
-INPUT_FIELDS = (*ESTIMATE_INPUTS, "sku", *ACTUAL_FIELDS)
-READ_ONLY_FIELDS = frozenset(
-    {
-        "estimated_sales",
-        "estimated_sales_low",
-        "estimated_sales_high",
-        "extrapolated",
-        "model_version",
-        "_id",
-        "_created",
-        "_updated",
-        "_etag",
-        "_links",
-        "_status",
-    }
-)
+# What a client may send, from the field table; the rest it shows is read-only, and so is a write
+# answer's _status.
+WRITTEN = tuple(field for field in fields.FIELDS if field.written)
+WRITABLE = frozenset(fields.INPUT_FIELDS)
+READ_ONLY_FIELDS = fields.READ_ONLY_FIELDS | {"_status"}
 # Fields an HTML form adds that are not part of the document.
 FORM_CONTROL_FIELDS = frozenset({"csrfmiddlewaretoken"})
 
@@ -102,44 +88,26 @@ def validate(
     clean: dict[str, Any] = {}
     issues: dict[str, str] = {}
     for key in payload:
-        if key in INPUT_FIELDS:
+        if key in WRITABLE:
             continue
         if from_form and key in FORM_CONTROL_FIELDS:
             continue
         issues[str(key)[:64]] = ISSUE_READ_ONLY if key in READ_ONLY_FIELDS else ISSUE_UNKNOWN
 
-    if "bestseller_rank" in payload:
-        rank = _form_number(payload["bestseller_rank"]) if from_form else payload["bestseller_rank"]
-        problem = _rank_issue(rank)
-        if problem:
-            issues["bestseller_rank"] = problem
-        else:
-            clean["bestseller_rank"] = rank
-    elif not partial:
-        issues["bestseller_rank"] = ISSUE_REQUIRED
-
-    category = payload.get("category")
-    if "category" in payload:
-        problem = category_issue(category, rules.categories)
-        if problem:
-            issues["category"] = problem
-        else:
-            clean["category"] = category
-    elif not partial:
-        if rules.default_category in rules.categories:
-            clean["category"] = rules.default_category
-        else:  # a DEFAULT_CATEGORY the current model does not know cannot stand in
-            issues["category"] = ISSUE_NO_DEFAULT_CATEGORY.format(
-                default=rules.default_category, known=", ".join(sorted(rules.categories))
-            )
-
-    for name, check in (("sku", _sku_issue), ("actual_sales", _actual_sales_issue), ("actual_period", _period_issue)):
+    for field in WRITTEN:
+        name = field.name
         if name not in payload:
+            if partial:
+                continue
+            if name == "category":
+                _default_category(rules, clean, issues)
+            elif field.sent and field.sent.required:
+                issues[name] = ISSUE_REQUIRED
             continue
         value = payload[name]
-        if name == "actual_sales" and from_form:
+        if from_form and field.kind == "integer":
             value = _form_number(value)
-        problem = None if value is None else check(value)
+        problem = None if value is None and field.sent and field.sent.nullable else CHECKS[name](value, rules)
         if problem:
             issues[name] = problem
         else:
@@ -154,6 +122,16 @@ def validate(
     ):
         issues["actual_period" if clean["actual_period"] is None else "actual_sales"] = ISSUE_ACTUALS_NULL
     return clean, issues
+
+
+def _default_category(rules: Rules, clean: dict[str, Any], issues: dict[str, str]) -> None:
+    """A POST or PUT without a category: DEFAULT_CATEGORY, if the current model knows it."""
+    if rules.default_category in rules.categories:
+        clean["category"] = rules.default_category
+    else:  # a DEFAULT_CATEGORY the current model does not know cannot stand in
+        issues["category"] = ISSUE_NO_DEFAULT_CATEGORY.format(
+            default=rules.default_category, known=", ".join(sorted(rules.categories))
+        )
 
 
 def _text_issue(value: Any, max_length: int, too_long: str) -> str | None:
@@ -218,3 +196,14 @@ def category_issue(category: Any, known: Collection[str]) -> str | None:
         shown = category if category.isprintable() else category.encode("unicode_escape").decode()
         return ISSUE_UNKNOWN_CATEGORY.format(value=shown, known=", ".join(sorted(known)))
     return None
+
+
+# Each writable field's check of a value given (not null where null removes it): its issue, or None.
+# tests/estimations/test_fields.py keeps these the field table's writable fields.
+CHECKS: dict[str, Callable[[Any, Rules], str | None]] = {
+    "bestseller_rank": lambda value, rules: _rank_issue(value),
+    "category": lambda value, rules: category_issue(value, rules.categories),
+    "sku": lambda value, rules: _sku_issue(value),
+    "actual_sales": lambda value, rules: _actual_sales_issue(value),
+    "actual_period": lambda value, rules: _period_issue(value),
+}

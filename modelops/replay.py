@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from estimations.fields import ESTIMATE_INPUTS
 from ml.predictor import Predictor
 from ml.train import metrics
 
 BATCH = 10_000
-FIELDS = {"_id": 0, "bestseller_rank": 1, "category": 1, "actual_sales": 1}
+# What an estimate is made from (the field table's inputs), and the units really sold where recorded.
+FIELDS = {"_id": 0, **dict.fromkeys(ESTIMATE_INPUTS, 1), "actual_sales": 1}
 
 
 def _batches(documents: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

@@ -30,16 +30,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS
+from estimations.fields import INPUT_FIELDS, SORTABLE_FIELDS
 from estimations.keyset import encode_after
 from estimations.query import (
     COMPARISON_OPERATORS,
     FIELD_TYPES,
     LOGICAL_OPERATORS,
     SET_OPERATORS,
-    SORTABLE_FIELDS,
 )
 from estimations.sorting import reverse, sort_plans, sort_text
-from estimations.validation import INPUT_FIELDS
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
 PROPERTY = settings(

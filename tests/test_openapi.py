@@ -12,6 +12,7 @@ from django.core.management import call_command
 from openapi_spec_validator import validate
 
 from estimations import validation
+from estimations.fields import INPUT_FIELDS
 from estimations.serializers import EstimationInputSerializer
 from ml.serving import get_estimator
 
@@ -101,13 +102,13 @@ def test_input_schema_states_what_the_validator_enforces(openapi_spec, trained_m
     assert set(openapi_spec["components"]["schemas"]["CategoryEnum"]["enum"]) == set(
         trained_model.metadata["categories"]
     )
-    assert set(schema["properties"]) == set(validation.INPUT_FIELDS)
+    assert set(schema["properties"]) == set(INPUT_FIELDS)
 
 
 def test_form_serializer_and_validator_agree(active_model):
     fields = EstimationInputSerializer().fields
 
-    assert set(fields) == set(validation.INPUT_FIELDS)
+    assert set(fields) == set(INPUT_FIELDS)
     assert fields["bestseller_rank"].min_value == validation.MIN_RANK
     assert fields["bestseller_rank"].max_value == validation.MAX_RANK
     assert set(fields["category"].choices) == set(active_model["categories"])

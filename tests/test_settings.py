@@ -178,7 +178,7 @@ def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_proce
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     code = (
-        "import django; django.setup(); from estimator_project import observability; "
+        "import django; django.setup(); from core import observability; "
         "from prometheus_client import values; observability.REQUESTS.labels('GET', 'home', '200').inc(); "
         "print(values.ValueClass.__name__)"
     )

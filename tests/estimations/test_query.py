@@ -91,7 +91,8 @@ def _every_sort_a_client_can_send():
     """Every list of distinct sortable fields, 1 to MAX_SORT_KEYS long, with every direction."""
     from itertools import permutations, product
 
-    from estimations.query import MAX_SORT_KEYS, SORTABLE_FIELDS
+    from estimations.fields import SORTABLE_FIELDS
+    from estimations.query import MAX_SORT_KEYS
 
     for length in range(1, MAX_SORT_KEYS + 1):
         for fields in permutations(SORTABLE_FIELDS, length):

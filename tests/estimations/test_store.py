@@ -61,7 +61,7 @@ def test_a_bulks_generated_ids_ascend_in_list_order(store, monkeypatch):
 
 
 def test_every_sortable_field_has_an_index_ending_in_id():
-    from estimations.query import SORTABLE_FIELDS
+    from estimations.fields import SORTABLE_FIELDS
 
     led_by = {next(iter(index.document["key"])) for index in INDEXES if list(index.document["key"])[-1] == "_id"}
 

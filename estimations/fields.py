@@ -1,0 +1,188 @@
+"""The estimation's fields, in one table (FIELDS): each one's type, part of the document, query and CSV
+roles, help text and limits. Validation, the query parser's allow-lists, the CSV columns, the serializers
+and the OpenAPI text read their field lists from it; tests/estimations/test_fields.py checks they agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+# integer, string and boolean are JSON's; id (an ObjectId) and date (a BSON date) are stored as such and
+# shown as strings; links is the computed _links object.
+Kind = Literal["integer", "string", "boolean", "id", "date", "links"]
+# input: what the estimate is made from (a change makes a new estimate); label: the client's own, kept as
+# sent; estimate: what the model adds; actual: what a client records afterwards; meta: what the store
+# stamps; link: computed for the answer, never stored.
+Part = Literal["input", "label", "estimate", "actual", "meta", "link"]
+CONTENT_PARTS = ("input", "label", "estimate", "actual")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """How a client sends a field (POST, PUT, PATCH): what the validator enforces and the request's
+    schema states."""
+
+    help: str
+    required: bool = False  # a POST or PUT without it is refused (a PATCH may leave it out)
+    nullable: bool = False  # null removes it
+    form: bool = False  # the browsable API's form asks for it (the rest is JSON-only)
+    form_help: str | None = None  # the form's own wording, when it differs
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None  # the whole value must match
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: Kind
+    part: Part
+    help: str = ""  # what an answer's field is (OpenAPI)
+    sent: Sent | None = None  # None: read-only
+    filter: bool = False  # a ``where`` may name it
+    # Its place among the fields a ``sort`` may name (0: none); only the orders an index serves are taken
+    # (estimations.store.INDEXES). The 400s and the OpenAPI text list the sortable fields in this order,
+    # then the other filterable ones in the table's.
+    sort: int = 0
+    csv_in: bool = False  # a column a CSV upload may have
+
+    @property
+    def written(self) -> bool:
+        return self.sent is not None
+
+    @property
+    def content(self) -> bool:
+        """The document's content: shown when present, projectable, hashed into the etag."""
+        return self.part in CONTENT_PARTS
+
+    @property
+    def csv_out(self) -> bool:
+        """A column of a CSV export: the content and the id and dates (not the etag or links)."""
+        return self.content or self.kind in ("id", "date")
+
+
+MIN_RANK = 1
+MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millions of products
+MAX_CATEGORY_LENGTH = 64
+MAX_SKU_LENGTH = 64
+MAX_ACTUAL_SALES = 1_000_000_000
+PERIOD = re.compile(r"(19|20)[0-9][0-9]-(0[1-9]|1[0-2])")  # whole value: fullmatch, so no "2026-10\n"
+
+CATEGORY_HELP = (
+    "The Amazon category the rank is in. Omitted: the service's DEFAULT_CATEGORY, stored so the answer "
+    "shows what was assumed."
+)
+SKU_HELP = (
+    "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
+    "indexed and filterable."
+)
+# One entry per field, in the order an answer shows them (and the etag hashes the content). A new field
+# is one entry here: it is then validated if sent (add its check to estimations.validation.CHECKS, which a
+# test asks for), stored, shown, projectable, filtered and in the CSV export as its entry says; a sort
+# also needs an index that serves it (estimations.store.INDEXES).
+INTERVAL_HELP = "{end} end of the 80% interval ({percentile}th percentile of the model's holdout errors)."
+
+FIELDS: tuple[Field, ...] = (
+    Field("_id", "id", "meta", "The estimation's id (a 24-hex-digit ObjectId).", filter=True, sort=5),
+    Field(
+        "bestseller_rank",
+        "integer",
+        "input",
+        sent=Sent(
+            "The product's Amazon Best Seller Rank in its category (1 is the best seller).",
+            required=True,
+            form=True,
+            minimum=MIN_RANK,
+            maximum=MAX_RANK,
+        ),
+        filter=True,
+        sort=1,
+        csv_in=True,
+    ),
+    Field(
+        "category",
+        "string",
+        "input",
+        sent=Sent(CATEGORY_HELP, form=True, max_length=MAX_CATEGORY_LENGTH),
+        filter=True,
+        sort=3,
+        csv_in=True,
+    ),
+    Field(
+        "sku",
+        "string",
+        "label",
+        SKU_HELP,
+        sent=Sent(
+            SKU_HELP + " null removes it.",
+            nullable=True,
+            form=True,
+            form_help=SKU_HELP + " Left empty in the form: none.",
+            max_length=MAX_SKU_LENGTH,
+        ),
+        filter=True,
+        csv_in=True,
+    ),
+    Field("estimated_sales", "integer", "estimate", "Estimated unit sales per month.", filter=True, sort=2),
+    Field("estimated_sales_low", "integer", "estimate", INTERVAL_HELP.format(end="Low", percentile=10)),
+    Field("estimated_sales_high", "integer", "estimate", INTERVAL_HELP.format(end="High", percentile=90)),
+    Field(
+        "extrapolated",
+        "boolean",
+        "estimate",
+        "True when the rank lies outside the ranks the model saw for this category in training: "
+        "the estimate is an extrapolation and its interval is widened accordingly.",
+        filter=True,
+    ),
+    Field("model_version", "integer", "estimate", "The model version that made the estimate.", filter=True, sort=4),
+    Field(
+        "actual_sales",
+        "integer",
+        "actual",
+        "Units really sold in actual_period.",
+        sent=Sent(
+            "Units the product really sold in actual_period (send both; null for both removes them). "
+            "Recording actuals keeps the estimate and its model_version: they measure that model's live accuracy.",
+            nullable=True,
+            minimum=0,
+            maximum=MAX_ACTUAL_SALES,
+        ),
+        filter=True,
+    ),
+    Field(
+        "actual_period",
+        "string",
+        "actual",
+        "The month of actual_sales, YYYY-MM.",
+        sent=Sent("The month actual_sales were sold in, as YYYY-MM.", nullable=True, pattern=PERIOD.pattern),
+        filter=True,
+    ),
+    Field("_created", "date", "meta", "RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.", filter=True, sort=6),
+    Field("_updated", "date", "meta", "RFC 1123 date of the last change.", filter=True, sort=7),
+    Field("_etag", "string", "meta", "Send it back in If-Match to change or delete the estimation."),
+    Field("_links", "links", "link"),
+)
+BY_NAME = {field.name: field for field in FIELDS}
+
+
+# What a client may write, in the table's order; sku and the actuals may be null (absent).
+INPUT_FIELDS = tuple(field.name for field in FIELDS if field.written)
+# What the estimate is made from; changing either makes a new estimate.
+ESTIMATE_INPUTS = tuple(field.name for field in FIELDS if field.part == "input")
+# What an estimate adds to its input; kept as it was while the rank and category stay the same.
+ESTIMATE_FIELDS = tuple(field.name for field in FIELDS if field.part == "estimate")
+# What a client records afterwards (both or neither; null removes them).
+ACTUAL_FIELDS = tuple(field.name for field in FIELDS if field.part == "actual")
+READ_ONLY_FIELDS = frozenset(field.name for field in FIELDS if not field.written)
+# The document's content (shown when present, projectable, in the etag), in the order answers show it.
+CONTENT_FIELDS = tuple(field.name for field in FIELDS if field.content)
+# Fields every shown document has whatever the projection (the links are added when it is shown).
+META_FIELDS = frozenset(field.name for field in FIELDS if field.part == "meta")
+SORTABLE_FIELDS = tuple(field.name for field in sorted(FIELDS, key=lambda field: field.sort) if field.sort)
+FILTERABLE_FIELDS = SORTABLE_FIELDS + tuple(field.name for field in FIELDS if field.filter and not field.sort)
+PROJECTABLE_FIELDS = CONTENT_FIELDS
+CSV_IMPORT_COLUMNS = tuple(field.name for field in FIELDS if field.csv_in)
+CSV_EXPORT_COLUMNS = tuple(field.name for field in FIELDS if field.csv_out)
