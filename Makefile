@@ -84,7 +84,7 @@ soak: $(VENV)/.dev-installed ## 60 s mixed load at 16 connections: no errors, no
 
 fuzz: $(VENV)/.dev-installed ## Schemathesis at length (500 examples per operation, five seeds) and the input properties at 2,000 random examples each (~10 min)
 	FUZZ_EXAMPLES=500 FUZZ_SEEDS=1,2,3,4,5 PROPERTY_EXAMPLES=2000 PROPERTY_RANDOM=1 \
-	  $(BIN)/python -m pytest tests/test_fuzz.py tests/test_input_properties.py -q
+	  $(BIN)/python -m pytest tests/estimations/test_fuzz.py tests/estimations/test_input_properties.py -q
 
 clean: ## Remove the virtual environment and generated files
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -30,8 +30,7 @@ from estimations import validation
 from estimations.csv_io import CsvRows
 from estimations.documents import new_document, replacement
 from estimations.fields import ESTIMATE_INPUTS, INPUT_FIELDS
-from estimations.selectors import estimation_get
-from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, Outcome, estimation_store
+from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome, estimation_store
 from ml.predictor import Estimator
 from ml.serving import get_estimator
 
@@ -49,12 +48,17 @@ def _rules(estimator: Estimator) -> validation.Rules:
 
 
 def estimation_create(
-    *, data: Any, from_form: bool = False, idempotency_key: str | None = None
+    *,
+    data: Any,
+    from_form: bool = False,
+    idempotency_key: str | None = None,
+    store: EstimationStore | None = None,
+    estimator: Estimator | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Validate, estimate, store. Returns (document, created): with an ``idempotency_key`` already
     used for the same input, the document stored then (as it is now, after any PUT or PATCH) and
-    False; for another input, a 422."""
-    estimator = get_estimator()
+    False; for another input, a 422. ``store`` and ``estimator``: the process's, unless given."""
+    store, estimator = store or estimation_store(), estimator or get_estimator()
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
@@ -62,10 +66,10 @@ def estimation_create(
     document = new_document(fields, estimate, estimator.version)
     if idempotency_key is None:
         created = True
-        document = estimation_store().insert(document)
+        document = store.insert(document)
     else:
         digest = _input_digest(fields)
-        document, created = estimation_store().insert_once(document, idempotency_key, digest)
+        document, created = store.insert_once(document, idempotency_key, digest)
         if not created and not _same_input(document, fields, digest):
             raise ValidationFailed(MSG_IDEMPOTENCY_CONFLICT, issues={"Idempotency-Key": ISSUE_KEY_REUSED})
     if created:
@@ -87,9 +91,11 @@ def _same_input(stored: dict[str, Any], fields: dict[str, Any], digest: str) -> 
     return all(stored.get(name) == fields.get(name) for name in INPUT_FIELDS)
 
 
-def estimation_create_many(*, items: list[Any]) -> list[dict[str, Any]]:
+def estimation_create_many(
+    *, items: list[Any], store: EstimationStore | None = None, estimator: Estimator | None = None
+) -> list[dict[str, Any]]:
     """Eve's bulk insert: every item valid, or nothing stored and each item's issues reported."""
-    estimator = get_estimator()
+    store, estimator = store or estimation_store(), estimator or get_estimator()
     _check_bulk_size(len(items))
     rules = _rules(estimator)
     validated = [validation.validate(item, rules) for item in in_turns(items)]
@@ -97,12 +103,14 @@ def estimation_create_many(*, items: list[Any]) -> list[dict[str, Any]]:
     if failures:
         report = [{"_status": "ERR", "_issues": issues} if issues else {"_status": "OK"} for _, issues in validated]
         raise ValidationFailed(MSG_VALIDATION.format(count=failures), items=report)
-    return _store_many(estimator, [fields for fields, _ in validated])
+    return _store_many(store, estimator, [fields for fields, _ in validated])
 
 
-def estimation_import_csv(*, upload: CsvRows) -> list[dict[str, Any]]:
+def estimation_import_csv(
+    *, upload: CsvRows, store: EstimationStore | None = None, estimator: Estimator | None = None
+) -> list[dict[str, Any]]:
     """A CSV product list: every row valid, or nothing stored and the bad rows reported by line."""
-    estimator = get_estimator()
+    store, estimator = store or estimation_store(), estimator or get_estimator()
     _check_bulk_size(len(upload.rows))
     rules = _rules(estimator)
     inputs, problems = [], {}
@@ -116,7 +124,7 @@ def estimation_import_csv(*, upload: CsvRows) -> list[dict[str, Any]]:
         shown = dict(list(problems.items())[:MAX_LINES_REPORTED])
         note = f" (the first {MAX_LINES_REPORTED})" if len(problems) > MAX_LINES_REPORTED else ""
         raise ValidationFailed(MSG_CSV_INVALID.format(count=len(problems), shown=note), issues=shown)
-    return _store_many(estimator, inputs)
+    return _store_many(store, estimator, inputs)
 
 
 def _check_bulk_size(count: int) -> None:
@@ -127,7 +135,7 @@ def _check_bulk_size(count: int) -> None:
         raise PayloadTooLarge(MSG_BULK_TOO_LARGE.format(limit=settings.BULK_MAX_ITEMS, count=count))
 
 
-def _store_many(estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Estimate valid inputs in one vectorised call and store them all, or none."""
     ranks = [fields["bestseller_rank"] for fields in inputs]
     categories = [fields["category"] for fields in inputs]
@@ -137,21 +145,30 @@ def _store_many(estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict
         new_document(fields, estimate, estimator.version, now=now)
         for fields, estimate in in_turns(zip(inputs, estimates, strict=True))
     ]
-    stored = estimation_store().insert_many(documents)
+    stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
     return stored
 
 
 def estimation_update(
-    *, estimation_id: str, if_match: list[str] | None, data: Any, partial: bool, from_form: bool = False
+    *,
+    estimation_id: str,
+    if_match: list[str] | None,
+    data: Any,
+    partial: bool,
+    from_form: bool = False,
+    store: EstimationStore | None = None,
+    estimator: Estimator | None = None,
 ) -> dict[str, Any]:
     """PUT (``partial=False``): the new input replaces the old. PATCH (``partial=True``): the given
     fields change and the rest stay. A new rank or category makes a new estimate with the current
     model; otherwise (recording actuals, naming a SKU) the estimate and its model version stay, so
     the actuals judge the model that made it.
     """
-    estimator = get_estimator()
-    current = estimation_get(estimation_id=estimation_id, from_primary=True)
+    store, estimator = store or estimation_store(), estimator or get_estimator()
+    current = store.get(estimation_id, from_primary=True)  # the version the write is conditional on
+    if current is None:
+        raise NotFound(MSG_NOT_FOUND)
     if if_match is not None and current["_etag"] not in if_match:
         raise PreconditionFailed()
     fields, issues = validation.validate(data, _rules(estimator), partial=partial, from_form=from_form)
@@ -170,12 +187,12 @@ def estimation_update(
     # The Idempotency-Key stays with the document, so a retry of the POST that made it stores no copy.
     document.update({name: current[name] for name in IDEMPOTENCY_FIELDS if name in current})
     # Conditional on the version just read: a write that landed in between makes this one 412.
-    _raise_unless_done(estimation_store().replace_if_match(document, [current["_etag"]]))
+    _raise_unless_done(store.replace_if_match(document, [current["_etag"]]))
     return document
 
 
-def estimation_delete(*, estimation_id: str, if_match: list[str] | None) -> None:
-    _raise_unless_done(estimation_store().delete_if_match(estimation_id, if_match))
+def estimation_delete(*, estimation_id: str, if_match: list[str] | None, store: EstimationStore | None = None) -> None:
+    _raise_unless_done((store or estimation_store()).delete_if_match(estimation_id, if_match))
 
 
 def _raise_unless_done(outcome: Outcome) -> None:

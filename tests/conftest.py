@@ -35,10 +35,8 @@ from estimations.store import INDEXES
 from ml import serving
 from ml.data import read_training_csv
 from ml.train import TrainedModel, train
-
-from .live import free_port, stop_process
-
-SAMPLE_CSV = Path(__file__).resolve().parent.parent / "data" / "sample_sales.csv"
+from tests.helpers import SAMPLE_CSV
+from tests.live import free_port, stop_process
 
 STORES = ["mongomock", pytest.param("wire", marks=pytest.mark.integration)]
 
@@ -212,12 +210,6 @@ def active_model(mongo_db, trained_model) -> dict:
 @pytest.fixture
 def on_nx_27017(store_kind, request) -> bool:
     return store_kind == "wire" and request.getfixturevalue("wire_server").managed
-
-
-def known_departure(on_nx: bool, what: str) -> None:
-    """Mark a check that MongoDB passes and nx-27017 does not (MongoDB's behaviour is the spec)."""
-    if on_nx:
-        pytest.xfail(f"nx-27017 departs from MongoDB: {what}")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,8 +121,8 @@ def trained_database(wire_server, prefix: str, signing_key: str):
 
     from core import mongo
     from ml import serving
-
-    from .conftest import SAMPLE_CSV, ensure_test_indexes
+    from tests.conftest import ensure_test_indexes
+    from tests.helpers import SAMPLE_CSV
 
     database = f"{prefix}_{uuid.uuid4().hex[:8]}"
     saved = (settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY)
@@ -137,3 +138,26 @@ def trained_database(wire_server, prefix: str, signing_key: str):
         settings.MONGO_URI, settings.MONGO_DB_NAME, settings.MODEL_SIGNING_KEY = saved
         mongo.reset()
         serving.reset()
+
+
+@contextlib.contextmanager
+def served(wire_server, tmp_path: Path, **env: str) -> Iterator[tuple[str, int]]:
+    """The production server on a fresh trained database of the wire server, with ``env``; (host, port)."""
+    signing_key = "server-signing-key-not-a-secret"
+    with trained_database(wire_server, "test_server", signing_key) as database:
+        server = LiveServer(
+            {
+                "MONGO_URI": wire_server.uri,
+                "MONGO_DB_NAME": database,
+                "MODEL_SIGNING_KEY": signing_key,
+                "LOG_LEVEL": "WARNING",
+                **env,
+            },
+            tmp_path / "server.log",
+        )
+        server.start()
+        try:
+            host, port = server.url.removeprefix("http://").split(":")
+            yield host, int(port)
+        finally:
+            server.stop()

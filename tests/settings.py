@@ -9,7 +9,7 @@ os.environ.pop("MONGO_URI", None)  # tests choose their store through fixtures
 
 from estimator_project.settings import *  # noqa: E402,F403
 
-# The API tests exercise writes without keys (as `make run` allows); tests/test_access.py turns this
+# The API tests exercise writes without keys (as `make run` allows); tests/core/test_api_keys.py turns this
 # off to test the keys. Throttling is tested on its own with small rates.
 ALLOW_ANONYMOUS_WRITES = True
 THROTTLE_ANON_RATE = ""

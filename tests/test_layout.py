@@ -143,6 +143,66 @@ def test_no_module_in_the_apps_is_over_400_lines():
     assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
+# --- the tests mirror the code -------------------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+# A folder of tests is named after what it tests: an app, bench/, or deploy/ (Dockerfile, compose, nginx).
+TESTED_FOLDERS = (*LAYERS, "bench", "deploy")
+MAX_LINES = 400
+
+
+def test_each_folder_of_tests_is_named_after_an_app():
+    folders = {path.parent.name for path in TESTS.glob("*/*.py")}
+    strays = sorted(name for name in folders if name not in TESTED_FOLDERS or not (ROOT / name).is_dir())
+    assert strays == [], f"tests/<folder>/ must be one of {TESTED_FOLDERS}, a folder of the project: {strays}"
+
+
+def imported_test_modules(path: Path) -> list[str]:
+    """The test modules (``test_*``) that ``path`` imports, by name: ``from .test_x import y``, ``from
+    tests.app.test_x import y``, ``from tests.app import test_x`` and ``import tests.app.test_x``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name.split(".")[-1].startswith("test_")]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if module.split(".")[-1].startswith("test_"):
+                found.append(module)
+            found += [f"{module}.{alias.name}" for alias in node.names if alias.name.startswith("test_")]
+    return found
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers come from tests/helpers.py (or live.py, properties.py, readme_session.py) and fixtures."""
+    imports = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted(TESTS.rglob("*.py"))
+        if (found := imported_test_modules(path))
+    }
+    assert imports == {}
+
+
+def test_the_check_sees_a_test_module_imported(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from .test_api import post\nfrom tests.ml import test_registry\nimport tests.core.test_errors\n"
+        "from tests.helpers import post_json\n\ndef f():\n    from ..estimations.test_store import new_document\n"
+    )
+    assert imported_test_modules(sample) == [
+        ".test_api",
+        "tests.ml.test_registry",
+        "tests.core.test_errors",
+        "..estimations.test_store",
+    ]
+
+
+def test_no_test_module_is_over_400_lines():
+    long = {
+        str(p.relative_to(ROOT)): n for p in TESTS.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}, f"split these along their classes or themes: {long}"
+
+
 if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, files per arrow
     for (app, other), files in sorted(import_graph().items()):
         print(f"{app} -> {other}: {len(files)} files")

@@ -2,19 +2,136 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
-from .live import LiveServer, trained_database
-from .readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
+from tests.live import LiveServer, trained_database
+from tests.readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
 
 SIGNING_KEY = "readme-session-signing-key-not-a-secret"
+MAX_README_LINES = 360  # a user's guide of about 350 lines; details live in docs/
+LINK = re.compile(r"\[[^\]]*\]\(([^()\s]+)\)")  # [text](target), the form these files use
+FILE_NAMED = re.compile(
+    r"`([\w.-]+(?:/[\w.-]+)*/[\w.-]+\.[a-z]+)(?:::\w+)?`"
+)  # `estimations/x.py`, `tests/t.py::test_x`
 
 BULK_AS_PRINTED = """-H 'Content-Type: application/json' \\
     -d '[{"bestseller_rank": 1500, "category": "toys_games", "sku": "TOY-RC-CAR"}, {"bestseller_rank": 25000,"""
 BULK_AS_IT_WAS = """-H 'Content-Type: application/json' -d '[{"bestseller_rank": 1500, "category": "toys_games", \\
     "sku": "TOY-RC-CAR"}, {"bestseller_rank": 25000,"""
+
+
+def the_guides() -> list[Path]:
+    return [README, *sorted((README.parent / "docs").glob("*.md"))]
+
+
+def prose(text: str) -> list[str]:
+    """The lines outside fenced code blocks, without inline code spans."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(re.sub(r"`[^`]*`", "", line))
+    return lines
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub makes of a page's headings: lower case, punctuation dropped, spaces as '-'."""
+    seen: dict[str, int] = {}
+    for line in prose(page.read_text()):
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+            seen[slug] = seen.get(slug, -1) + 1
+            if seen[slug]:
+                seen[f"{slug}-{seen[slug]}"] = 0
+    return set(seen)
+
+
+def broken_links(pages: Iterable[Path]) -> list[str]:
+    """Every relative link of ``pages`` whose file, or whose anchor in a markdown file, does not exist."""
+    broken = []
+    for page in pages:
+        for line in prose(page.read_text()):
+            for target in LINK.findall(line):
+                if re.match(r"[a-z]+:", target):  # https:, mailto:
+                    continue
+                path, _, anchor = target.partition("#")
+                linked = (page.parent / path) if path else page
+                if not linked.exists():
+                    broken.append(f"{page.name}: {target} (no such file)")
+                elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                    broken.append(f"{page.name}: {target} (no such heading in {linked.name})")
+    return broken
+
+
+def test_the_readme_is_a_short_guide():
+    lines = README.read_text().splitlines()
+
+    assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines: move details to a docs/ page"
+    assert "make run" in "\n".join(lines[:20]) and "make test" in "\n".join(lines[:20])
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    pages = the_guides()
+
+    assert len(pages) > 5 and sum(len(LINK.findall(page.read_text())) for page in pages) > 20
+    assert broken_links(pages) == []
+    linked = {
+        (page.parent / target.partition("#")[0]).resolve()
+        for page in pages
+        for target in LINK.findall(page.read_text())
+        if target.partition("#")[0] and (page.parent / target.partition("#")[0]).resolve() != page.resolve()
+    }
+    assert [page.name for page in pages[1:] if page.resolve() not in linked] == [], (
+        "a docs/ page neither the README nor another page links"
+    )
+
+
+def missing_files(pages: Iterable[Path]) -> list[str]:
+    """Every repository file a page names in code (`dir/file.py`, `tests/t.py::test`) that does not exist."""
+    root = README.parent
+    return [
+        f"{page.name}: {named}"
+        for page in pages
+        for named in FILE_NAMED.findall(page.read_text())
+        if not (root / named).is_file()
+    ]
+
+
+def test_every_file_the_readme_and_docs_name_exists():
+    pages = the_guides()
+
+    assert sum(len(FILE_NAMED.findall(page.read_text())) for page in pages) > 20
+    assert missing_files(pages) == [], "a file moved or went: say where it is now"
+
+
+def test_a_file_named_that_does_not_exist_is_reported(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`tests/test_readme.py`, `tests/test_readme.py::test_x`, `ml/gone.py` and `text/csv`.\n")
+
+    assert missing_files([page]) == ["page.md: ml/gone.py"]
+
+
+def test_a_broken_link_or_anchor_is_reported(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "ops.md").write_text("# Operating it\n\n## Indexes\n\n```sh\n# not a heading\n```\n")
+    page = tmp_path / "README.md"
+    page.write_text(
+        "See [ops](docs/ops.md#indexes), [gone](docs/gone.md), [typo](docs/ops.md#index),\n"
+        "[code](docs/ops.md#not-a-heading), [here](#see) and [web](https://example.com/x.md).\n"
+        "`[not a link](nowhere.md)`\n\n## See\n"
+    )
+
+    assert broken_links([page]) == [
+        "README.md: docs/gone.md (no such file)",
+        "README.md: docs/ops.md#index (no such heading in ops.md)",
+        "README.md: docs/ops.md#not-a-heading (no such heading in ops.md)",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +239,7 @@ class TestReadmeSession:
 
 
 def test_ids_and_etags_are_bound_once_and_put_into_later_commands():
-    from .readme_session import Bindings
+    from tests.readme_session import Bindings
 
     bindings = Bindings()
     readme_id, live_id = "6b0ad57f7503e623c0e10f50", "70aa00000000000000000001"

@@ -13,9 +13,10 @@ import pymongo
 import pytest
 from pymongo.uri_parser import parse_uri
 
-from tests import dockerfile
-from tests.netns import Endpoint, StoreRelay
-from tests.topology import Topology
+from tests.deploy import builder, dockerfile
+from tests.deploy.image import Image
+from tests.deploy.netns import Endpoint, StoreRelay
+from tests.deploy.topology import Topology
 
 
 def needs(what: str) -> None:
@@ -44,7 +45,7 @@ def image_build(tmp_path_factory):
     started = time.monotonic()
     steps: list[str] = []
     try:
-        image = dockerfile.build(scratch=scratch, progress=steps.append)
+        image = builder.build(scratch=scratch, progress=steps.append)
     except dockerfile.DockerfileError as exc:
         return None, str(exc)
     image.log.insert(0, f"built in {time.monotonic() - started:.0f}s: " + "; ".join(steps))
@@ -52,7 +53,7 @@ def image_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def image(image_build, tmp_path_factory) -> dockerfile.Image:
+def image(image_build, tmp_path_factory) -> Image:
     built, failure = image_build
     if failure:
         pytest.fail(f"the image does not build:\n{failure}", pytrace=False)
@@ -93,7 +94,7 @@ ENVIRONMENT = {"SECRET_KEY": "compose-test-secret-key-" + "c" * 30, "WEB_CONCURR
 
 @pytest.fixture(scope="module")
 def topology(image, wire_server, tmp_path_factory):
-    """docker compose up --scale api=2, as processes (tests/topology.py), for any test module here: one
+    """docker compose up --scale api=2, as processes (tests/deploy/topology.py), for any test module here: one
     per module. Reach it with topology.request / request_json / run at http://localhost:8000; writes
     need topology.admin_key (the compose file sets ALLOW_ANONYMOUS_WRITES=false)."""
     if not shutil.which("nginx") and not shutil.which("/usr/sbin/nginx"):

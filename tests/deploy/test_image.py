@@ -1,6 +1,6 @@
 """The image, run as images run: the Dockerfile built and its CMD started without a container engine.
 
-tests/dockerfile.py builds the image's filesystem from the tracked files (minus .dockerignore) and
+tests/deploy/dockerfile.py builds the image's filesystem from the tracked files (minus .dockerignore) and
 runs every build step for real; here a container of it starts the CMD's chain with exactly the
 image's environment and a `docker run -e`'s worth more (the store, the key), as the image's user, on a
 network where ``db`` is the wire-protocol test store. A Dockerfile line that breaks a build step, the
@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests import dockerfile
-from tests.netns import Network, request
-
-from .conftest import drop_database, fresh_database_name, store_relay
+from tests.deploy import dockerfile
+from tests.deploy.conftest import drop_database, fresh_database_name, store_relay
+from tests.deploy.netns import Network, request
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """deploy/nginx.conf never sends a write to a second API host once one host has it, and GETs fail over.
 
 Debian's nginx runs deploy/nginx.conf in a network namespace, as the compose topology runs it
-(tests/topology.py), in front of two tiny API hosts of its own: each answers 200 and counts what
+(tests/deploy/topology.py), in front of two tiny API hosts of its own: each answers 200 and counts what
 reaches it, except that the first request to reach either for a path that starts ``/hang`` gets no
 answer, and for one that starts ``/drop`` has its connection closed once its request is read (a host
 that hangs, and one that dies mid-request). A write may have been applied in both cases, so it must
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import netns
-from tests.dockerfile import ROOT
-from tests.topology import start_nginx, stop_nginx
-
-from .conftest import needs
+from tests.deploy import netns
+from tests.deploy.conftest import needs
+from tests.deploy.dockerfile import ROOT
+from tests.deploy.topology import start_nginx, stop_nginx
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The compose topology, run as processes: the store, two API hosts from the image, Debian's nginx with
-deploy/nginx.conf, as docker-compose.yml declares them (tests/topology.py), reached as a client of the
+deploy/nginx.conf, as docker-compose.yml declares them (tests/deploy/topology.py), reached as a client of the
 published port reaches them: http://localhost:8000."""
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import uuid
 
 import pytest
 
-from tests import netns
-from tests import topology as compose
-
-from .conftest import ENVIRONMENT
+from tests.deploy import netns
+from tests.deploy import topology as compose
+from tests.deploy.conftest import ENVIRONMENT
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,7 @@ from django.test import override_settings
 from estimations import validation
 from estimations.documents import EXPIRES_FROM
 from ml import serving
-
-from .test_api_create import URL, assert_error_envelope, post_json
-from .test_api_write import send, stored
+from tests.helpers import URL, assert_error_envelope, post_json, send, stored
 
 ACTUALS = {"actual_sales": 480, "actual_period": "2026-10"}
 TOGETHER = validation.ISSUE_ACTUALS_TOGETHER

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 
-import pytest
 from django.test import RequestFactory, override_settings
 
 from core.errors import MSG_BULK_TOO_LARGE, MSG_VALIDATION
 from estimations import validation
 from estimations.services import MSG_EMPTY_BULK
 from ml.serving import get_estimator
-
-URL = "/estimations"
-
-
-def post_json(api, body, **extra):
-    return api.post(URL, data=json.dumps(body), content_type="application/json", **extra)
-
-
-def stored_count(mongo_db) -> int:
-    return mongo_db["estimations"].count_documents({})
-
-
-def assert_error_envelope(response, code: int) -> dict:
-    assert response.status_code == code, response.content
-    body = response.json()
-    assert body["_status"] == "ERR", body
-    assert body["_error"]["code"] == code, body
-    assert body["_error"]["message"], body
-    return body
+from tests.helpers import URL, assert_error_envelope, post_json, stored_count
 
 
 class TestCreateOne:
@@ -111,102 +91,6 @@ class TestCreateOne:
         body = api.post(URL, data=form, format="multipart").json()
 
         assert (body["sku"], body["actual_sales"], body["actual_period"]) == ("A-1", 12, "2026-01")
-
-
-class TestValidation:
-    @pytest.mark.parametrize(
-        ("body", "field", "issue"),
-        [
-            ({}, "bestseller_rank", validation.ISSUE_REQUIRED),
-            ({"bestseller_rank": "70"}, "bestseller_rank", validation.ISSUE_INTEGER),
-            ({"bestseller_rank": 70.0}, "bestseller_rank", validation.ISSUE_INTEGER),
-            ({"bestseller_rank": True}, "bestseller_rank", validation.ISSUE_INTEGER),
-            ({"bestseller_rank": None}, "bestseller_rank", validation.ISSUE_INTEGER),
-            ({"bestseller_rank": 0}, "bestseller_rank", validation.ISSUE_MIN),
-            ({"bestseller_rank": -5}, "bestseller_rank", validation.ISSUE_MIN),
-            ({"bestseller_rank": 10**30}, "bestseller_rank", validation.ISSUE_MAX),
-            ({"bestseller_rank": 5, "category": 7}, "category", validation.ISSUE_STRING),
-            ({"bestseller_rank": 5, "category": None}, "category", validation.ISSUE_STRING),
-            ({"bestseller_rank": 5, "category": ""}, "category", validation.ISSUE_EMPTY),
-            ({"bestseller_rank": 5, "category": "x" * 100}, "category", validation.ISSUE_CATEGORY_LENGTH),
-            ({"bestseller_rank": 5, "colour": "red"}, "colour", validation.ISSUE_UNKNOWN),
-            ({"bestseller_rank": 5, "estimated_sales": 9}, "estimated_sales", validation.ISSUE_READ_ONLY),
-            ({"bestseller_rank": 5, "_id": "6b0aa8a7e49da0a6640161ec"}, "_id", validation.ISSUE_READ_ONLY),
-            ({"bestseller_rank": 5, "category": {"$ne": None}}, "category", validation.ISSUE_STRING),
-        ],
-    )
-    def test_invalid_input_answers_422_with_eve_issues_and_stores_nothing(self, api, mongo_db, body, field, issue):
-        response = post_json(api, body)
-
-        envelope = assert_error_envelope(response, 422)
-        assert envelope["_issues"][field] == issue
-        assert envelope["_error"]["message"] == MSG_VALIDATION.format(count=1)
-        assert stored_count(mongo_db) == 0
-
-    def test_unknown_category_lists_the_known_ones(self, api, mongo_db):
-        response = post_json(api, {"bestseller_rank": 5, "category": "garden_tools"})
-
-        issue = assert_error_envelope(response, 422)["_issues"]["category"]
-        assert "garden_tools" in issue
-        for known in get_estimator().categories:
-            assert known in issue
-
-    def test_control_characters_in_category_are_shown_escaped(self, api, mongo_db):
-        response = post_json(api, {"bestseller_rank": 5, "category": "bo\x00oks\n"})
-
-        issue = assert_error_envelope(response, 422)["_issues"]["category"]
-        assert "\\x00" in issue and "\x00" not in issue
-
-
-class TestMalformedRequests:
-    def test_json_sent_as_a_form_says_which_content_type_to_send(self, api, mongo_db):
-        # curl -X POST .../estimations -d '{"bestseller_rank": 70}': curl's -d sends a form by default
-        response = api.post(URL, data='{"bestseller_rank": 70}', content_type="application/x-www-form-urlencoded")
-
-        message = assert_error_envelope(response, 400)["_error"]["message"]
-        assert "looks like JSON" in message and "Content-Type: application/json" in message
-        assert mongo_db["estimations"].count_documents({}) == 0
-
-    def test_malformed_json_is_400(self, api, mongo_db):
-        response = api.post(URL, data='{"bestseller_rank": 70', content_type="application/json")
-
-        assert "not valid JSON" in assert_error_envelope(response, 400)["_error"]["message"]
-
-    def test_nesting_bomb_is_400_not_500(self, api, mongo_db):
-        response = api.post(URL, data="[" * 100_000 + "]" * 100_000, content_type="application/json")
-
-        assert_error_envelope(response, 400)
-
-    @pytest.mark.parametrize("body", ["70", '"books"', "null", "true"])
-    def test_a_body_that_is_not_an_object_or_list_is_400(self, api, mongo_db, body):
-        response = api.post(URL, data=body, content_type="application/json")
-
-        assert "JSON object" in assert_error_envelope(response, 400)["_error"]["message"]
-
-    def test_nan_is_not_json(self, api, mongo_db):
-        response = api.post(URL, data='{"bestseller_rank": NaN}', content_type="application/json")
-
-        assert_error_envelope(response, 400)
-
-    def test_wrong_content_type_is_415(self, api, mongo_db):
-        response = api.post(URL, data="bestseller_rank=70", content_type="text/plain")
-
-        assert "text/plain" in assert_error_envelope(response, 415)["_error"]["message"]
-
-    def test_body_over_the_limit_is_413(self, api, mongo_db, settings):
-        settings.MAX_BODY_BYTES = 1000
-
-        response = api.post(
-            URL, data=json.dumps({"bestseller_rank": 1, "pad": "x" * 2000}), content_type="application/json"
-        )
-
-        assert "1000 bytes" in assert_error_envelope(response, 413)["_error"]["message"]
-        assert stored_count(mongo_db) == 0
-
-    def test_empty_body_reports_the_required_field(self, api, mongo_db):
-        response = api.post(URL, data="", content_type="application/json")
-
-        assert assert_error_envelope(response, 422)["_issues"] == {"bestseller_rank": validation.ISSUE_REQUIRED}
 
 
 class TestBulkInsert:

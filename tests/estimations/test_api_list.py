@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from bson import ObjectId
 
-from ..conftest import known_departure
-from .test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, known_departure, post_json
 
 CATEGORIES = ["books", "toys_games", "electronics"]
 

@@ -12,8 +12,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from core.errors import MSG_NOT_FOUND
-
-from .test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, post_json
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 from core.errors import MSG_IF_MATCH_REQUIRED, MSG_IF_MATCH_STALE
 from estimations import validation
 from ml.serving import get_estimator
-
-from .test_api_create import assert_error_envelope, post_json
+from tests.helpers import assert_error_envelope, post_json, send, stored
 
 
 @pytest.fixture
@@ -19,20 +18,6 @@ def created(api):
     response = post_json(api, {"bestseller_rank": 400, "category": "books"})
     assert response.status_code == HTTPStatus.CREATED, response.json()
     return response.json()
-
-
-def send(api, method: str, created: dict, body=None, if_match: str | None = "current"):
-    headers = {}
-    if if_match is not None:
-        headers["HTTP_IF_MATCH"] = created["_etag"] if if_match == "current" else if_match
-    data = None if body is None else json.dumps(body)
-    return getattr(api, method)(f"/estimations/{created['_id']}", data=data, content_type="application/json", **headers)
-
-
-def stored(mongo_db, created) -> dict:
-    from bson import ObjectId
-
-    return mongo_db["estimations"].find_one({"_id": ObjectId(created["_id"])})
 
 
 class TestDelete:

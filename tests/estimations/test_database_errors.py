@@ -45,8 +45,7 @@ from core.errors import (
 )
 from estimations.store import COLLECTION, IDEMPOTENCY_FIELD
 from estimations.store_failures import QUERY_SHAPE_CODES
-
-from .test_api_create import post_json
+from tests.helpers import post_json
 
 
 @pytest.fixture

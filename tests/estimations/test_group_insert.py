@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import textwrap
 import threading
 import time
 
@@ -16,9 +14,7 @@ from core.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUna
 from estimations import group_insert
 from estimations.group_insert import GroupInsert, NotSent
 from estimations.store import IDEMPOTENCY_FIELD, estimation_store
-
-from ..test_settings import run_python
-from .test_store import new_document
+from tests.helpers import new_document
 
 WAIT = 10  # seconds: a thread still waiting after this is stuck
 
@@ -249,88 +245,6 @@ def test_a_writer_stopped_while_giving_way_hands_the_lead_on_and_nobody_waits_fo
     assert group.waiting == 0
     group.insert(documents(4)[0])  # and the next one is not stuck behind a writer that never came
     assert spy.collection.count_documents({}) == 3
-
-
-GREENLETS = """
-    class Counting:
-        def __init__(self, collection):
-            self.collection, self.commands = collection, []
-
-        def insert_one(self, document):
-            self.commands.append(1)
-            return self.collection.insert_one(document)
-
-        def insert_many(self, documents, ordered=True):
-            self.commands.append(len(documents))
-            return self.collection.insert_many(documents, ordered=ordered)
-
-    spy = Counting(mongomock.MongoClient().db.c)
-    group = GroupInsert(spy)
-    gevent.joinall([gevent.spawn(group.insert, {"n": n}) for n in range(8)], raise_error=True)
-    print(json.dumps({"commands": spy.commands, "stored": spy.collection.count_documents({})}))
-"""
-
-
-GEVENT_WORKER = """
-    from gevent import monkey
-
-    monkey.patch_all()
-
-    import json
-
-    import gevent
-    import mongomock
-
-    from estimations.group_insert import GroupInsert
-"""
-
-
-def under_gevent(script: str) -> dict:
-    """Run ``script`` in a fresh interpreter monkey-patched as a gevent worker is (with gevent, mongomock
-    and GroupInsert imported); what it printed, as JSON."""
-    pytest.importorskip("gevent")
-    done = run_python(textwrap.dedent(GEVENT_WORKER) + textwrap.dedent(script), {})
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def test_under_gevent_greenlets_with_a_request_in_hand_share_one_write():
-    # Eight greenlets insert at once on a database that never blocks (no I/O to switch on): without
-    # giving way, each would finish its own insert_one before the next even started.
-    assert under_gevent(GREENLETS) == {"commands": [8], "stored": 8}
-
-
-KILLED_WHILE_QUEUED = """
-    class Slow:
-        def __init__(self, collection):
-            self.collection = collection
-
-        def insert_one(self, document):
-            gevent.sleep(0.05)  # at the database
-            return self.collection.insert_one(document)
-
-        def insert_many(self, documents, ordered=True):
-            gevent.sleep(0.05)
-            return self.collection.insert_many(documents, ordered=ordered)
-
-    group = GroupInsert(Slow(mongomock.MongoClient().db.c))
-    first = gevent.spawn(group.insert, {"n": 1})
-    gevent.sleep(0.01)  # its write is at the database
-    doomed, behind = gevent.spawn(group.insert, {"n": 2}), gevent.spawn(group.insert, {"n": 3})
-    gevent.sleep(0.01)  # both queued behind it
-    doomed.kill()  # as gunicorn kills a stopping worker's greenlets
-    finished = gevent.joinall([first, behind], timeout=5)
-    print(json.dumps({
-        "finished": len(finished),
-        "stored": sorted(d["n"] for d in group.collection.collection.find()),
-        "waiting": group.waiting,
-    }))
-"""
-
-
-def test_under_gevent_a_request_killed_while_queued_leaves_the_queue():
-    # Without leaving, it would be handed the lead after the first write and nobody would write again.
-    assert under_gevent(KILLED_WHILE_QUEUED) == {"finished": 2, "stored": [1, 3], "waiting": 0}
 
 
 class TestThroughTheStore:

@@ -12,8 +12,7 @@ from django.test import Client
 
 from estimations.services import MSG_IDEMPOTENCY_CONFLICT
 from estimations.views import MSG_IDEMPOTENCY_BULK, MSG_IDEMPOTENCY_KEY
-
-from .test_api_create import assert_error_envelope, post_json, stored_count
+from tests.helpers import assert_error_envelope, post_json, stored_count
 
 
 def post(api, body, key: str | None = "order-42", **headers):

@@ -12,8 +12,7 @@ from bson import ObjectId
 from core.errors import BadQuery
 from estimations.query import MAX_IN_VALUES, MAX_NODES, parse_projection, parse_where
 from estimations.sorting import parse_sort
-
-from ..conftest import known_departure
+from tests.helpers import known_departure
 
 
 def test_values_are_converted_to_the_fields_types():
@@ -155,7 +154,7 @@ def test_projection_forms():
 
 
 def test_not_operator_through_the_api(api, on_nx_27017):
-    from .test_api_create import post_json
+    from tests.helpers import post_json
 
     post_json(api, [{"bestseller_rank": rank} for rank in (1, 5, 9)])
     known_departure(on_nx_27017, "$not is not implemented")

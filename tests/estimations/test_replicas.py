@@ -12,7 +12,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from ..live import LiveServer, request, trained_database
+from tests.live import LiveServer, request, trained_database
 
 pytestmark = pytest.mark.integration
 

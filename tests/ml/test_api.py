@@ -10,8 +10,7 @@ from django.core.management import call_command
 
 from core.api_keys import ApiKeyStore
 from ml.serving import model_registry
-
-from ..estimations.test_api_create import assert_error_envelope
+from tests.helpers import assert_error_envelope
 
 
 @pytest.fixture
@@ -75,7 +74,7 @@ class TestActivationOverHttp:
         assert_error_envelope(api.post("/models/9/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}"), 404)
 
     def test_a_tampered_version_is_409_and_not_activated(self, api, two_versions, keys):
-        from .test_registry import tamper_bytes
+        from tests.helpers import tamper_bytes
 
         tamper_bytes(model_registry(), two_versions)
 

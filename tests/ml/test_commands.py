@@ -15,9 +15,7 @@ from django.core.management import CommandError, call_command
 from ml.pipeline import MIN_ROWS_PER_CATEGORY
 from ml.serving import model_registry
 from ml.train import HOLDOUT_FRACTION, ISSUE_SEED
-
-from ..conftest import SAMPLE_CSV
-from .test_registry import tamper_bytes
+from tests.helpers import SAMPLE_CSV, tamper_bytes
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -7,8 +7,7 @@ import hashlib
 import pytest
 
 from ml.data import BAD_ROWS_SHOWN, DataError, read_training_csv
-
-from ..conftest import SAMPLE_CSV
+from tests.helpers import SAMPLE_CSV
 
 HEADER = "category,bestseller_rank,monthly_sales\n"
 

@@ -14,9 +14,8 @@ from django.core.management import call_command
 
 from core import mongo
 from ml import serving
-
-from ..conftest import SAMPLE_CSV
-from ..live import LiveServer, request
+from tests.helpers import SAMPLE_CSV
+from tests.live import LiveServer, request
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +96,7 @@ def test_a_corrupt_active_version_fails_no_request_and_heals_on_activation(wire_
     """The review's reproduction under gunicorn: with `active` pointing at a version whose artifact lost a
     chunk, about one POST per worker every refresh answered 500. Now every POST answers from the model
     each worker had, and once the artifact is mended and the version activated, every worker serves it."""
-    from .test_registry_faults import delete_a_chunk, file_id, point_active_at, reupload
+    from tests.helpers import delete_a_chunk, file_id, point_active_at, reupload
 
     call_command("train_model", "--csv", str(SAMPLE_CSV), stdout=io.StringIO())
     call_command("train_model", "--csv", str(SAMPLE_CSV), "--no-activate", stdout=io.StringIO())

@@ -11,6 +11,7 @@ from ml import serving
 from ml.pipeline import model_input
 from ml.registry import ArtifactRefused, ModelRegistry, UnknownVersion
 from ml.serving import model_registry
+from tests.helpers import replace, tamper_bytes
 
 ROWS = model_input(["books", "clothing", "toys_games"], np.array([5, 5_000, 500_000]))
 
@@ -20,22 +21,6 @@ def registry(mongo_db) -> ModelRegistry:
     registry = model_registry()
     registry.ensure_indexes()
     return registry
-
-
-def replace(collection, query: dict, change) -> None:
-    """Edit a stored document by replacing it whole (keeps BSON types on every server)."""
-    document = collection.find_one(query)
-    change(document)
-    collection.replace_one({"_id": document["_id"]}, document)
-
-
-def tamper_bytes(registry: ModelRegistry, version: int) -> None:
-    """Swap the version's artifact for a copy with one byte changed, as someone with database access could."""
-    file_id = registry.get(version)["artifact"]["file_id"]
-    data = bytearray(registry.bucket.open_download_stream(file_id).read())
-    data[len(data) // 2] ^= 0xFF
-    forged_id = registry.bucket.upload_from_stream(f"model-v{version}.joblib", bytes(data))
-    replace(registry.models, {"version": version}, lambda meta: meta["artifact"].update(file_id=forged_id))
 
 
 class TestRoundTrip:

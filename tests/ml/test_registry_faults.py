@@ -6,16 +6,22 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-import gridfs
 import pytest
 from prometheus_client import REGISTRY
 from pymongo.errors import AutoReconnect, NetworkTimeout, NotPrimaryError, OperationFailure
 
 from ml import serving
-from ml.registry import BUCKET, ArtifactRefused, ModelRegistry
-
-from ..estimations.test_api_create import assert_error_envelope, post_json
-from .test_registry import replace, tamper_bytes
+from ml.registry import ArtifactRefused, ModelRegistry
+from tests.helpers import (
+    assert_error_envelope,
+    delete_a_chunk,
+    file_id,
+    point_active_at,
+    post_json,
+    replace,
+    reupload,
+    tamper_bytes,
+)
 
 
 @pytest.fixture
@@ -37,23 +43,6 @@ def activate(api, keys, version: int):
     return api.post(f"/models/{version}/activate", HTTP_AUTHORIZATION=f"Api-Key {keys['admin']}")
 
 
-def point_active_at(registry: ModelRegistry, version: int) -> None:
-    """Make ``version`` active behind the API's back (activation would refuse it), as with database access."""
-    registry.state.replace_one({"_id": "active"}, {"_id": "active", "version": version})
-
-
-def file_id(registry: ModelRegistry, version: int):
-    return registry.get(version)["artifact"]["file_id"]
-
-
-def delete_a_chunk(registry: ModelRegistry, version: int) -> None:
-    """Delete a chunk of the version's artifact from the bucket's chunks collection."""
-    fid = file_id(registry, version)
-    assert registry.database[f"{BUCKET}.chunks"].delete_one({"files_id": fid}).deleted_count >= 1
-    with pytest.raises(gridfs.errors.CorruptGridFile):  # what the issue's reproduction met
-        registry.bucket.open_download_stream(fid).read()
-
-
 def delete_the_file(registry: ModelRegistry, version: int) -> None:
     registry.bucket.delete(file_id(registry, version))
 
@@ -64,12 +53,6 @@ def drop_the_artifact_field(registry: ModelRegistry, version: int) -> None:
 
 def drop_a_signed_field(registry: ModelRegistry, version: int) -> None:
     replace(registry.models, {"version": version}, lambda meta: meta.pop("rank_range"))
-
-
-def reupload(registry: ModelRegistry, version: int, data: bytes) -> None:
-    """Store ``data`` as a new file and point the version at it: the artifact changed."""
-    new_id = registry.bucket.upload_from_stream(f"model-v{version}.joblib", data)
-    replace(registry.models, {"version": version}, lambda meta: meta["artifact"].update(file_id=new_id))
 
 
 def load_failures() -> float:

@@ -10,8 +10,7 @@ import numpy as np
 from django.core.management import call_command
 
 from ml.sample_data import CSV_HEADER, CURVES, HEAD_RANK, TAIL_RANK, generate, log_sales
-
-from ..conftest import SAMPLE_CSV
+from tests.helpers import SAMPLE_CSV
 
 
 def test_the_shipped_csv_is_what_the_documented_command_makes(tmp_path):

@@ -11,8 +11,7 @@ import pytest
 
 from core.api_keys import api_key_store
 from ml.sample_data import write_csv
-
-from ..live import LiveServer, request, trained_database
+from tests.live import LiveServer, request, trained_database
 
 SIGNING_KEY = "training-live-signing-key-not-a-secret"
 ROWS = 600_000  # about 12 MB: several seconds of reading and fitting, whatever the machine

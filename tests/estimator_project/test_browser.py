@@ -1,0 +1,145 @@
+"""In a real headless browser (Debian's chromium, driven by Playwright): the inspection page loads and
+its chart renders, and the browsable API's form creates an estimation. Screenshots go to test-output/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core import mongo
+from core.api_keys import api_key_store
+from tests.live import LiveServer, trained_database
+
+pytestmark = pytest.mark.integration
+
+OUTPUT = Path(__file__).resolve().parent.parent.parent / "test-output"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SIGNING_KEY = "browser-test-signing-key-not-a-secret"
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        message = "Debian's chromium is not installed (make test installs it when run as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+@pytest.fixture(scope="module")
+def live(wire_server, tmp_path_factory):
+    """A gunicorn server on its own database, with a trained model and an admin key."""
+    with trained_database(wire_server, "test_browser", SIGNING_KEY) as database:
+        store = api_key_store()
+        store.ensure_indexes()
+        admin_key = store.create(name="browser-admin", scope="admin")
+        server = LiveServer(
+            {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
+            tmp_path_factory.mktemp("browser") / "server.log",
+        )
+        server.start()
+        yield server, admin_key
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def _with_actuals(url: str) -> None:
+    """One stored estimation with recorded actual sales, so live accuracy has something to draw."""
+    import json
+    import urllib.request
+
+    def send(method: str, path: str, body: dict, headers: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            url + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.load(answer)
+
+    created = send("POST", "/estimations", {"bestseller_rank": 420, "category": "books"})
+    send(
+        "PATCH",
+        f"/estimations/{created['_id']}",
+        {"actual_sales": created["estimated_sales"], "actual_period": "2026-10"},
+        {"If-Match": created["_etag"]},
+    )
+
+
+def test_inspection_page_loads_and_its_charts_render(live, browser):
+    server, admin_key = live
+    _with_actuals(server.url)
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+
+    page.goto(server.url + "/inspect/")
+    page.fill("#key", admin_key)
+    page.click("#sign-in")
+    page.wait_for_selector("#model-card")
+
+    assert "Version 1" in page.inner_text("#model-card")
+    curves = page.locator("#chart svg polyline.curve")
+    assert curves.count() == 8
+    box = curves.first.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 50  # drawn, not just present
+    live_bar = page.locator('#accuracy svg rect.bar.live[data-category="books"]')
+    bar = live_bar.bounding_box()
+    assert bar is not None and bar["width"] > 100  # 100% within 2x: a full-length bar
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "inspect.png"), full_page=True)
+    page.close()
+
+
+def test_the_browsable_api_form_creates_an_estimation(live, browser):
+    server, _ = live
+    before = mongo.get_database()["estimations"].count_documents({"category": "electronics"})
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+
+    page.goto(server.url + "/estimations")
+    form = page.locator("#post-object-form form")
+    form.locator("input[name=bestseller_rank]").fill("1234")
+    form.locator("select[name=category]").select_option("electronics")  # not the first option (books)
+    form.locator("input[name=sku]").fill("B0TRIAL-1")
+    form.locator("button", has_text="POST").click()
+    page.wait_for_selector("text=HTTP 201 Created")
+
+    answer = page.inner_text(".response-info")
+    assert '"bestseller_rank": 1234' in answer
+    assert '"category": "electronics"' in answer and '"sku": "B0TRIAL-1"' in answer, answer
+    assert mongo.get_database()["estimations"].count_documents({"category": "electronics"}) == before + 1
+    stored = mongo.get_database()["estimations"].find_one({"sku": "B0TRIAL-1"})
+    assert stored is not None and stored["category"] == "electronics"
+    # the form on the answer page posts what is chosen there too, and an empty sku is no sku
+    form = page.locator("#post-object-form form")
+    form.locator("input[name=bestseller_rank]").fill("4321")
+    form.locator("select[name=category]").select_option("toys_games")
+    form.locator("input[name=sku]").fill("")
+    form.locator("button", has_text="POST").click()
+    page.wait_for_selector("text=HTTP 201 Created")
+    page.wait_for_selector("text=4321")
+    answer = page.inner_text(".response-info")
+    assert '"category": "toys_games"' in answer and '"sku"' not in answer, answer
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "browsable-api-post.png"), full_page=True)
+    page.close()
