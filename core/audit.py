@@ -64,12 +64,11 @@ INDEXES = [
 ]
 
 
-class AuditLog:
+class AuditLog(index_sync.OwnIndexes):
+    indexes = INDEXES
+
     def __init__(self, collection: Collection):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
 
     def record(
         self, action: str, actor: Actor, target: dict[str, Any], details: dict[str, Any] | None = None

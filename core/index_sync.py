@@ -164,6 +164,11 @@ def check(collection: Any, wanted: Sequence[IndexModel]) -> list[Step]:
     return [step for step in plan(existing, wanted) if step.action in (CREATE, REBUILD)]
 
 
+def described(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
+    """What ``ensure`` would change, one line each ("estimations.rank: missing"); empty: all in place."""
+    return [step.describe(collection.name) for step in check(collection, wanted)]
+
+
 def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
     """Make ``collection``'s indexes match ``wanted``; the names they are in place under, in order."""
     existing = collection.index_information()
@@ -196,6 +201,20 @@ def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
                 _drop(collection, str(step.existing))
             names.append(_create(collection, model, command_options))
         return names
+
+
+class OwnIndexes:
+    """For a store that owns ``self.collection``: its ``indexes`` put in place and checked."""
+
+    collection: Any
+    indexes: Sequence[IndexModel] = ()
+
+    def ensure_indexes(self) -> list[str]:
+        return ensure(self.collection, self.indexes)
+
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return described(self.collection, self.indexes)
 
 
 def _build(collection: Any, model: IndexModel, command_options: dict[str, Any]) -> str:

@@ -102,16 +102,15 @@ class LocalCounters:
             self._windows.clear()
 
 
-class MongoCounters:
+class MongoCounters(index_sync.OwnIndexes):
     """``{_id: key, n: count, reset: when the window ends (epoch seconds), expires: the same as a date,
     for the TTL index}``. A request in an open window costs one atomic update ($inc), so every host counts
     in the same document; the first of a window costs two or three (reset the ended one, or insert)."""
 
+    indexes = INDEXES
+
     def __init__(self, collection: Any):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
 
     def _uncountable(self) -> bool:
         """In an election no member takes the count (a write), while the reads are still served from the
@@ -201,10 +200,15 @@ def counters() -> Counters:
             _redis = (settings.REDIS_URL, RedisCounters(client))
         return _redis[1]
     if settings.MONGO_URI:
-        from core.mongo import get_database
-
-        return MongoCounters(get_database()[COLLECTION])
+        return mongo_counters()
     return _local
+
+
+def mongo_counters() -> MongoCounters:
+    """The counters in this process's MongoDB database (what ``counters`` chooses with MONGO_URI)."""
+    from core.mongo import get_database
+
+    return MongoCounters(get_database()[COLLECTION])
 
 
 def reset() -> None:

@@ -131,8 +131,7 @@ class ModelHolder:
 
     def _load(self, registry: ModelRegistry, version: int, seen: tuple[Any, ...]) -> None:
         try:
-            loaded = registry.load(version)
-            model = Predictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+            model = registry.load_predictor(version)
         except PyMongoError:
             raise  # the database, not the version: tried again at the next check
         except Exception as exc:  # RegistryError says why; anything else is still this version's fault

@@ -18,17 +18,14 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-from core import api_keys, audit, index_sync, throttling
 from core.api_keys import api_key_store
 from core.audit import audit_log
-from core.mongo import database_name, get_database
+from core.mongo import database_name
 from core.throttling import COLLECTION as THROTTLE_COUNTERS
-from core.throttling import MongoCounters
-from estimations.services import estimation_store
-from ml import registry
+from core.throttling import mongo_counters
+from estimations.store import estimation_store
 from ml.serving import model_registry
-from modelops import replay
-from modelops.services import replay_reports
+from modelops.replay_reports import replay_reports
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ def _ensurers() -> dict[str, Callable[[], list[str]]]:
         "api_keys": lambda: api_key_store().ensure_indexes(),
         "models": lambda: model_registry().ensure_indexes(),
         "replays": lambda: replay_reports().ensure_indexes(),
-        THROTTLE_COUNTERS: lambda: MongoCounters(get_database()[THROTTLE_COUNTERS]).ensure_indexes(),
+        THROTTLE_COUNTERS: lambda: mongo_counters().ensure_indexes(),
     }
 
 
@@ -79,16 +76,9 @@ def ensure_all_indexes() -> dict[str, list[str]]:
 
 def differences() -> list[str]:
     """What ``ensure_all_indexes`` would change, one line each ("estimations.rank: missing")."""
-    database = get_database()
     found = estimation_store().index_differences(ttl_days=settings.ESTIMATION_TTL_DAYS)
-    for collection, wanted in (
-        (audit_log().collection, audit.INDEXES),
-        (api_key_store().collection, api_keys.INDEXES),
-        (model_registry().models, registry.INDEXES),
-        (replay_reports().collection, replay.INDEXES),
-        (database[THROTTLE_COUNTERS], throttling.INDEXES),
-    ):
-        found += [step.describe(collection.name) for step in index_sync.check(collection, wanted)]
+    for store in (audit_log(), api_key_store(), model_registry(), replay_reports(), mongo_counters()):
+        found += store.index_differences()
     return found
 
 
