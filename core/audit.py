@@ -1,9 +1,6 @@
 """The audit trail: who did what to the service, and when.
 
-Every model training, activation, rollback and replay and every API key creation and revocation is
-recorded in the ``audit`` collection. Who is the API key's name for requests, and the operating system
-user for management commands. An entry never holds a key, or a key's hash: only its name and scope.
-``GET /audit`` lists the entries, newest first, for admin keys.
+More: docs/architecture.md, "core/audit.py".
 """
 
 from __future__ import annotations

@@ -1,19 +1,6 @@
 """Request budgets, checked so that no client can dodge them (docs/throttling.md).
 
-Which budget a request spends:
-
-- no key, or a key that turns out not to be valid: its client address's (THROTTLE_ANON_RATE). A request
-  without a key spends it before anything else runs; a request with a key is refused before the key is
-  looked up when its address is already over that budget (unless this worker has seen that key valid
-  lately), and spends it when the key is not valid;
-- a valid key: the key's own (THROTTLE_KEY_RATE), checked after authentication;
-- a sign-in attempt on /inspect/login: its address's THROTTLE_LOGIN_RATE.
-
-Counters are atomic and shared by every worker and host: in Redis with REDIS_URL, else in MongoDB (the
-``throttle_counters`` collection, one document per client and window, removed by a TTL index), else, with
-the embedded store (one process), in this process. A window starts with a client's first request and
-lasts the rate's period; past the budget a request answers 429 with Retry-After, the seconds until its
-window ends.
+More: docs/architecture.md, "core/throttling.py".
 """
 
 from __future__ import annotations

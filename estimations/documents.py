@@ -1,12 +1,6 @@
 """The stored document and what the API shows of it.
 
-Stored: ``_id`` (ObjectId), the input fields (rank, category, optional ``sku``), the estimate
-(``estimated_sales`` with its interval, ``extrapolated``, ``model_version``), the actuals a client
-recorded (``actual_sales``, ``actual_period``), ``_created`` and ``_updated`` (BSON dates, millisecond
-precision as MongoDB keeps them), ``_etag``, and ``_expires_from`` (the date retention counts from;
-absent on documents that are kept, see ``with_retention``).
-Shown: the same with ``_id`` as a string, dates as RFC 1123 strings (Eve's DATE_FORMAT) and
-Eve's ``_links``.
+More: docs/architecture.md, "estimations/documents.py".
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The list's allow-lists and the parsing of ``where`` and ``projection`` (sort: sorting.py; the
 ``after`` token: keyset.py; the whole query: list_query.py).
 
-Eve passes ``where`` to MongoDB almost as given. Here it is rebuilt from an allow-list: only
-comparison, set and logical operators on known fields, values of each field's type, bounded in
-depth and size. ``$where``, ``$function``, ``$expr``, ``$accumulator``, ``$regex`` and every other
-operator answer 400, so no client can make the database run code or scan without bound.
+More: docs/architecture.md, "estimations/query.py".
 """
 
 from __future__ import annotations

@@ -1,21 +1,6 @@
 """Training through the API: the uploaded CSV and the runner that trains on it (ml/job_store.py keeps the jobs).
 
-``POST /models`` streams its body to a temporary file (``TrainingUpload``), records a job (``queued``)
-in MongoDB and answers 202 at once; a runner in the same worker then trains with
-``ml.services.model_train``, exactly as ``manage.py train_model`` does, and records the outcome. Any
-replica answers ``GET /models/jobs/{id}``, since the job lives in the database (``TrainingJobs`` in
-ml/job_store.py is the only code that touches its collection).
-
-The fit is CPU-bound. Under gevent (the production worker) the runner is a greenlet, and the CPU work
-(reading the CSV, fitting) runs in a native thread of gevent's, so the worker's other greenlets keep
-being served; every database write (heartbeats, the model, the audit entry) stays in the runner's
-greenlet. Under threads (gthread) the runner is a thread, and the CPU work another. One training at a
-time runs per worker process: the others wait, ``queued``. Nothing leaves the process, so the embedded
-store (mongomock, in this process only) works the same.
-
-While it waits or works, the runner writes a heartbeat every ``HEARTBEAT_SECONDS``. A job whose
-heartbeat is older than ``STALE_SECONDS`` (its worker was stopped or killed) reads as failed, with that
-reason, and a runner that finds its job so marked stops before it stores anything.
+More: docs/architecture.md, "ml/jobs.py".
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The model registry in MongoDB: artifact bytes in GridFS, metadata in ``models``, the active version
 in ``model_state``. Every API replica reads the same registry, so none needs a shared disk.
 
-joblib artifacts run code when they are loaded. Each one is signed with an HMAC-SHA256 (key:
-MODEL_SIGNING_KEY) over its bytes and the metadata that serving relies on, and nothing is passed to
-``joblib.load`` before that signature, the bytes' sha256 and the scikit-learn version all check out.
+More: docs/architecture.md, "ml/registry.py".
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Live accuracy: how good a model version really is, from the estimations clients recorded actuals on.
 
-The same metrics as the holdout a version was trained with (``ml.train.metrics``): rows, RMSE of
-log1p(sales), median absolute percentage error (months with sales), share within 2x, overall and per
-category. Only the stored estimate is compared: recording actuals never changes an estimate, so each
-figure belongs to the version that made it.
+More: docs/architecture.md, "modelops/accuracy.py".
 """
 
 from __future__ import annotations

@@ -2,9 +2,7 @@
 the image's start chain runs ``manage.py ensure_indexes --at-start``; the embedded store's server builds
 its own). Idempotent and conflict-resolving (index_sync.py); ESTIMATION_TTL_DAYS changes are applied here.
 
-A failure never stops the API at start (docs/operations.md, "Indexes"): it is logged in one line saying
-what failed and what to run, the API serves on the indexes in place, and ``/health/ready`` reports what is
-missing in ``checks.indexes`` (read again at most every INDEX_CHECK_SECONDS per process).
+More: docs/architecture.md, "modelops/indexes.py".
 """
 
 from __future__ import annotations

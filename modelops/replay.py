@@ -1,9 +1,6 @@
 """Shadow replay: a candidate model version re-estimates stored estimations beside the active one.
 
-Nothing stored is changed. For each category the report says how far the candidate's estimates are
-from the active model's on the same inputs, and, on the estimations with recorded actuals, which of
-the two is closer (lower RMSE of log1p(sales), the training metric). Promotion is then decided on the
-service's own traffic, not only on the holdout.
+More: docs/architecture.md, "modelops/replay.py".
 """
 
 from __future__ import annotations
