@@ -51,12 +51,11 @@ class ApiClient:
         return self.scope == scope or self.scope == "admin"
 
 
-class ApiKeyStore:
+class ApiKeyStore(index_sync.OwnIndexes):
+    indexes = INDEXES
+
     def __init__(self, collection: Collection):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
 
     def create(self, *, name: str, scope: str) -> str:
         """Store a new key and return it: the only time it exists outside the client's hands."""

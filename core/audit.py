@@ -1,9 +1,6 @@
 """The audit trail: who did what to the service, and when.
 
-Every model training, activation, rollback and replay and every API key creation and revocation is
-recorded in the ``audit`` collection. Who is the API key's name for requests, and the operating system
-user for management commands. An entry never holds a key, or a key's hash: only its name and scope.
-``GET /audit`` lists the entries, newest first, for admin keys.
+More: docs/architecture.md, "core/audit.py".
 """
 
 from __future__ import annotations
@@ -64,12 +61,11 @@ INDEXES = [
 ]
 
 
-class AuditLog:
+class AuditLog(index_sync.OwnIndexes):
+    indexes = INDEXES
+
     def __init__(self, collection: Collection):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
 
     def record(
         self, action: str, actor: Actor, target: dict[str, Any], details: dict[str, Any] | None = None

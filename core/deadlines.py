@@ -1,20 +1,6 @@
 """Time limits that keep a hung database or a slow client from holding a request (docs/reliability.md).
 
-- ``DatabaseDeadlineMiddleware``: the database work of one API request (every operation it makes, with
-  PyMongo's retries, and the compensation of a failed insert) gets ``MONGO_TIMEOUT_MS`` in all, through
-  PyMongo's client-side operation timeout (``pymongo.timeout``), a second more for each 64 KiB of request
-  body (bulk inserts). A database that stops answering then
-  makes the request answer 503 in about that time, never after PyMongo's defaults (no socket timeout,
-  20 s to connect). The model endpoints are left out: a training upload reads its body for as long as
-  it comes, and a replay reads up to ``REPLAY_MAX_SAMPLE`` estimations; they, and the batches an export
-  streams after its first, are bounded per network wait by ``MONGO_SOCKET_TIMEOUT_MS``.
-- ``ClientBodyDeadline`` (WSGI): a request body must keep coming. gunicorn bounds a request's head (its
-  ``keepalive`` seconds, under gevent) but not its body, so a client that sends its body a byte at a
-  time would hold a connection (a greenlet, or under gthread a thread) as long as it liked. The body
-  may take ``CLIENT_BODY_TIMEOUT`` seconds plus its size at ``CLIENT_BODY_MIN_RATE`` bytes a second;
-  behind that, the request answers 408 in the error envelope and its connection is closed. Behind the
-  bundled nginx a body reaches gunicorn only once nginx holds it all, except training uploads, which
-  are streamed (deploy/nginx.conf).
+More: docs/architecture.md, "core/deadlines.py".
 """
 
 from __future__ import annotations

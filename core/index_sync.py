@@ -1,25 +1,6 @@
 """Index roll-out, shared by every store's ``ensure_indexes`` (docs/operations.md, "Indexes").
 
-``ensure`` makes a collection's indexes match a list of ``IndexModel``s without ever failing on what a
-deploy meets on a live database:
-
-- an index under one of our names whose key or options changed is dropped and built again (MongoDB
-  would refuse the new definition with IndexOptionsConflict, 85, or IndexKeySpecsConflict, 86);
-- an equivalent index (same key and options) under another name is adopted as it is (logged);
-- an index the server still refuses with 85/86 (a conflict the listing did not show, say a concurrent
-  start) is resolved the same way once: the index in the way is dropped and ours is built.
-
-Indexes are compared by their key pattern and the options that change what an index does: ``unique``,
-``sparse``, ``partialFilterExpression``, ``expireAfterSeconds`` and ``collation``, read from
-``index_information()`` before anything is created. Other indexes of the collection are left alone.
-
-A collection's drops and builds are bounded by ``INDEX_BUILD_TIMEOUT_MS`` in all: PyMongo's client-side
-operation timeout sends each createIndexes with what is left of it as ``maxTimeMS`` (and waits no longer
-on the socket). The listing before it has the client's own bounds: under an operation timeout PyMongo
-would wait all of it for an unreachable server, instead of MONGO_SERVER_SELECTION_TIMEOUT_MS. On a
-replica set (the server's ``hello`` names a ``setName``), createIndexes also carries
-``INDEX_COMMIT_QUORUM`` ("majority" by default: MongoDB's own default, "votingMembers", waits for every
-voting member, so one member down holds the build for ever).
+More: docs/architecture.md, "core/index_sync.py".
 """
 
 from __future__ import annotations
@@ -164,6 +145,11 @@ def check(collection: Any, wanted: Sequence[IndexModel]) -> list[Step]:
     return [step for step in plan(existing, wanted) if step.action in (CREATE, REBUILD)]
 
 
+def described(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
+    """What ``ensure`` would change, one line each ("estimations.rank: missing"); empty: all in place."""
+    return [step.describe(collection.name) for step in check(collection, wanted)]
+
+
 def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
     """Make ``collection``'s indexes match ``wanted``; the names they are in place under, in order."""
     existing = collection.index_information()
@@ -196,6 +182,20 @@ def ensure(collection: Any, wanted: Sequence[IndexModel]) -> list[str]:
                 _drop(collection, str(step.existing))
             names.append(_create(collection, model, command_options))
         return names
+
+
+class OwnIndexes:
+    """For a store that owns ``self.collection``: its ``indexes`` put in place and checked."""
+
+    collection: Any
+    indexes: Sequence[IndexModel] = ()
+
+    def ensure_indexes(self) -> list[str]:
+        return ensure(self.collection, self.indexes)
+
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return described(self.collection, self.indexes)
 
 
 def _build(collection: Any, model: IndexModel, command_options: dict[str, Any]) -> str:

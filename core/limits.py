@@ -1,18 +1,6 @@
 """What client input may be: the number, text, date and size limits every parser checks.
 
-One module, so that the JSON, form and CSV bodies, the query parameters (``where``, ``sort``,
-``projection``, ``page``, ``max_results`` and the other list filters) and the headers all draw the same
-lines. Each limit is a fact about what lies behind the API, which would otherwise answer a 500:
-
-- integers: BSON stores at most 64-bit signed integers (pymongo raises OverflowError beyond);
-- whole numbers sent as text: ASCII digits only (``"²".isdigit()`` is true, ``int("²")`` fails), and
-  few enough of them: Python refuses to convert a string of more than 4,300 digits;
-- dates: a Python datetime holds years 1 to 9999, so a date at either end with an offset that takes
-  it across (``0001-01-01T00:00:00+01:00``) cannot be converted to UTC;
-- text: UTF-8 cannot encode a lone surrogate (``"\\ud800"``, which a JSON escape or a Python literal
-  can carry), and neither can BSON, a log line or an answer that shows the text back;
-- sizes: MAX_BODY_BYTES for every body (JSON, form, multipart, CSV, chunked or not), and
-  DATA_UPLOAD_MAX_NUMBER_FIELDS for a form's fields.
+More: docs/architecture.md, "core/limits.py".
 """
 
 from __future__ import annotations

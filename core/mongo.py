@@ -1,12 +1,6 @@
 """One MongoDB client per process, created on first use.
 
-The client is created lazily with ``connect=False`` so that nothing opens a socket at import time and
-a gunicorn worker forked from a master never inherits a connected client (PyMongo's fork-safety FAQ).
-An ``os.register_at_fork`` hook drops any client a child would inherit.
-
-With ``MONGO_URI`` unset the service runs on an embedded in-memory store (mongomock): everything
-works, nothing is kept when the process ends. Only the process that serves requests from it can reach
-it: a management command run beside the server has a store of its own (``serves_embedded_store``).
+More: docs/architecture.md, "core/mongo.py".
 """
 
 from __future__ import annotations

@@ -56,10 +56,6 @@ def method_label(method: str | None) -> str:
     return method if method in KNOWN_METHODS else "other"
 
 
-def current_request_id() -> str:
-    return _request_id.get()
-
-
 class RequestIdFilter(logging.Filter):
     """Puts the current request's id on every log record (``-`` outside a request)."""
 

@@ -1,12 +1,6 @@
 """Body parsers that bound what they read: JSON, forms (urlencoded and multipart) and CSV.
 
-Each reads at most MAX_BODY_BYTES + 1 bytes of the request stream and answers 413 beyond that
-(core.limits), whether the body came with a Content-Length or chunked
-(core.request_body). DRF's own JSON and form parsers are not used: DRF reads
-``request.body`` for them, which raises Django's RequestDataTooBig (a 500 through DRF). A nesting bomb
-makes ``json.loads`` raise RecursionError, which DRF's parser would let through as a 500; here it is a
-400 like any other malformed body, as is a lone surrogate escape (``"\\ud800"``) in a string or a key.
-A form has at most DATA_UPLOAD_MAX_NUMBER_FIELDS fields (400 beyond).
+More: docs/architecture.md, "core/parsers.py".
 """
 
 from __future__ import annotations

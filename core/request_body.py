@@ -1,14 +1,6 @@
 """Request bodies sent with ``Transfer-Encoding: chunked``: read, within MAX_BODY_BYTES, like any other.
 
-Django reads a body through ``LimitedStream(wsgi.input, CONTENT_LENGTH)``, and a chunked request has no
-Content-Length: Django (and DRF, which treats a missing length as no body) would read nothing, so a valid
-JSON POST got 422 "bestseller_rank: required field" and a CSV "The CSV is empty". gunicorn decodes the
-chunks and marks its ``wsgi.input`` as ending where the body ends (``wsgi.input_terminated``, the WSGI
-convention for this); here at most the view's limit + 1 bytes of it are read, a larger body answers 413 in
-the error envelope, and the request then goes on as if it had come with its Content-Length. The limit is
-MAX_BODY_BYTES unless the view names its own (``max_body_bytes``, as POST /models does for training CSVs);
-what is read waits in memory up to 1 MiB, then in a temporary file. A server that does not terminate its
-input is left alone (reading it could wait for bytes that never come).
+More: docs/architecture.md, "core/request_body.py".
 """
 
 from __future__ import annotations

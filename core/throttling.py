@@ -1,19 +1,6 @@
 """Request budgets, checked so that no client can dodge them (docs/throttling.md).
 
-Which budget a request spends:
-
-- no key, or a key that turns out not to be valid: its client address's (THROTTLE_ANON_RATE). A request
-  without a key spends it before anything else runs; a request with a key is refused before the key is
-  looked up when its address is already over that budget (unless this worker has seen that key valid
-  lately), and spends it when the key is not valid;
-- a valid key: the key's own (THROTTLE_KEY_RATE), checked after authentication;
-- a sign-in attempt on /inspect/login: its address's THROTTLE_LOGIN_RATE.
-
-Counters are atomic and shared by every worker and host: in Redis with REDIS_URL, else in MongoDB (the
-``throttle_counters`` collection, one document per client and window, removed by a TTL index), else, with
-the embedded store (one process), in this process. A window starts with a client's first request and
-lasts the rate's period; past the budget a request answers 429 with Retry-After, the seconds until its
-window ends.
+More: docs/architecture.md, "core/throttling.py".
 """
 
 from __future__ import annotations
@@ -102,16 +89,15 @@ class LocalCounters:
             self._windows.clear()
 
 
-class MongoCounters:
+class MongoCounters(index_sync.OwnIndexes):
     """``{_id: key, n: count, reset: when the window ends (epoch seconds), expires: the same as a date,
     for the TTL index}``. A request in an open window costs one atomic update ($inc), so every host counts
     in the same document; the first of a window costs two or three (reset the ended one, or insert)."""
 
+    indexes = INDEXES
+
     def __init__(self, collection: Any):
         self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
 
     def _uncountable(self) -> bool:
         """In an election no member takes the count (a write), while the reads are still served from the
@@ -201,10 +187,15 @@ def counters() -> Counters:
             _redis = (settings.REDIS_URL, RedisCounters(client))
         return _redis[1]
     if settings.MONGO_URI:
-        from core.mongo import get_database
-
-        return MongoCounters(get_database()[COLLECTION])
+        return mongo_counters()
     return _local
+
+
+def mongo_counters() -> MongoCounters:
+    """The counters in this process's MongoDB database (what ``counters`` chooses with MONGO_URI)."""
+    from core.mongo import get_database
+
+    return MongoCounters(get_database()[COLLECTION])
 
 
 def reset() -> None:

@@ -1,10 +1,6 @@
 """CSV in and out: a seller's product list in, estimations out.
 
-In: ``POST /estimations`` with ``Content-Type: text/csv``; a header row naming ``bestseller_rank`` and
-optionally ``category`` and ``sku`` (an empty cell: not given). The columns an export adds are
-ignored, so an export can be sent back to estimate it again; any other column is refused. Out:
-``GET /estimations`` with ``Accept: text/csv`` (or ``?format=csv``) streams every estimation the
-filter matches, one batch of documents at a time.
+More: docs/architecture.md, "estimations/csv_io.py".
 """
 
 from __future__ import annotations

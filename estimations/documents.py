@@ -1,12 +1,6 @@
 """The stored document and what the API shows of it.
 
-Stored: ``_id`` (ObjectId), the input fields (rank, category, optional ``sku``), the estimate
-(``estimated_sales`` with its interval, ``extrapolated``, ``model_version``), the actuals a client
-recorded (``actual_sales``, ``actual_period``), ``_created`` and ``_updated`` (BSON dates, millisecond
-precision as MongoDB keeps them), ``_etag``, and ``_expires_from`` (the date retention counts from;
-absent on documents that are kept, see ``with_retention``).
-Shown: the same with ``_id`` as a string, dates as RFC 1123 strings (Eve's DATE_FORMAT) and
-Eve's ``_links``.
+More: docs/architecture.md, "estimations/documents.py".
 """
 
 from __future__ import annotations
@@ -15,8 +9,11 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+
 from core.http import http_date, utc_now
-from estimations.fields import CONTENT_FIELDS
+from estimations.fields import CONTENT_FIELDS, ESTIMATE_FIELDS
+from ml.predictor import Estimate
 
 RESOURCE = "estimations"
 ITEM_TITLE = "estimations"  # the tutorial's item_title
@@ -48,6 +45,45 @@ def with_retention(document: dict[str, Any], *, keep_actuals: bool) -> dict[str,
     else:
         document[EXPIRES_FROM] = document["_created"]
     return document
+
+
+def _given(fields: dict[str, Any]) -> dict[str, Any]:
+    """The input fields with a value (None: the field is absent, or removed)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _with_estimate(fields: dict[str, Any], estimate: Estimate, version: int) -> dict[str, Any]:
+    """The input fields given, with the estimate made from them by model ``version``."""
+    content = _given(fields)
+    content["estimated_sales"] = estimate.sales
+    content["estimated_sales_low"] = estimate.low
+    content["estimated_sales_high"] = estimate.high
+    content["extrapolated"] = bool(estimate.extrapolated)
+    content["model_version"] = version
+    return content
+
+
+def new_document(
+    fields: dict[str, Any], estimate: Estimate, version: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What a POST stores: the validated input and its estimate, stamped (``now``: one moment for a whole
+    bulk insert, as Eve stamps it) and marked for retention."""
+    document = stamp(_with_estimate(fields, estimate, version), now=now)
+    return with_retention(document, keep_actuals=settings.ESTIMATION_TTL_KEEP_ACTUALS)
+
+
+def replacement(
+    current: dict[str, Any], fields: dict[str, Any], estimate: Estimate | None, version: int
+) -> dict[str, Any]:
+    """What a PUT or PATCH stores in place of ``current``: the new input with a new ``estimate``, or with
+    ``current``'s estimate (None: the rank and category stay), under the same ``_id`` and ``_created``."""
+    if estimate is None:
+        kept = {name: current[name] for name in ESTIMATE_FIELDS if name in current}
+        content = {**_given(fields), **kept}
+    else:
+        content = _with_estimate(fields, estimate, version)
+    document = {"_id": current["_id"], "_created": current["_created"], **stamp(content, new=False)}
+    return with_retention(document, keep_actuals=settings.ESTIMATION_TTL_KEEP_ACTUALS)
 
 
 def item_href(object_id: Any) -> str:

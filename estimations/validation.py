@@ -1,9 +1,6 @@
 """Validation of estimation input, with Eve's (Cerberus's) wording for each issue.
 
-One plain function rather than a DRF serializer per item: a bulk insert validates up to
-BULK_MAX_ITEMS documents per request, and this costs microseconds per document. The fields, which are
-required or nullable, and their limits come from the field table (``estimations.fields``), which also
-makes the serializers that state the schema for OpenAPI and the browsable API's form.
+More: docs/architecture.md, "estimations/validation.py".
 """
 
 from __future__ import annotations

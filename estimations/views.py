@@ -1,4 +1,5 @@
-"""HTTP for the estimations resource: parse the request, call a service, shape Eve's answer."""
+"""HTTP for the estimations resource: parse the request, call a selector (reads) or a service (writes),
+shape Eve's answer."""
 
 from __future__ import annotations
 
@@ -23,13 +24,12 @@ from core.negotiation import UnknownFormat
 from core.openapi import EnvelopeAutoSchema
 from core.runtime import in_turns
 from estimations import schema as docs
-from estimations import services
+from estimations import selectors, services
 from estimations.csv_io import MEDIA_TYPE as CSV
 from estimations.csv_io import MSG_CSV_EMPTY, CsvParser, CsvRenderer, CsvRows, csv_chunks
 from estimations.documents import RESOURCE, item_href, to_resource
-from estimations.query import ListQuery, parse_list_query
+from estimations.list_query import ListQuery, parse_list_query
 from estimations.serializers import EstimationFormSerializer
-from ml.serving import get_estimator
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -142,7 +142,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     def get_object(self) -> dict[str, Any]:
         """The estimation the URL names (DRF's OPTIONS metadata and browsable forms ask for it)."""
-        return services.estimation_get(store=services.estimation_store(), estimation_id=self.kwargs["id"])
+        return selectors.estimation_get(estimation_id=self.kwargs["id"])
 
     # --- collection ---------------------------------------------------------------------------
 
@@ -155,8 +155,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
             max_skip=settings.PAGINATION_MAX_SKIP,
         )
         if isinstance(request.accepted_renderer, CsvRenderer):
-            exported, total = services.estimation_export(
-                store=services.estimation_store(),
+            exported, total = selectors.estimation_export(
                 query=query,
                 max_rows=settings.EXPORT_MAX_ROWS or None,
                 max_time_ms=settings.EXPORT_MAX_TIME_MS or None,
@@ -167,7 +166,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
             # cut short ends without the chunked body's last chunk (docs/api.md).
             response["X-Total-Count"] = str(total)
             return response
-        page = services.estimation_list(store=services.estimation_store(), query=query)
+        page = selectors.estimation_list(query=query)
         body = {
             "_items": [to_resource(document) for document in page.items],
             "_links": _page_links(request, query, page.total, page.after),
@@ -178,7 +177,6 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     @docs.create_schema
     def create(self, request: Request) -> Response:
         data, from_form = _payload(request)
-        store, estimator = services.estimation_store(), get_estimator()
         key = _idempotency_key(request)
         if request.content_type.partition(";")[0].strip().lower() == CSV and not isinstance(data, CsvRows):
             raise ParseError(MSG_CSV_EMPTY)  # an empty body never reaches the parser
@@ -186,16 +184,14 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
             if key is not None:
                 raise ParseError(MSG_IDEMPOTENCY_BULK)
             if isinstance(data, CsvRows):
-                documents = services.estimation_import_csv(store=store, estimator=estimator, upload=data)
+                documents = services.estimation_import_csv(upload=data)
             else:
-                documents = services.estimation_create_many(store=store, estimator=estimator, items=data)
+                documents = services.estimation_create_many(items=data)
             body = {"_status": "OK", "_items": [_written(document) for document in in_turns(documents)]}
             return Response(body, status=status.HTTP_201_CREATED)
         if not isinstance(data, dict):
             raise ParseError(MSG_BODY_SHAPE)
-        document, created = services.estimation_create(
-            store=store, estimator=estimator, data=data, from_form=from_form, idempotency_key=key
-        )
+        document, created = services.estimation_create(data=data, from_form=from_form, idempotency_key=key)
         headers = {"Location": request.build_absolute_uri("/" + item_href(document["_id"])), **_item_headers(document)}
         if not created:
             headers[REPLAYED_HEADER] = "true"
@@ -205,7 +201,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     @docs.retrieve_schema
     def retrieve(self, request: Request, id: str) -> Response:
-        document = services.estimation_get(store=services.estimation_store(), estimation_id=id)
+        document = selectors.estimation_get(estimation_id=id)
         headers = _item_headers(document)
         if not_modified(
             etag=document["_etag"],
@@ -228,8 +224,6 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         if_match = required_if_match(request.headers.get("If-Match"))
         data, from_form = _payload(request)
         document = services.estimation_update(
-            store=services.estimation_store(),
-            estimator=get_estimator(),
             estimation_id=id,
             if_match=if_match,
             data=data,
@@ -241,7 +235,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
     @docs.destroy_schema
     def destroy(self, request: Request, id: str) -> Response:
         if_match = required_if_match(request.headers.get("If-Match"))
-        services.estimation_delete(store=services.estimation_store(), estimation_id=id, if_match=if_match)
+        services.estimation_delete(estimation_id=id, if_match=if_match)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

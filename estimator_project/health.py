@@ -1,14 +1,7 @@
-"""Health endpoints for orchestrators: /health/live (the process answers) and /health/ready (it can
-serve: the database answers and a model is loaded). Not ready answers 503 in the error envelope, with
-each check's result so an operator sees why. ``checks.indexes`` says what indexes are missing without
-making the service unready: it serves on the indexes in place (docs/operations.md, "Indexes").
+"""Health endpoints for orchestrators: /health/live (the process answers) and /health/ready (the
+database answers and a model is loaded; otherwise 503 in the error envelope, with each check's result).
 
-The database check tells "no primary for now" from "the database is gone" (docs/mongodb.md). On a
-replica set between two primaries (an election takes up to about 12 s) the members still answer: reads
-are served (MONGO_READ_PREFERENCE) and writes answer 503 until a primary is elected. That is the same
-for every API replica, so readiness stays 200 and says so, rather than taking every replica out of the
-load balancer at once. Only when no member answers is the service not ready. Each ping waits at most
-MONGO_READY_TIMEOUT_MS.
+More: docs/architecture.md, "estimator_project/health.py".
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
 """The sales model as a scikit-learn Pipeline with a log1p target.
 
-    TransformedTargetRegressor(log1p / expm1)
-      Pipeline
-        CategoryLogRank         [category, rank] -> [category code, ln rank]
-        ConcaveLogLogRegressor  per category: log1p(sales) = c - b x - sum_k d_k max(0, x - t_k)
-
-x is ln(rank) and t_k are fixed knots (ln of 10, 30, 100, ... 1,000,000). The coefficients b and d_k
-are fitted non-negative (scipy's NNLS), so within a category the estimate never rises with rank
-(slope -(b + sum of the d_k passed) <= 0) and the log-log curve is concave: flatter at the top ranks,
-steeper in the long tail, as the literature finds. Beyond the last knot the curve continues linearly.
+More: docs/architecture.md, "ml/pipeline.py".
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The model registry in MongoDB: artifact bytes in GridFS, metadata in ``models``, the active version
 in ``model_state``. Every API replica reads the same registry, so none needs a shared disk.
 
-joblib artifacts run code when they are loaded. Each one is signed with an HMAC-SHA256 (key:
-MODEL_SIGNING_KEY) over its bytes and the metadata that serving relies on, and nothing is passed to
-``joblib.load`` before that signature, the bytes' sha256 and the scikit-learn version all check out.
+More: docs/architecture.md, "ml/registry.py".
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core import index_sync
+from ml.predictor import Predictor
 from ml.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -51,6 +50,8 @@ class ArtifactRefused(RegistryError):
 
 @dataclass
 class LoadedModel:
+    """A stored version's artifact, verified and unpickled, with its metadata."""
+
     version: int
     pipeline: Any
     metadata: dict[str, Any]
@@ -83,6 +84,10 @@ class ModelRegistry:
 
     def ensure_indexes(self) -> list[str]:
         return index_sync.ensure(self.models, INDEXES)
+
+    def index_differences(self) -> list[str]:
+        """What ``ensure_indexes`` would change, one line each; empty: all in place."""
+        return index_sync.described(self.models, INDEXES)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ class ModelRegistry:
 
     def activate(self, version: int) -> dict[str, Any]:
         """Make ``version`` the active one, after checking that it loads. Returns its metadata."""
-        self.load(version)  # refuse to activate what serving would refuse to load
+        self.load_predictor(version)  # refuse to activate what serving would refuse to load
         now = datetime.now(UTC)
         self.state.replace_one({"_id": ACTIVE}, {"_id": ACTIVE, "version": version, "activated": now}, upsert=True)
         return self.get(version) or {}
@@ -150,6 +155,17 @@ class ModelRegistry:
             for grid_out in self.bucket.find({"_id": file_id}, limit=1):
                 stored = (grid_out.upload_date, grid_out.length)
         return metadata, stored
+
+    def load_predictor(self, version: int) -> Predictor:
+        """Version ``version`` as the Predictor that serves it: fetched and verified (``load``), then read
+        into its segments. Raises what ``load`` raises; a pipeline or metadata the Predictor cannot read is
+        refused too (ArtifactRefused)."""
+        loaded = self.load(version)
+        try:
+            return Predictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+        except Exception as exc:  # verified, yet not a model this service can serve
+            logger.exception("reading model version %s into a predictor failed", version)
+            raise ArtifactRefused(f"model version {version} could not be loaded ({type(exc).__name__})") from exc
 
     def load(self, version: int) -> LoadedModel:
         """Fetch and verify version ``version``; only then unpickle it.

@@ -1,10 +1,6 @@
 """A documented generator of synthetic BSR/sales data, since no real sales data can be shipped.
 
-Monthly unit sales follow a power law in rank, ln(sales) = a - b ln(rank) (Brynjolfsson, Hu & Smith
-2003, eq. 9: ln(weekly sales) = 10.526 - 0.871 ln(rank) for books, x 30/7 for monthly; other studies
-of 2001-2005 found slopes of 0.855-0.91). The curve is flatter in the top ranks and steeper in the long
-tail: slope 0.5 below rank 100 and b + 0.25 beyond rank 100,000, continuous at both joins. Each row
-draws log-normal noise (sigma per category) and then a Poisson count, so the tail has zero-sale months.
+More: docs/architecture.md, "ml/sample_data.py".
 """
 
 from __future__ import annotations

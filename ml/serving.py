@@ -1,17 +1,6 @@
 """Which model answers requests, and how a newly activated one is picked up without a restart.
 
-Each process keeps the model it serves in memory as a ``Predictor``. At most every
-MODEL_REFRESH_SECONDS, one request thread (never more than one at a time; the others go on with the
-current model) reads the active version from MongoDB; if it changed, the new version is fetched,
-verified, loaded and swapped in. A version that fails verification, or cannot be read or loaded, is
-refused with a logged error and the process keeps serving what it had; no request fails for it. A check
-that fails for any other reason (the database down, slow or stepping down; anything unexpected) is
-logged and counted (``model_refresh_failures_total``), and the model already loaded keeps serving: the
-request that made the check answers as it would have. The next check comes MODEL_REFRESH_SECONDS later.
-
-A refusal is remembered with what was refused: the activation, and the version's metadata and GridFS
-file. It is not tried again on every check, but as soon as the version is activated again or its
-artifact changes.
+More: docs/architecture.md, "ml/serving.py".
 """
 
 from __future__ import annotations
@@ -131,8 +120,7 @@ class ModelHolder:
 
     def _load(self, registry: ModelRegistry, version: int, seen: tuple[Any, ...]) -> None:
         try:
-            loaded = registry.load(version)
-            model = Predictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
+            model = registry.load_predictor(version)
         except PyMongoError:
             raise  # the database, not the version: tried again at the next check
         except Exception as exc:  # RegistryError says why; anything else is still this version's fault

@@ -1,5 +1,6 @@
 """HTTP for training through the API: POST /models (a training CSV, admin API key) and
-GET /models/jobs/{id} (the training job it started). The jobs themselves: ml/jobs.py."""
+GET /models/jobs/{id} (the training job it started). The jobs themselves: ml/jobs.py runs them,
+ml/job_store.py keeps them."""
 
 from __future__ import annotations
 
@@ -24,17 +25,8 @@ from core.limits import whole_number
 from core.openapi import COMMON, ErrorDetailSerializer, error_response
 from ml.api import ModelListView
 from ml.data import REQUIRED_COLUMNS
-from ml.jobs import (
-    DONE,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    STALE_SECONDS,
-    SUCCEEDED,
-    TrainingUpload,
-    start_training,
-    training_jobs,
-)
+from ml.job_store import DONE, FAILED, QUEUED, RUNNING, STALE_SECONDS, SUCCEEDED, training_jobs
+from ml.jobs import TrainingUpload, start_training
 from ml.train import ISSUE_SEED, MAX_SEED
 
 logger = logging.getLogger(__name__)

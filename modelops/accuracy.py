@@ -1,9 +1,6 @@
 """Live accuracy: how good a model version really is, from the estimations clients recorded actuals on.
 
-The same metrics as the holdout a version was trained with (``ml.train.metrics``): rows, RMSE of
-log1p(sales), median absolute percentage error (months with sales), share within 2x, overall and per
-category. Only the stored estimate is compared: recording actuals never changes an estimate, so each
-figure belongs to the version that made it.
+More: docs/architecture.md, "modelops/accuracy.py".
 """
 
 from __future__ import annotations
@@ -12,24 +9,17 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from pymongo.collection import Collection
 
+from estimations.selectors import estimations_with_actuals
 from ml.train import metrics
 
-BATCH = 5000
 
-
-def with_actuals(version: int) -> dict[str, Any]:
-    """The filter of a version's estimations with actuals (served by the store's 'actuals' index)."""
-    return {"model_version": version, "actual_sales": {"$exists": True}}
-
-
-def live_accuracy(estimations: Collection, *, version: int, categories: list[str]) -> dict[str, Any]:
+def live_accuracy(*, version: int, categories: list[str]) -> dict[str, Any]:
     """Overall and per-category metrics of ``version``'s stored estimates against recorded actuals."""
     estimated: dict[str, list[int]] = defaultdict(list)
     actual: dict[str, list[int]] = defaultdict(list)
     projection = {"_id": 0, "category": 1, "estimated_sales": 1, "actual_sales": 1}
-    for document in estimations.find(with_actuals(version), projection).batch_size(BATCH):
+    for document in estimations_with_actuals(version=version, projection=projection):
         estimated[document["category"]].append(document["estimated_sales"])
         actual[document["category"]].append(document["actual_sales"])
 

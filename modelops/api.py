@@ -19,12 +19,12 @@ from core.errors import ValidationFailed
 from core.http import http_date
 from core.openapi import COMMON, EnvelopeAutoSchema, error_response
 from core.parsers import LimitedJSONParser
-from estimations.services import estimation_store
 from ml.api import ERR_404, MSG_UNKNOWN_VERSION, VERSION, ModelRefused, metadata_or_404
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.serving import model_registry
 from modelops.accuracy import live_accuracy
-from modelops.services import NothingToCompare, model_replay, replay_reports
+from modelops.replay_reports import replay_reports
+from modelops.services import NothingToCompare, model_replay
 
 
 class MetricsSerializer(serializers.Serializer):
@@ -59,7 +59,7 @@ class ModelAccuracyView(APIView):
     def get(self, request: Request, version: int) -> Response:
         registry = model_registry()
         metadata = metadata_or_404(registry, version)
-        live = live_accuracy(estimation_store().collection, version=version, categories=metadata["categories"])
+        live = live_accuracy(version=version, categories=metadata["categories"])
         return Response(
             {
                 "version": version,

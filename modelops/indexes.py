@@ -2,9 +2,7 @@
 the image's start chain runs ``manage.py ensure_indexes --at-start``; the embedded store's server builds
 its own). Idempotent and conflict-resolving (index_sync.py); ESTIMATION_TTL_DAYS changes are applied here.
 
-A failure never stops the API at start (docs/operations.md, "Indexes"): it is logged in one line saying
-what failed and what to run, the API serves on the indexes in place, and ``/health/ready`` reports what is
-missing in ``checks.indexes`` (read again at most every INDEX_CHECK_SECONDS per process).
+More: docs/architecture.md, "modelops/indexes.py".
 """
 
 from __future__ import annotations
@@ -18,17 +16,14 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
-from core import api_keys, audit, index_sync, throttling
 from core.api_keys import api_key_store
 from core.audit import audit_log
-from core.mongo import database_name, get_database
+from core.mongo import database_name
 from core.throttling import COLLECTION as THROTTLE_COUNTERS
-from core.throttling import MongoCounters
-from estimations.services import estimation_store
-from ml import registry
+from core.throttling import mongo_counters
+from estimations.store import estimation_store
 from ml.serving import model_registry
-from modelops import replay
-from modelops.services import replay_reports
+from modelops.replay_reports import replay_reports
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +51,7 @@ def _ensurers() -> dict[str, Callable[[], list[str]]]:
         "api_keys": lambda: api_key_store().ensure_indexes(),
         "models": lambda: model_registry().ensure_indexes(),
         "replays": lambda: replay_reports().ensure_indexes(),
-        THROTTLE_COUNTERS: lambda: MongoCounters(get_database()[THROTTLE_COUNTERS]).ensure_indexes(),
+        THROTTLE_COUNTERS: lambda: mongo_counters().ensure_indexes(),
     }
 
 
@@ -79,16 +74,9 @@ def ensure_all_indexes() -> dict[str, list[str]]:
 
 def differences() -> list[str]:
     """What ``ensure_all_indexes`` would change, one line each ("estimations.rank: missing")."""
-    database = get_database()
     found = estimation_store().index_differences(ttl_days=settings.ESTIMATION_TTL_DAYS)
-    for collection, wanted in (
-        (audit_log().collection, audit.INDEXES),
-        (api_key_store().collection, api_keys.INDEXES),
-        (model_registry().models, registry.INDEXES),
-        (replay_reports().collection, replay.INDEXES),
-        (database[THROTTLE_COUNTERS], throttling.INDEXES),
-    ):
-        found += [step.describe(collection.name) for step in index_sync.check(collection, wanted)]
+    for store in (audit_log(), api_key_store(), model_registry(), replay_reports(), mongo_counters()):
+        found += store.index_differences()
     return found
 
 

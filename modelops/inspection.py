@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
-from pymongo import DESCENDING
 from pymongo.errors import PyMongoError
 
 from core import mongo, throttling
@@ -22,11 +21,11 @@ from core.api_keys import SCHEMES, ApiKeyStore, api_key_store
 from core.audit import audit_log
 from core.http import http_date
 from core.limits import whole_number
-from estimations.services import estimation_store
+from estimations.selectors import estimations_newest, versions_with_actuals
 from ml.plot import accuracy_svg, curves_svg
 from ml.serving import NoActiveModel, get_estimator, model_registry
 from modelops.accuracy import live_accuracy
-from modelops.services import replay_reports
+from modelops.replay_reports import replay_reports
 
 SESSION_KEY = "inspect_key_hash"
 LOGIN_URL = "/inspect/login"
@@ -188,7 +187,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     active = next((meta for meta in versions if meta["version"] == active_version), None)
     categories = active["categories"] if active else []
     query, shown, ignored = _filters(request, categories)
-    recent = list(estimation_store().collection.find(query).sort("_id", DESCENDING).limit(RECENT))
+    recent = estimations_newest(filter_=query, limit=RECENT)
     try:
         chart = mark_safe(curves_svg(get_estimator()))  # noqa: S308 - our own SVG, names are escaped
     except NoActiveModel:
@@ -215,15 +214,14 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
 
 def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> list[dict[str, Any]]:
     """Live accuracy beside the holdout, for the newest versions with actuals and the active one."""
-    estimations = estimation_store().collection
-    measured = set(estimations.distinct("model_version", {"actual_sales": {"$exists": True}}))
+    measured = versions_with_actuals()
     if active_version is not None:
         measured.add(active_version)
     by_version = {meta["version"]: meta for meta in versions}
     shown = []
     for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
         meta = by_version[version]
-        live = live_accuracy(estimations, version=version, categories=meta["categories"])
+        live = live_accuracy(version=version, categories=meta["categories"])
         holdout = meta["metrics"]
         rows = [{"name": "overall", "live": live["overall"], "holdout": holdout["overall"]}] + [
             {"name": name, "live": live_row, "holdout": holdout["per_category"].get(name, {})}

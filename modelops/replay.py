@@ -1,9 +1,6 @@
 """Shadow replay: a candidate model version re-estimates stored estimations beside the active one.
 
-Nothing stored is changed. For each category the report says how far the candidate's estimates are
-from the active model's on the same inputs, and, on the estimations with recorded actuals, which of
-the two is closer (lower RMSE of log1p(sales), the training metric). Promotion is then decided on the
-service's own traffic, not only on the holdout.
+More: docs/architecture.md, "modelops/replay.py".
 """
 
 from __future__ import annotations
@@ -13,28 +10,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.collection import Collection
 from tqdm import tqdm
 
-from core import index_sync
 from estimations.fields import ESTIMATE_INPUTS
 from ml.predictor import Predictor
 from ml.train import metrics
 
 BATCH = 10_000
-INDEXES = [IndexModel([("version", ASCENDING), ("created", DESCENDING)], name="version")]
 # What an estimate is made from (the field table's inputs), and the units really sold where recorded.
 FIELDS = {"_id": 0, **dict.fromkeys(ESTIMATE_INPUTS, 1), "actual_sales": 1}
-
-
-def stored_inputs(estimations: Collection, sample: int | None) -> tuple[Iterable[dict[str, Any]], int]:
-    """The estimations to replay and how many: all, or a random sample of ``sample`` when there are more."""
-    total = estimations.estimated_document_count()
-    if sample is None or sample >= total:
-        return estimations.find({}, FIELDS).batch_size(BATCH), total
-    pipeline = [{"$sample": {"size": sample}}, {"$project": FIELDS}]
-    return estimations.aggregate(pipeline, allowDiskUse=True, batchSize=BATCH), sample
 
 
 def _batches(documents: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -124,23 +108,3 @@ def replay(
         "overall": summary,
         "per_category": {name: per_category[name].report() for name in sorted(per_category)},
     }
-
-
-class ReplayReports:
-    """Stored replay reports, newest first per candidate version."""
-
-    def __init__(self, collection: Collection):
-        self.collection = collection
-
-    def ensure_indexes(self) -> list[str]:
-        return index_sync.ensure(self.collection, INDEXES)
-
-    def save(self, report: dict[str, Any]) -> dict[str, Any]:
-        self.collection.insert_one(report)
-        return report
-
-    def for_version(self, version: int, *, limit: int = 20) -> list[dict[str, Any]]:
-        return list(self.collection.find({"version": version}).sort("created", DESCENDING).limit(limit))
-
-    def latest(self, *, limit: int = 5) -> list[dict[str, Any]]:
-        return list(self.collection.find().sort("created", DESCENDING).limit(limit))

@@ -6,22 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.audit import MODEL_REPLAY, Actor, audit_log
-from core.mongo import get_database
-from estimations.services import estimation_store
-from ml.predictor import Predictor
+from estimations.selectors import estimations_sample
 from ml.registry import RegistryError
 from ml.serving import model_registry
-from modelops.replay import ReplayReports, replay, stored_inputs
-
-REPLAYS = "replays"
+from modelops.replay import FIELDS, replay
+from modelops.replay_reports import replay_reports
 
 
 class NothingToCompare(RegistryError):
     """A replay needs an active model to compare the candidate with."""
-
-
-def replay_reports() -> ReplayReports:
-    return ReplayReports(get_database()[REPLAYS])
 
 
 def model_replay(*, version: int, sample: int | None, actor: Actor, progress: bool = False) -> dict[str, Any]:
@@ -33,12 +26,8 @@ def model_replay(*, version: int, sample: int | None, actor: Actor, progress: bo
     active_version = registry.active_version()
     if active_version is None:
         raise NothingToCompare("no model version is active, so there is nothing to compare the candidate with")
-    loaded = {number: registry.load(number) for number in {version, active_version}}
-    candidate, active = (
-        Predictor.from_metadata(loaded[number].pipeline, version=number, metadata=loaded[number].metadata)
-        for number in (version, active_version)
-    )
-    documents, total = stored_inputs(estimation_store().collection, sample)
+    candidate, active = (registry.load_predictor(number) for number in (version, active_version))
+    documents, total = estimations_sample(projection=FIELDS, size=sample)
     report = {
         "created": datetime.now(UTC),
         "version": version,

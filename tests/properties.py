@@ -18,17 +18,15 @@ import mongomock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from estimations.fields import SORTABLE_FIELDS
+from estimations.keyset import encode_after
 from estimations.query import (
     COMPARISON_OPERATORS,
     FIELD_TYPES,
     LOGICAL_OPERATORS,
     SET_OPERATORS,
-    SORTABLE_FIELDS,
-    encode_after,
-    reverse,
-    sort_plans,
-    sort_text,
 )
+from estimations.sorting import reverse, sort_plans, sort_text
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
 PROPERTY = settings(

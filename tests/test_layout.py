@@ -71,6 +71,78 @@ def test_the_check_sees_an_upward_import(tmp_path):
     assert imported_apps(sample) == {"modelops", "estimations"}
 
 
+# --- only the stores touch MongoDB collections ------------------------------------------------------
+
+# Each a class (or its helpers) owning its collection; every other module asks one of these.
+STORE_MODULES = {
+    "core/api_keys.py",  # ApiKeyStore
+    "core/audit.py",  # AuditLog
+    "core/index_sync.py",  # the stores' index roll-out (OwnIndexes)
+    "core/throttling.py",  # MongoCounters
+    "ml/registry.py",  # ModelRegistry (models, model_state, the artifacts' GridFS bucket)
+    "ml/job_store.py",  # TrainingJobs
+    "estimations/store.py",  # EstimationStore
+    "estimations/group_insert.py",  # the store's shared insert
+    "modelops/replay_reports.py",  # ReplayReports
+}
+HANDLES = {"database", "client"}
+
+
+def raw_collection_uses(path: Path) -> list[str]:
+    """Where ``path`` reaches a collection itself: ``x.collection``, ``get_database()[...]``,
+    ``database[...]`` or ``client[...]`` (line numbers and the code)."""
+    source = path.read_text()
+    found = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "collection":
+            found.append(node)
+        elif isinstance(node, ast.Subscript):
+            target = node.value
+            if isinstance(target, ast.Call):
+                target = target.func
+            name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+            if name in HANDLES or name == "get_database":
+                found.append(node)
+    return [f"{node.lineno}: {ast.get_source_segment(source, node)}" for node in sorted(found, key=lambda n: n.lineno)]
+
+
+def test_no_module_outside_the_stores_touches_a_raw_collection():
+    touching = {
+        str(path.relative_to(ROOT)): uses
+        for app in LAYERS
+        for path in sorted((ROOT / app).rglob("*.py"))
+        if str(path.relative_to(ROOT)) not in STORE_MODULES and (uses := raw_collection_uses(path))
+    }
+    assert touching == {}, f"collections reached outside the stores {sorted(STORE_MODULES)}: {touching}"
+
+
+def test_every_listed_store_module_exists():
+    assert sorted(name for name in STORE_MODULES if not (ROOT / name).is_file()) == []
+
+
+def test_the_check_sees_a_raw_collection(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "store.collection.find({})\nget_database()['x'].drop()\nself.database['y']\nclient[name]\nrows['ok']\n"
+    )
+    assert [use.split(":")[0] for use in raw_collection_uses(sample)] == ["1", "2", "3", "4"]
+
+
+# --- small modules ---------------------------------------------------------------------------------
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_in_the_apps_is_over_400_lines():
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for app in LAYERS
+        for path in sorted((ROOT / app).rglob("*.py"))
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
 # --- the tests mirror the code -------------------------------------------------------------------------
 
 TESTS = ROOT / "tests"

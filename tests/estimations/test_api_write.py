@@ -136,8 +136,7 @@ class TestPatch:
 
     def test_conditional_on_the_version_read_when_another_write_lands_in_between(self, api, mongo_db, created):
         # Given a client that read the document, and another write that changes it afterwards
-        from estimations import services
-        from estimations.store import EstimationStore
+        from estimations.store import EstimationStore, estimation_store
 
         real_replace = EstimationStore.replace_if_match
 
@@ -155,7 +154,7 @@ class TestPatch:
         # Then the PATCH loses with 412 and the other write stands
         assert_error_envelope(response, 412)
         assert stored(mongo_db, created)["_etag"] == "changed-by-someone-else"
-        assert services.estimation_store().get(created["_id"])["bestseller_rank"] == 400
+        assert estimation_store().get(created["_id"])["bestseller_rank"] == 400
 
 
 class TestCategoryTheActiveModelDropped:

@@ -43,7 +43,8 @@ from core.errors import (
     MSG_WRITE_UNKNOWN,
     database_failure,
 )
-from estimations.store import COLLECTION, IDEMPOTENCY_FIELD, QUERY_SHAPE_CODES
+from estimations.store import COLLECTION, IDEMPOTENCY_FIELD
+from estimations.store_failures import QUERY_SHAPE_CODES
 from tests.helpers import post_json
 
 

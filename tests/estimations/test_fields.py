@@ -15,7 +15,7 @@ import pytest
 from bson import ObjectId
 
 from core.errors import BadQuery
-from estimations import csv_io, fields, query, schema, validation
+from estimations import csv_io, fields, list_query, query, schema, sorting, validation
 from estimations.documents import to_resource
 from estimations.fields import FIELDS
 from estimations.serializers import EstimationFormSerializer, EstimationInputSerializer, EstimationSerializer
@@ -116,10 +116,10 @@ class TestQueryParser:
 
     def test_a_sort_names_the_sortable_fields_and_no_other(self):
         for field in fields.SORTABLE_FIELDS:
-            assert query.parse_sort(field)[0][0] == field
+            assert sorting.parse_sort(field)[0][0] == field
         refused = [field.name for field in FIELDS if not field.sort]
         for field in refused:
-            assert message(query.parse_sort, field).endswith(
+            assert message(sorting.parse_sort, field).endswith(
                 f"sortable fields are {', '.join(fields.SORTABLE_FIELDS)}."
             )
 
@@ -132,7 +132,7 @@ class TestQueryParser:
             )
 
     def test_a_projection_keeps_the_meta_fields(self):
-        kept = query.ListQuery({}, list(query.DEFAULT_SORT), {"category": 1}, 1, 25).shown(
+        kept = list_query.ListQuery({}, list(query.DEFAULT_SORT), {"category": 1}, 1, 25).shown(
             {field.name: 1 for field in FIELDS}
         )
 

@@ -13,8 +13,7 @@ from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 from core.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUnavailable
 from estimations import group_insert
 from estimations.group_insert import GroupInsert, NotSent
-from estimations.services import estimation_store
-from estimations.store import IDEMPOTENCY_FIELD
+from estimations.store import IDEMPOTENCY_FIELD, estimation_store
 from tests.helpers import new_document
 
 WAIT = 10  # seconds: a thread still waiting after this is stuck

@@ -10,7 +10,8 @@ import pytest
 from bson import ObjectId
 
 from core.errors import BadQuery
-from estimations.query import MAX_IN_VALUES, MAX_NODES, parse_projection, parse_sort, parse_where
+from estimations.query import MAX_IN_VALUES, MAX_NODES, parse_projection, parse_where
+from estimations.sorting import parse_sort
 from tests.helpers import known_departure
 
 
@@ -89,7 +90,8 @@ def _every_sort_a_client_can_send():
     """Every list of distinct sortable fields, 1 to MAX_SORT_KEYS long, with every direction."""
     from itertools import permutations, product
 
-    from estimations.query import MAX_SORT_KEYS, SORTABLE_FIELDS
+    from estimations.fields import SORTABLE_FIELDS
+    from estimations.query import MAX_SORT_KEYS
 
     for length in range(1, MAX_SORT_KEYS + 1):
         for fields in permutations(SORTABLE_FIELDS, length):
@@ -125,7 +127,7 @@ def test_every_sort_the_parser_accepts_is_an_index_key_pattern_or_its_reverse():
 
 @pytest.mark.parametrize("sort", ["bestseller_rank,category", "-bestseller_rank,_id", "category,-estimated_sales"])
 def test_a_sort_no_index_serves_is_refused_listing_the_sortable_combinations(sort):
-    from estimations.query import sortable_combinations
+    from estimations.sorting import sortable_combinations
 
     with pytest.raises(BadQuery) as refused:
         parse_sort(sort)

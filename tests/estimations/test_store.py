@@ -9,9 +9,8 @@ from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure
 
 from core.errors import MSG_INSERT_PENDING, MSG_INSERT_UNKNOWN_KEYED, BadQuery, ServiceUnavailable
 from estimations.documents import stamp
-from estimations.query import ListQuery
-from estimations.services import estimation_store
-from estimations.store import INDEXES, EstimationStore, Outcome, parse_id
+from estimations.list_query import ListQuery
+from estimations.store import INDEXES, EstimationStore, Outcome, estimation_store, parse_id
 from tests.helpers import known_departure, new_document
 
 
@@ -34,7 +33,8 @@ def test_ensure_indexes_creates_every_index_and_is_idempotent():
 
 
 def test_an_index_serves_the_default_order_in_both_directions():
-    from estimations.query import DEFAULT_SORT, parse_sort
+    from estimations.query import DEFAULT_SORT
+    from estimations.sorting import parse_sort
 
     default = parse_sort(None)
     keys = [list(index.document["key"].items()) for index in INDEXES]
@@ -56,7 +56,7 @@ def test_a_bulks_generated_ids_ascend_in_list_order(store, monkeypatch):
 
 
 def test_every_sortable_field_has_an_index_ending_in_id():
-    from estimations.query import SORTABLE_FIELDS
+    from estimations.fields import SORTABLE_FIELDS
 
     led_by = {next(iter(index.document["key"])) for index in INDEXES if list(index.document["key"])[-1] == "_id"}
 
@@ -283,7 +283,7 @@ class TestKeysetRanges:
 
     @pytest.mark.parametrize("direction", [1, -1])
     def test_pages_after_follow_the_sort_with_missing_values(self, direction):
-        from estimations.query import encode_after, parse_after
+        from estimations.keyset import encode_after, parse_after
 
         store = EstimationStore(mongomock.MongoClient().db.estimations)
         documents = [new_document(rank) for rank in range(1, 21)]

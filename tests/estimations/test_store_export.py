@@ -7,7 +7,7 @@ import mongomock
 import pytest
 from pymongo.errors import ExecutionTimeout
 
-from estimations.query import ListQuery
+from estimations.list_query import ListQuery
 from estimations.store import EstimationStore
 from tests.helpers import new_document
 
@@ -51,7 +51,7 @@ class FlakyCursor:
 class TestExport:
     @pytest.fixture
     def store(self, monkeypatch):
-        monkeypatch.setattr("estimations.store.EXPORT_RESUME_DELAYS", (0.0, 0.0, 0.0))
+        monkeypatch.setattr("estimations.store_export.EXPORT_RESUME_DELAYS", (0.0, 0.0, 0.0))
         store = EstimationStore(mongomock.MongoClient().db.estimations)
         store.collection.insert_many([new_document(rank) for rank in range(1, 51)])
         return store
@@ -96,7 +96,7 @@ class TestExport:
     def test_an_export_that_still_fails_is_cut_short(self, store, monkeypatch):
         from pymongo.errors import AutoReconnect
 
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         self.failing(store, monkeypatch, [(12, AutoReconnect("gone"))] + [(0, AutoReconnect("gone"))] * 3)
         rows = []
@@ -106,7 +106,7 @@ class TestExport:
         assert len(rows) == 12
 
     def test_out_of_server_time_is_cut_short_not_resumed(self, store, monkeypatch):
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         opened = self.failing(store, monkeypatch, [(20, ExecutionTimeout("operation exceeded time limit", code=50))])
 
@@ -115,7 +115,7 @@ class TestExport:
         assert len(opened) == 1
 
     def test_more_rows_than_the_bound_are_cut_short(self, store):
-        from estimations.store import ExportIncomplete
+        from estimations.store_export import ExportIncomplete
 
         rows = []
         with pytest.raises(ExportIncomplete, match="more than its 30 rows"):

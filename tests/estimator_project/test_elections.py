@@ -15,8 +15,8 @@ from pymongo.read_preferences import Nearest, Primary, PrimaryPreferred, Seconda
 
 from core import mongo
 from core.api_keys import api_key_store
-from estimations import services
-from estimations.store import EstimationStore
+from estimations import selectors, services
+from estimations.store import EstimationStore, estimation_store
 from ml import serving
 from tests.helpers import UNREACHABLE_URI, post_json, run_django
 
@@ -84,7 +84,7 @@ class TestTheStoresOfAProcess:
     """On a real PyMongo client, as the service builds them (nothing connects: connect=False)."""
 
     def test_the_estimation_reads_use_the_read_preference_and_everything_else_the_primary(self, unconnected):
-        store = services.estimation_store()
+        store = estimation_store()
 
         assert isinstance(mongo.get_client(), pymongo.MongoClient)
         assert store.reads.read_preference == PrimaryPreferred()
@@ -95,7 +95,7 @@ class TestTheStoresOfAProcess:
         settings.MONGO_READ_PREFERENCE, settings.MONGO_MAX_STALENESS_SECONDS = "nearest", 120
         mongo.reset()
 
-        store = services.estimation_store()
+        store = estimation_store()
 
         assert store.reads.read_preference == Nearest(max_staleness=120)
         assert store.collection.read_preference == Primary()
@@ -142,7 +142,8 @@ class TestWhichHandleEachRequestUses:
         primary = Recording(collection)
         reads = Recording(collection.with_options(read_preference=SecondaryPreferred()))
         store = EstimationStore(primary, reads=reads)  # type: ignore[arg-type]
-        monkeypatch.setattr(services, "estimation_store", lambda: store)
+        for module in (selectors, services):  # reads and writes
+            monkeypatch.setattr(module, "estimation_store", lambda: store)
         stored = post_json(api, {"bestseller_rank": 70}).json()
         primary.calls.clear()
         return primary, reads, stored

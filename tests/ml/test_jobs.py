@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.audit import Actor
-from ml import jobs
-from ml.jobs import Abandoned, JobRunner, TrainingUpload, training_jobs
+from ml import job_store, jobs
+from ml.job_store import training_jobs
+from ml.jobs import Abandoned, JobRunner, TrainingUpload
 from ml.serving import model_registry
 from tests.helpers import SAMPLE_CSV, assert_error_envelope
 
@@ -38,8 +39,8 @@ class TestJobs:
         job = store.create(request=_request(), actor=Actor("admin-client", "api"))
         if status == "running":
             store.start(job["_id"])
-        silent_since = datetime.now(UTC) - timedelta(seconds=jobs.STALE_SECONDS + 5)
-        collection = mongo_db[jobs.COLLECTION]
+        silent_since = datetime.now(UTC) - timedelta(seconds=job_store.STALE_SECONDS + 5)
+        collection = mongo_db[job_store.COLLECTION]
         collection.replace_one(
             {"_id": job["_id"]}, {**collection.find_one({"_id": job["_id"]}), "heartbeat": silent_since}
         )
@@ -49,7 +50,7 @@ class TestJobs:
         assert shown["status"] == "failed" and shown["finished"]
         assert shown["_error"]["code"] == 500
         assert "no heartbeat for 60 s" in shown["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].find_one({"_id": job["_id"]})["status"] == "failed"  # recorded
+        assert mongo_db[job_store.COLLECTION].find_one({"_id": job["_id"]})["status"] == "failed"  # recorded
         assert store.beat(job["_id"], {"phase": "fitting"}) is False  # its runner, if alive, stops
 
     def test_a_job_with_a_recent_heartbeat_keeps_running(self, api, keys):
@@ -118,10 +119,10 @@ def test_only_the_store_touches_the_jobs_collection():
         path.relative_to(root).as_posix()
         for package in ("ml", "estimations", "estimator_project")
         for path in (root / package).rglob("*.py")
-        if "model_jobs" in path.read_text() or "jobs.COLLECTION" in path.read_text()
+        if "model_jobs" in path.read_text() or "job_store.COLLECTION" in path.read_text()
     ]
 
-    assert users == ["ml/jobs.py"]
+    assert users == ["ml/job_store.py"]
 
 
 def test_a_body_shorter_than_its_content_length_trains_nothing(private_temp_dir):

@@ -289,7 +289,7 @@ def test_a_model_that_verifies_but_cannot_be_served_is_refused_and_the_old_one_k
     point_active_at(registry, version)
     with monkeypatch.context() as patched:
         patched.setattr(
-            "ml.serving.Predictor.from_metadata", lambda *a, **k: (_ for _ in ()).throw(KeyError("segments"))
+            "ml.predictor.Predictor.from_metadata", lambda *a, **k: (_ for _ in ()).throw(KeyError("segments"))
         )
         assert [estimate(api) for _ in range(3)] == [1] * 3
 

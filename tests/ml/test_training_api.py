@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from core.audit import audit_log
-from ml import jobs
+from ml import job_store, jobs
 from ml.serving import model_registry
 from ml.training_api import MSG_SEND_CSV
 from tests.helpers import SAMPLE_CSV, assert_error_envelope
@@ -236,7 +236,7 @@ class TestRefusals:
 
         message = assert_error_envelope(response, 413)["_error"]["message"]
         assert "1,000 bytes" in message and "MODEL_TRAINING_MAX_BYTES" in message
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
         assert list(private_temp_dir.iterdir()) == []
 
     def test_without_a_key_401_with_a_write_key_403(self, api, keys, mongo_db):
@@ -246,7 +246,7 @@ class TestRefusals:
         assert_error_envelope(post_csv(api, body, "sek_forged"), 401)
         response = post_csv(api, body, keys["write"])
         assert "'write-client' has 'write'" in assert_error_envelope(response, 403)["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
         assert [m["version"] for m in model_registry().list()] == [1]
 
     @pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
@@ -277,4 +277,4 @@ class TestRefusals:
         response = post_csv(api, SAMPLE_CSV.read_bytes(), keys["admin"], query)
 
         assert named in assert_error_envelope(response, 400)["_error"]["message"]
-        assert mongo_db[jobs.COLLECTION].count_documents({}) == 0
+        assert mongo_db[job_store.COLLECTION].count_documents({}) == 0

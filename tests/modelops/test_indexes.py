@@ -23,7 +23,8 @@ from django.core.management import CommandError, call_command
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from core import index_sync, mongo
-from estimations.store import EstimationStore, RetentionNotChanged
+from estimations.store import EstimationStore
+from estimations.store_indexes import RetentionNotChanged
 from modelops import indexes
 from tests.deploy import dockerfile
 from tests.deploy.netns import StoreRelay

@@ -11,7 +11,6 @@ from core.audit import command_actor
 from core.commands import WITH_THE_KEY, database_errors_as_command_errors, require_the_servers_store
 from ml.data import DataError
 from ml.plot import curves_svg
-from ml.predictor import Predictor
 from ml.registry import ArtifactRefused, RegistryError, UnknownVersion
 from ml.report import metrics_table
 from ml.services import model_train
@@ -114,7 +113,7 @@ class Command(BaseCommand):
         if active is None:
             return False
         try:
-            registry.load(active)  # verified as serving would: a version it refuses is no model at all
+            registry.load_predictor(active)  # as serving loads it: a version it refuses is no model at all
         except (ArtifactRefused, UnknownVersion) as exc:
             self.stderr.write(f"Model version {active} is active but cannot be served: {exc}. Training a new version.")
             return False
@@ -156,8 +155,7 @@ class Command(BaseCommand):
         raise CommandError(f"--plot {path}: the chart cannot be written there ({problem}); nothing was trained.")
 
     def _draw(self, path: Path, metadata: dict[str, Any]) -> None:
-        loaded = model_registry().load(metadata["version"])
-        model = Predictor.from_metadata(loaded.pipeline, version=loaded.version, metadata=loaded.metadata)
+        model = model_registry().load_predictor(metadata["version"])
         try:
             path.write_text(curves_svg(model))
         except OSError as exc:
