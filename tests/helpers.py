@@ -150,3 +150,19 @@ def run_django(env_overrides: dict[str, str], show: str = "") -> subprocess.Comp
         f"print(json.dumps({{name: getattr(settings, name) for name in {show.split()!r}}}, default=str))",
         env_overrides,
     )
+
+
+def hostile_table_test(cases):
+    """The test of a table of hostile requests: (name, method, path, body, content type, headers, status)."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body", "content_type", "headers", "expected"),
+        [case[1:] for case in cases],
+        ids=[case[0] for case in cases],
+    )
+    def test(client, mongo_db, active_model, keys, method, path, body, content_type, headers, expected):
+        assert_hostile_request_changes_nothing(
+            client, mongo_db, keys, method, path, body, content_type, headers, expected
+        )
+
+    return test

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-import pytest
-
-from tests.helpers import assert_hostile_request_changes_nothing
+from tests.helpers import hostile_table_test
 
 NESTED = "[" * 50_000 + "]" * 50_000
 DEEP_OBJECT = '{"a":' * 5000 + "1" + "}" * 5000
@@ -275,15 +273,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "content_type", "headers", "expected"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
-)
-def test_hostile_request_is_a_4xx_in_the_envelope_and_changes_nothing(
-    client, mongo_db, active_model, keys, method, path, body, content_type, headers, expected
-):
-    assert_hostile_request_changes_nothing(client, mongo_db, keys, method, path, body, content_type, headers, expected)
+test_hostile_request_is_a_4xx_in_the_envelope_and_changes_nothing = hostile_table_test(CASES)
 
 
 def test_the_table_is_at_least_fifty_cases():
