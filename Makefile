@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-estimator profile soak fuzz browser curl deploy-tools clean
+.PHONY: help run test lint format bench bench-switches bench-estimator profile soak fuzz browser curl deploy-tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 
 bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~15 min; fails when a target is missed); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.harness
+
+bench-switches: $(VENV)/.dev-installed ## CPU per request with each speed switch of core/runtime.py off against all on (~15 min); bench/results/
+	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.switches
 
 bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.estimator

@@ -1,10 +1,8 @@
-"""In-process estimation speed: the fast path against the scikit-learn Pipeline it is read from.
+"""`make bench-estimator`: in-process estimation speed, the fast path against the scikit-learn Pipeline.
 
     python -m bench.estimator [--rows 1000000]
 
-Prints a markdown table, writes it and a JSON file to bench/results/, and exits 1 if a target is
-missed: one estimate <= 50 us median, bulk >= 1,000,000 rows/s, and results equal to the Pipeline's.
-Timings are medians of repeated runs in one process, so machine noise hits both paths alike.
+Exits 1 when a target is missed: one estimate <= 50 us median, bulk >= 1M rows/s, the Pipeline's results.
 """
 
 from __future__ import annotations

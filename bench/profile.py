@@ -1,14 +1,8 @@
-"""Where our workers' time goes under each benchmark load: py-spy samples, summed by package.
+"""`make profile`: where our workers' time goes under each benchmark load, py-spy samples summed by package.
 
     python -m bench.profile [--duration 10] [--mongo-uri URI] [--gil]
 
-Starts the service as `make bench` does (nx-27017 unless a MongoDB URI is given), puts wrk's load on
-one path at a time (single POST, GET one, list page 1, bulk POST of 10,000) and samples every worker
-with py-spy meanwhile. For each path it writes bench/results/profile-<path>.txt (py-spy's collapsed
-stacks, for any flame-graph tool) and prints, per package, the share of the samples whose innermost
-frame is in it (self time), and our own functions' share counting what they call (total time).
-With --gil only samples holding the GIL count: the CPU work, without the waits.
-Only the threads serving requests count: gunicorn's idle loops and PyMongo's monitors are left out.
+Writes bench/results/profile.md and each load's collapsed stacks; how to read them: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import harness
+from bench import load, measure, setup
 
 OUR_PACKAGES = ("estimations", "estimator_project", "ml")
 REQUEST_FRAME = "WSGIHandler.__call__"
@@ -85,7 +79,7 @@ def render(path: str, summary: dict) -> str:
 
 
 def ensure_py_spy() -> str:
-    found = shutil.which("py-spy") or str(harness.BIN / "py-spy")
+    found = shutil.which("py-spy") or str(setup.BIN / "py-spy")
     if not Path(found).exists():
         sys.exit("py-spy is missing: pip install -r requirements-dev.txt")
     return found
@@ -112,33 +106,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mongo-uri", default=os.environ.get("BENCH_MONGO_URI", ""))
     parser.add_argument("--gil", action="store_true", help="only samples holding the GIL: CPU work, no waiting")
     args = parser.parse_args(argv)
-    py_spy, wrk = ensure_py_spy(), harness.ensure_wrk()
+    py_spy, wrk = ensure_py_spy(), setup.ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="profile-"))
     nx = None
     mongo_uri = args.mongo_uri
     if not mongo_uri:
-        nx, mongo_uri = harness.start_nx(workdir)
-    services = harness.Services(mongo_uri, nx is not None, 2, 4, workdir, "profile")
-    harness.RESULTS.mkdir(parents=True, exist_ok=True)
+        nx, mongo_uri = setup.start_nx(workdir)
+    services = setup.Services(mongo_uri, nx is not None, 2, 4, workdir, "profile")
+    setup.RESULTS.mkdir(parents=True, exist_ok=True)
     report = []
     try:
         services.prepare()
         services.start()
-        ids = harness.seed_via_api(services.ours, 1000)
-        workers = [str(pid) for pid in harness.workers_of(services.processes[0])]
-        load = {"duration": args.duration, "connections": 16, "workdir": workdir}
+        ids = load.seed_via_api(services.ours, 1000)
+        workers = [str(pid) for pid in measure.workers_of(services.processes[0])]
+        wrk_load = {"duration": args.duration, "connections": 16, "workdir": workdir}
         bulk = [{"bestseller_rank": 1 + i, "category": "books"} for i in range(10_000)]
         paths = {
-            "post": lambda: harness.run_wrk(wrk, services.ours + "/estimations", script=harness.POST_LUA, **load),
-            "get-item": lambda: harness.run_wrk(
-                wrk, services.ours + "/", script=harness.GET_IDS_LUA % harness._lua_list(ids), **load
+            "post": lambda: load.run_wrk(wrk, services.ours + "/estimations", script=load.POST_LUA, **wrk_load),
+            "get-item": lambda: load.run_wrk(
+                wrk, services.ours + "/", script=load.GET_IDS_LUA % load.lua_list(ids), **wrk_load
             ),
-            "list": lambda: harness.run_wrk(wrk, services.ours + "/estimations?max_results=25", script=None, **load),
-            "bulk": lambda: [harness.post_json(services.ours + "/estimations", bulk) for _ in range(3)],
+            "list": lambda: load.run_wrk(wrk, services.ours + "/estimations?max_results=25", script=None, **wrk_load),
+            "bulk": lambda: [load.post_json(services.ours + "/estimations", bulk) for _ in range(3)],
         }
         for name, load_it in paths.items():
-            harness.log(f"profiling {name}")
-            out = harness.RESULTS / f"profile-{name}.txt"
+            setup.log(f"profiling {name}")
+            out = setup.RESULTS / f"profile-{name}.txt"
             spies = record(py_spy, workers, args.duration + 2, workdir / name, gil=args.gil)
             time.sleep(1)  # py-spy attached
             load_it()
@@ -152,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if nx is not None:
             nx.stop()
     text = "\n".join(report)
-    (harness.RESULTS / "profile.md").write_text(text)
+    (setup.RESULTS / "profile.md").write_text(text)
     print(text)
     return 0
 

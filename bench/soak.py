@@ -1,10 +1,8 @@
-"""A bounded soak: a mix of single POSTs, list GETs and bulk POSTs at 16 connections on loopback.
+"""`make soak`: a bounded mixed load (single POSTs, list GETs, bulk POSTs) at 16 connections on loopback.
 
     python -m bench.soak [--duration 60] [--connections 16] [--mongo-uri URI]
 
-Passes when no answer is a 5xx (or any other error), the collection holds exactly the documents the
-service acknowledged (none lost, none extra), and the workers' memory stays flat (< 10% growth after
-warm-up). Results: bench/results/soak.json.
+Passes with no error answer, exactly the acknowledged documents stored and flat worker memory (< 10%).
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ from pathlib import Path
 
 import pymongo
 
-from .harness import RESULTS, Services, ensure_wrk, log, start_nx, workers_rss_kb
+from .measure import workers_rss_kb
+from .setup import RESULTS, Services, ensure_wrk, log, start_nx
 
 BULK = 10
 MIX_LUA = (

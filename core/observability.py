@@ -1,11 +1,8 @@
 """Request ids, one log line per request, and Prometheus metrics.
 
-Every request gets an id: the client's ``X-Request-ID`` when it is a sane token, else a new one. It is
-returned in the response, put on every log record made while the request runs, and logged with the
-method, route, status and duration. No header values (API keys included) are ever logged.
-
-Metrics are kept per process; with several gunicorn workers, set PROMETHEUS_MULTIPROC_DIR (the
-container does) and /metrics adds up every worker's.
+Every request gets an id (the client's sane ``X-Request-ID``, else a new one), returned in the response,
+put on every log record made meanwhile and logged with method, route, status and duration; no header
+value is ever logged. With several workers, PROMETHEUS_MULTIPROC_DIR lets /metrics add up every worker's.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ import logging
 import os
 import secrets
 import time
-from typing import Any
 
 from django.http import HttpResponse
 from prometheus_client import (
@@ -36,37 +32,14 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
-class Labelled:
-    """A labelled metric whose children, once made, are kept here.
-
-    ``labels()`` of prometheus_client takes a lock and checks its arguments on every call: 2.7 us, and
-    more under gevent, whose lock is written in Python (1.7% of a POST's CPU for the three calls). A kept
-    child is one dict lookup. Only for labels with few values: see ``method_label``.
-    """
-
-    __slots__ = ("_children", "metric")
-
-    def __init__(self, metric: Counter | Histogram):
-        self.metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def labels(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children.setdefault(values, self.metric.labels(*values))
-        return child
-
-
-REQUESTS = Labelled(Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"]))
-LATENCY = Labelled(
-    Histogram(
-        "http_request_duration_seconds",
-        "Time to answer an HTTP request",
-        ["method", "route"],
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    )
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-ESTIMATIONS = Labelled(Counter("estimations_created_total", "Estimations made and stored", ["model_version"]))
+ESTIMATIONS = Counter("estimations_created_total", "Estimations made and stored", ["model_version"])
 ACTIVE_MODEL = Gauge("model_active_version", "The model version this process serves", multiprocess_mode="livemax")
 MODEL_LOAD_FAILURES = Counter("model_load_failures_total", "Model versions refused or failed to load")
 MODEL_REFRESH_FAILURES = Counter(

@@ -1,31 +1,45 @@
-"""Giving the worker's other requests a turn, under gunicorn's gevent workers.
+"""The runtime's speed switches, in one place: each optimisation kept, named in SWITCHES with what it buys.
 
-A gevent worker (the default with MongoDB) runs each request in a greenlet until it waits on I/O. Two
-kinds of request never wait for long enough:
-
-- one that needs no I/O at all (/health/live, the API home): its greenlet finds the client's next
-  request already read and serves it too, so a few keep-alive connections were served again and again
-  while the others waited (p99 of 1.4 s for /health/live at 16 connections on one worker);
-- a long loop (validating and stamping a bulk insert of 10,000): about 250 ms in which every other
-  connection of the worker waited.
-
-``give_way`` after each request (estimator_project/gunicorn.conf.py) and every ``EVERY`` items of a long
-loop (``in_turns``) lets every greenlet with work ready run first. All of them give way the same way,
-``gevent.idle()``, so none can starve another. Under threads it does nothing: the interpreter already
-switches threads every few milliseconds.
-
-Django-free: gunicorn's config imports it.
+Here: turns (under gevent, the worker's other requests first); the group insert (estimations/) reads its.
+Django-free: gunicorn's config imports it. Why and how much each buys: docs/performance.md.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
-EVERY = 500  # about 10 ms of validation or stamping
+# Each optimisation kept, with what it buys (figures: docs/performance.md). Any other is plain code.
+SWITCHES = {
+    "group_insert": "concurrent single POSTs of a worker share one insert_many: fewer database commands per POST",
+    "turns": "under gevent, requests give way when they end and in long loops: fair turns, fuller write batches",
+}
+
+
+def _switched_off() -> frozenset[str]:
+    """SPEED_SWITCHES_OFF=name,name (a benchmark-only knob, `make bench-switches`): switches turned off."""
+    names = frozenset(name.strip() for name in os.environ.get("SPEED_SWITCHES_OFF", "").split(",") if name.strip())
+    unknown = sorted(names - SWITCHES.keys())
+    if unknown:
+        raise ValueError(f"SPEED_SWITCHES_OFF names {', '.join(unknown)}: the switches are {', '.join(SWITCHES)}.")
+    return names
+
+
+OFF = _switched_off()
+
+
+def on(name: str) -> bool:
+    """Whether switch ``name`` is on: always, unless the benchmark turned it off."""
+    if name not in SWITCHES:
+        raise KeyError(f"{name!r} is not a switch of core/runtime.py: {', '.join(SWITCHES)}")
+    return name not in OFF
+
+
+EVERY = 500  # items of a long loop between turns: about 10 ms of validation or stamping
 
 
 def cooperative() -> bool:
@@ -35,7 +49,8 @@ def cooperative() -> bool:
 
 
 def give_way() -> None:
-    if cooperative():
+    """Under gevent, every other greenlet with work ready runs first (the turns switch); else nothing."""
+    if on("turns") and cooperative():
         import gevent
 
         gevent.idle()

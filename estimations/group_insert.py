@@ -1,29 +1,8 @@
-"""Concurrent single inserts of one process share one insert_many.
+"""Concurrent single inserts of one process share one insert_many (the group_insert switch, core/runtime.py).
 
-A worker's requests (its threads, or gevent's greenlets) each insert one document per POST. While one
-insert is on its way to the database, the others that arrive wait in a queue; when it returns, the first
-of them takes the whole queue to the database as one unordered insert_many. Nobody waits for a batch to
-fill: a lone insert goes at once, as an insert_one. Under load the batches form by themselves, up to the
-number of requests the worker holds at once (its threads; under gevent, its connections), and each
-document costs the database and PyMongo less than a command of its own: on nx-27017, 1.0 ms of CPU
-alone, 0.6 ms in twos, 0.4 ms in fours (database and client together).
-
-Under gevent the writer first gives way (``turns.give_way``): the worker's other greenlets that already
-have a request in hand run up to this queue and join the batch. That waits for no timer and for nobody
-who has not arrived; it only lets the requests already read catch this write instead of the next. At 16
-connections on two workers it took batches from 2.5-3.5 documents to 5-7.6, and POSTs from 874-916 to
-1,003-1,044 a second.
-
-Each document still has its own outcome: stored (the caller answers 201), refused by a unique index
-(DuplicateKeyError, as insert_one raises it), or unknown because the database failed (the PyMongoError
-is raised to every caller of that batch). Nothing is acknowledged before the database acknowledged it.
-A request stopped while it waits in the queue (a greenlet killed as its worker stops) leaves it, and
-hands the lead on if it had it: the requests behind it never wait for a writer that is gone.
-
-No wait is without end (``wait_seconds``, the request's MONGO_TIMEOUT_MS): a write ahead that hangs on
-a database that stopped answering makes those queued behind it leave the queue when their time is up,
-with ``NotSent`` (their document never went to the database); one already taken into a batch that does
-not come back in time gets ``NetworkTimeout``, its outcome unknown, as the writer's own would be.
+While one insert is on its way to the database, those that arrive queue; the first of them then takes
+the whole queue as one unordered insert_many. Nobody waits for a batch to fill, and each document keeps
+its own outcome. How it behaves when the database fails or hangs: ``GroupInsert``.
 """
 
 from __future__ import annotations
@@ -35,7 +14,7 @@ from typing import Any
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, NetworkTimeout, WriteError
 
-from core.runtime import give_way
+from core.runtime import give_way, on
 
 DUPLICATE_KEY = 11000
 
@@ -55,6 +34,15 @@ class _Pending:
 
 
 class GroupInsert:
+    """Each document has its own outcome: stored, refused by a unique index (DuplicateKeyError, as
+    insert_one raises it), or unknown because the database failed (the PyMongoError is raised to every
+    caller of that batch). Nothing is acknowledged before the database acknowledged it. A request stopped
+    while it waits in the queue leaves it, and hands the lead on if it had it. No wait is without end
+    (``wait_seconds``): behind a write that hangs, the queued leave with ``NotSent`` (never sent); one
+    taken into a batch that does not come back in time gets ``NetworkTimeout``, its outcome unknown.
+    Under gevent the writer first gives way (``give_way``), so the requests already read join its batch.
+    """
+
     def __init__(self, collection: Collection, *, wait_seconds: float | None = None):
         self.collection = collection
         self.wait_seconds = wait_seconds  # None: wait as long as the write ahead takes
@@ -70,6 +58,10 @@ class GroupInsert:
     def insert(self, document: dict[str, Any], before_write: Callable[[], object] = lambda: None) -> None:
         """Store ``document`` (its ``_id`` set by the caller), alone or with those queued beside it.
         ``before_write`` runs once before each write to the database, in the thread that makes it."""
+        if not on("group_insert"):  # the benchmark's B: every document its own insert_one
+            before_write()
+            self.collection.insert_one(document)
+            return
         mine = _Pending(document)
         with self._lock:
             self._queue.append(mine)
@@ -79,7 +71,7 @@ class GroupInsert:
             if not mine.leads and not mine.event.wait(self.wait_seconds):
                 self._give_up(mine)
             if mine.leads:
-                give_way()  # under gevent: the requests already read join this batch (module docstring)
+                give_way()  # under gevent: the requests already read join this batch
         except BaseException:  # interrupted before any write took it: a greenlet killed as its worker stops
             self._leave(mine)
             raise

@@ -50,12 +50,6 @@ def _idempotency_key(request: Request) -> str | None:
 
 FORMAT_ACTIONS = ("list", "create")
 NO_FORMAT_PARAMETER = SimpleNamespace(URL_FORMAT_OVERRIDE=None)
-# The same inputs always negotiate the same renderer, yet DRF works it out on every request (3% of a
-# POST's CPU under load, py-spy). Its answers are kept per worker for up to NEGOTIATED_MAX distinct
-# inputs; inputs beyond (a client inventing Accept headers) are worked out each time. Refusals (406) are
-# never kept.
-NEGOTIATED: dict[tuple[Any, ...], tuple[type, str]] = {}
-NEGOTIATED_MAX = 256
 MSG_FORMAT = (
     "There is no '{format}' representation here: format takes json, or csv for the estimations list (a download) "
     "and for a POST's answer."
@@ -88,12 +82,6 @@ def _payload(request: Request) -> tuple[Any, bool]:
 
 def _written(document: dict[str, Any]) -> dict[str, Any]:
     return {**to_resource(document), "_status": "OK"}
-
-
-def _absolute(request: Request, href: str) -> str:
-    """``request.build_absolute_uri("/" + href)`` for our own hrefs, without its parsing and IRI quoting:
-    they are ASCII paths already, and get_host() only returns a validated ASCII host (4% of a POST's CPU)."""
-    return f"{request.scheme}://{request.get_host()}/{href}"
 
 
 def _item_headers(document: dict[str, Any]) -> dict[str, str]:
@@ -136,24 +124,12 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
 
     def perform_content_negotiation(self, request, force=False):
         requested = request.query_params.get("format")
-        formats = getattr(self, "action", None) in FORMAT_ACTIONS
-        if not force and requested == "" and formats:
+        if not force and requested == "" and getattr(self, "action", None) in FORMAT_ACTIONS:
             raise NotAcceptable(MSG_FORMAT.format(format=""))
-        # Whether ?format= counts, its value, the Accept header and a URL suffix decide the renderer.
-        key = (formats, requested if formats else None, request.META.get("HTTP_ACCEPT"), self.format_kwarg)
-        known = None if force else NEGOTIATED.get(key)
-        if known is not None:
-            renderer_class, media_type = known
-            renderer = next((r for r in self.get_renderers() if type(r) is renderer_class), None)
-            if renderer is not None:  # else the renderers changed since (settings): negotiate afresh
-                return renderer, media_type
         try:
-            renderer, media_type = super().perform_content_negotiation(request, force)
+            return super().perform_content_negotiation(request, force)
         except (Http404, UnknownFormat) as exc:  # a ?format= there is no renderer for
             raise NotAcceptable(MSG_FORMAT.format(format=str(requested)[:20])) from exc
-        if not force and len(NEGOTIATED) < NEGOTIATED_MAX:
-            NEGOTIATED[key] = (type(renderer), media_type)
-        return renderer, media_type
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
@@ -216,7 +192,7 @@ class EstimationViewSet(CacheHeadersMixin, viewsets.GenericViewSet):
         if not isinstance(data, dict):
             raise ParseError(MSG_BODY_SHAPE)
         document, created = services.estimation_create(data=data, from_form=from_form, idempotency_key=key)
-        headers = {"Location": _absolute(request, item_href(document["_id"])), **_item_headers(document)}
+        headers = {"Location": request.build_absolute_uri("/" + item_href(document["_id"])), **_item_headers(document)}
         if not created:
             headers[REPLAYED_HEADER] = "true"
         return Response(_written(document), status=status.HTTP_201_CREATED, headers=headers)

@@ -8,7 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "estimator_project.settings")
 
 application = get_asgi_application()
 
-from modelops.startup import freeze_startup_objects, on_server_start  # noqa: E402
+from modelops.startup import on_server_start  # noqa: E402
 
 on_server_start()
-freeze_startup_objects()  # last: what start-up made is kept out of every full collection

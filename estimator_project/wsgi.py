@@ -12,7 +12,6 @@ from core.deadlines import ClientBodyDeadline  # noqa: E402
 application = ClientBodyDeadline(get_wsgi_application())
 
 # Runs once per server process, after Django is set up: warns about an in-memory store.
-from modelops.startup import freeze_startup_objects, on_server_start  # noqa: E402
+from modelops.startup import on_server_start  # noqa: E402
 
 on_server_start()
-freeze_startup_objects()  # last: what start-up made is kept out of every full collection

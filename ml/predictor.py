@@ -1,25 +1,20 @@
-"""Serving a fitted Pipeline without its per-call overhead.
+"""Serving a fitted Pipeline without its per-call overhead: its curves, read out once as line segments.
 
-A scikit-learn ``predict`` on one row costs milliseconds of validation and dispatch; the model itself
-is a handful of line segments per category. ``Predictor`` reads those segments out of the fitted
-Pipeline once: an estimate is then a bisect, a multiply-add and an exp (about a microsecond), and a
-bulk estimate is a few vectorised numpy operations. Tests hold it equal to the Pipeline's predictions.
-
-Extrapolation: a rank outside the range the model saw for its category in training is flagged, and its
-80% interval widens by EXTRAPOLATION_WIDENING in log1p(sales) per unit of ln(rank) beyond the range
-(ten times past the last trained rank: about x3.2 on each side), on top of the holdout residuals.
+An estimate is then a search, a multiply-add and an exp; a bulk estimate a few vectorised numpy
+operations. Tests hold it equal to the Pipeline's predictions. A rank outside the range its category
+was trained on is flagged, and its 80% interval widens (EXTRAPOLATION_WIDENING).
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-# How fast the interval widens outside the trained ranks: log1p(sales) per unit of ln(rank) beyond.
+# How fast the 80% interval widens outside the trained ranks, on top of the holdout residuals: log1p(sales)
+# per unit of ln(rank) beyond the range (ten times past the last trained rank: about x3.2 on each side).
 EXTRAPOLATION_WIDENING = 0.5
 
 
@@ -57,21 +52,16 @@ class Predictor:
         self.version = version
         self.categories: tuple[str, ...] = tuple(str(name) for name in features.categories_)
         self._code = {name: code for code, name in enumerate(self.categories)}
-        self._knots = [float(t) for t in curve.log_knots_]
-        self._knot_array = curve.log_knots_.copy()
+        self._knots = curve.log_knots_.copy()
         # Segment i covers ln(rank) in [t_{i-1}, t_i): value = intercept[i] + slope[i] * x.
         c, b, d = curve.coef_[:, 0], curve.coef_[:, 1], curve.coef_[:, 2:]
         passed = np.concatenate([np.zeros((len(c), 1)), np.cumsum(d, axis=1)], axis=1)
         weighted = np.concatenate([np.zeros((len(c), 1)), np.cumsum(d * curve.log_knots_, axis=1)], axis=1)
         self._slopes = -(b[:, None] + passed)
         self._intercepts = c[:, None] + weighted
-        self._slope_rows = self._slopes.tolist()
-        self._intercept_rows = self._intercepts.tolist()
         self._quantiles = np.array([residual_quantiles[name] for name in self.categories], dtype=np.float64)
-        self._quantile_rows = self._quantiles.tolist()
         # Per category: ln of the lowest and highest rank seen in training.
         self._log_ranges = np.log(np.array([rank_range[name] for name in self.categories], dtype=np.float64))
-        self._log_range_rows = self._log_ranges.tolist()
 
     @classmethod
     def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> Predictor:
@@ -86,10 +76,10 @@ class Predictor:
     def estimate(self, rank: int, category: str) -> Estimate:
         code = self._code[category]
         x = math.log(rank)
-        segment = bisect_right(self._knots, x)
-        value = self._intercept_rows[code][segment] + self._slope_rows[code][segment] * x
-        low, high = self._quantile_rows[code]
-        first, last = self._log_range_rows[code]
+        segment = int(np.searchsorted(self._knots, x, side="right"))
+        value = float(self._intercepts[code, segment] + self._slopes[code, segment] * x)
+        low, high = self._quantiles[code].tolist()
+        first, last = self._log_ranges[code].tolist()
         beyond = first - x if x < first else x - last if x > last else 0.0
         if beyond > 0.0:
             widen = EXTRAPOLATION_WIDENING * beyond
@@ -107,7 +97,7 @@ class Predictor:
 
     def predict_log1p(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         x = np.log(ranks)
-        segment = np.searchsorted(self._knot_array, x, side="right")
+        segment = np.searchsorted(self._knots, x, side="right")
         return self._intercepts[codes, segment] + self._slopes[codes, segment] * x
 
     def beyond_training(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 
 from core import mongo
@@ -37,12 +36,3 @@ def print_run_admin_key() -> None:
     key = api_key_create(name=RUN_KEY_NAME, scope="admin", actor=STARTUP)
     sys.stdout.write(f"{RUN_KEY_NOTICE}\n    {key}\n")
     sys.stdout.flush()
-
-
-def freeze_startup_objects() -> None:
-    """Move every object made while starting (Django, DRF, PyMongo, the model code: about 150,000) out of
-    the garbage collector's reach. They live as long as the process, yet each full collection walked them
-    all: a pause of tens of milliseconds in the middle of a worker's requests (the p99 of GET one in
-    `make bench`). A full collection now only walks what requests made."""
-    gc.collect()
-    gc.freeze()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bench.harness import page_one_beyond_the_store
+from bench.measure import page_one_beyond_the_store
 
 
 def figures(page_small, page_large, database_small, database_large) -> dict:
@@ -74,7 +74,7 @@ def test_package_names_come_from_the_frames_path():
 def test_cpu_seconds_counts_a_process_work():
     import os
 
-    from bench.harness import cpu_seconds
+    from bench.measure import cpu_seconds
 
     before = cpu_seconds(os.getpid())
     deadline = time.process_time() + 0.2
@@ -85,7 +85,7 @@ def test_cpu_seconds_counts_a_process_work():
 
 
 def test_cpu_lines_name_the_database_only_when_it_was_measured():
-    from bench.harness import _cpu_lines
+    from bench.report import _cpu_lines
 
     measured = {"ours": {"worker_ms": 1.9, "database_ms": 1.0}, "eve": {"worker_ms": 2.6, "database_ms": 0.9}}
     given = {"ours": {"worker_ms": 1.9, "database_ms": [None, None]}, "eve": {"worker_ms": 2.6, "database_ms": [None]}}
@@ -97,7 +97,7 @@ def test_cpu_lines_name_the_database_only_when_it_was_measured():
 
 
 def test_cpu_per_get_one_is_a_target_against_eves_worker():
-    from bench.harness import cpu_below_eve
+    from bench.report import cpu_below_eve
 
     def cpu(ours: float, eve: float) -> dict:
         return {"cpu": {"get_item": {"ours": {"worker_ms": ours}, "eve": {"worker_ms": eve}}}}
@@ -108,7 +108,8 @@ def test_cpu_per_get_one_is_a_target_against_eves_worker():
 
 
 def test_every_round_is_kept_beside_the_median_and_printed():
-    from bench.harness import _round_lines, alternate
+    from bench.load import alternate
+    from bench.report import _round_lines
 
     figures = iter(
         [{"rps": 700.0, "p99_ms": 40.0}, {"rps": 500.0, "p99_ms": 50.0}] * 2 + [{"rps": 900.0, "p99_ms": 30.0}] * 2
@@ -122,7 +123,8 @@ def test_every_round_is_kept_beside_the_median_and_printed():
 
 
 def test_a_figure_is_the_median_of_an_odd_number_of_rounds_so_one_slow_round_cannot_move_it():
-    from bench.harness import alternate, build_parser
+    from bench.harness import build_parser
+    from bench.load import alternate
 
     rounds = build_parser().parse_args([]).rounds
     assert rounds % 2 == 1
@@ -132,3 +134,23 @@ def test_a_figure_is_the_median_of_an_odd_number_of_rounds_so_one_slow_round_can
     (eve,) = alternate(rounds, lambda: {"rps": next(eve_rounds)})
 
     assert eve["rps"] >= 531.0
+
+
+def test_a_switch_is_kept_on_the_median_of_its_pairs_counting_the_databases_cpu():
+    from bench.switches import CONTROL, summarise
+
+    def pair(a_worker: float, b_worker: float, database: float = 0.5) -> tuple[dict, dict]:
+        return {"worker_ms": a_worker, "database_ms": database}, {"worker_ms": b_worker, "database_ms": database}
+
+    pairs = {
+        CONTROL: {"post": [pair(2.0, 2.0)] * 3},
+        # one pair far off cannot keep it: the median of 1.0, 1.0, 2.0 is 1.0
+        "noisy": {"post": [pair(2.0, 2.0), pair(2.0, 2.0), pair(2.0, 4.5)]},
+        # +0.15 ms on 2.5 ms (worker + database) is 6%: kept on the list, though not on POST
+        "steady": {"post": [pair(2.0, 2.0)] * 3, "list": [pair(2.0, 2.15)] * 3},
+    }
+    switches = summarise(pairs, {})["switches"]
+
+    assert switches["noisy"]["kept"] is False
+    assert switches["steady"]["kept"] is True and switches["steady"]["best_load"] == "list"
+    assert switches["steady"]["loads"]["list"]["total_ratio"] == pytest.approx(1.06)

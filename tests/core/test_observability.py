@@ -7,9 +7,8 @@ import logging
 from http import HTTPStatus
 
 import pytest
-from prometheus_client import Counter
 
-from core.observability import REQUEST_ID_HEADER, Labelled
+from core.observability import REQUEST_ID_HEADER
 from tests.helpers import assert_error_envelope, post_json
 
 
@@ -51,22 +50,6 @@ class TestMetrics:
 
         assert metric(after, "http_requests_total", **refused) == before + 3
         assert 'method="BREW"' not in after and 'method="X-MADE-UP"' not in after
-
-    def test_a_labelled_child_is_made_once_and_counts_into_the_metric(self):
-        counter = Counter("kept_children_total", "test only", ["kind"], registry=None)
-        made: list[tuple[str, ...]] = []
-        make = counter.labels
-        counter.labels = lambda *values: made.append(values) or make(*values)  # type: ignore[method-assign]
-        kept = Labelled(counter)
-
-        first = kept.labels("a")
-        first.inc()
-        kept.labels("a").inc(2)
-
-        assert kept.labels("a") is first
-        assert kept.labels("b") is not first
-        assert made == [("a",), ("b",)]  # prometheus_client's labels(), with its lock, once per child
-        assert make("a")._value.get() == 3 and make("b")._value.get() == 0
 
     def test_model_load_failures_are_counted(self, api, active_model, trained_model, settings):
         from ml import serving

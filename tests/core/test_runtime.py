@@ -59,3 +59,34 @@ def test_no_turn_is_given_outside_gevent(monkeypatch):
 
     assert runtime.cooperative() is False
     runtime.give_way()
+
+
+def test_a_switch_turned_off_for_the_benchmark_is_off_and_the_others_stay_on(monkeypatch):
+    monkeypatch.setenv("SPEED_SWITCHES_OFF", " turns ,")
+
+    assert runtime._switched_off() == {"turns"}
+    monkeypatch.setattr(runtime, "OFF", runtime._switched_off())
+    assert runtime.on("turns") is False
+    assert runtime.on("group_insert") is True
+
+
+def test_turns_off_gives_no_turn_even_under_gevent(monkeypatch):
+    gevent = pytest.importorskip("gevent")
+    monkeypatch.setattr(runtime, "cooperative", lambda: True)
+    idled: list[str] = []
+    monkeypatch.setattr(gevent, "idle", lambda: idled.append("idle"))
+
+    runtime.give_way()
+    monkeypatch.setattr(runtime, "OFF", frozenset({"turns"}))
+    runtime.give_way()
+
+    assert idled == ["idle"]  # the first, with turns on
+
+
+def test_an_unknown_switch_name_is_refused_with_the_names_there_are(monkeypatch):
+    monkeypatch.setenv("SPEED_SWITCHES_OFF", "turns,gc_freeze")
+
+    with pytest.raises(ValueError, match=r"SPEED_SWITCHES_OFF names gc_freeze: the switches are group_insert, turns"):
+        runtime._switched_off()
+    with pytest.raises(KeyError, match="not a switch"):
+        runtime.on("negotiation_cache")

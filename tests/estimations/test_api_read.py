@@ -146,22 +146,6 @@ class TestCacheHeaders:
         assert response["Cache-Control"] == "no-cache"
         assert abs((parsedate_to_datetime(response["Expires"]) - datetime.now(UTC)).total_seconds()) < 3
 
-    def test_expires_is_written_out_once_a_second(self, monkeypatch):
-        from core import http as views
-
-        now, written = [1_700_000_000.25], []
-        monkeypatch.setattr(views.time, "time", lambda: now[0])
-        monkeypatch.setattr(views, "http_date", lambda moment: written.append(moment) or format_datetime(moment, True))
-
-        first = views.expires_in(20)
-        now[0] += 0.5
-        assert views.expires_in(20) == first == "Tue, 14 Nov 2023 22:13:40 GMT"
-        assert len(written) == 1
-        now[0] += 0.5  # the next second
-        assert views.expires_in(20) == "Tue, 14 Nov 2023 22:13:41 GMT"
-        assert views.expires_in(0) == "Tue, 14 Nov 2023 22:13:21 GMT"  # another setting: at once
-        assert len(written) == 3
-
     def test_writes_and_errors_are_not_marked_cacheable(self, api, created):
         assert "Cache-Control" not in post_json(api, {"bestseller_rank": 3})
         assert "Cache-Control" not in api.get("/estimations/6b0aa8a7e49da0a6640161ec")

@@ -98,6 +98,22 @@ def test_a_lone_insert_goes_at_once_as_insert_one():
     assert spy.collection.count_documents({}) == 1
 
 
+def test_with_the_switch_off_every_insert_is_its_own_insert_one_after_before_write(monkeypatch):
+    from core import runtime
+
+    monkeypatch.setattr(runtime, "OFF", frozenset({"group_insert"}))
+    spy = Spy(mongomock.MongoClient().db.c)
+    spy.release.set()
+    group = GroupInsert(spy)
+    swept: list[str] = []
+
+    for document in documents(1, 2):
+        group.insert(document, before_write=lambda: swept.append("before"))
+
+    assert [name for name, _ in spy.commands] == ["insert_one", "insert_one"]
+    assert swept == ["before", "before"] and spy.collection.count_documents({}) == 2
+
+
 def test_inserts_that_arrive_during_a_write_go_together_as_one_insert_many():
     spy = Spy(mongomock.MongoClient().db.c)
     group = GroupInsert(spy)

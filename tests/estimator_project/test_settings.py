@@ -139,18 +139,6 @@ def test_production_settings_come_from_the_environment():
     assert shown["DEBUG"] is False
 
 
-@pytest.mark.parametrize("entry_point", ["estimator_project.wsgi", "estimator_project.asgi"])
-def test_a_served_process_keeps_its_start_up_objects_out_of_full_collections(entry_point):
-    code = f"import gc, {entry_point}; print(gc.get_freeze_count(), len(gc.get_objects()))"
-    result = run_python(code, {"SECRET_KEY": "x" * 50, "MONGO_URI": "mongodb://127.0.0.1:1/never-contacted"})
-
-    assert result.returncode == 0, result.stderr
-    frozen, tracked = map(int, result.stdout.split())
-    # Django, DRF and PyMongo alone make tens of thousands; a full collection walks only what is left
-    assert frozen > 50_000
-    assert tracked < frozen / 20
-
-
 def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_process(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("PROMETHEUS_MULTIPROC_DIR=\nSECRET_KEY=" + "x" * 50 + "\n")
@@ -166,35 +154,6 @@ def test_an_empty_metrics_directory_as_in_env_example_keeps_metrics_in_the_proce
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() != "MmapedValue"
     assert list(workdir.iterdir()) == []  # no counter_<pid>.db left in the working directory
-
-
-SQL_SIGNALS = (
-    "import django; django.setup(); "
-    "from django.core.signals import request_finished, request_started; "
-    "from django.db import close_old_connections, reset_queries; "
-    # disconnect() answers whether the receiver was still connected
-    "print([request_started.disconnect(reset_queries), request_started.disconnect(close_old_connections), "
-    "request_finished.disconnect(close_old_connections)])"
-)
-
-
-def test_without_a_sql_database_no_request_pays_for_its_bookkeeping():
-    result = run_python(SQL_SIGNALS, {"DEBUG": "true"})
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["[False,", "False,", "False]"]
-
-
-def test_a_project_with_a_sql_database_keeps_it(tmp_path):
-    # The same settings with one SQLite database added
-    (tmp_path / "with_sql.py").write_text(
-        "from estimator_project.settings import *  # noqa: F403\n"
-        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}}\n"
-    )
-    result = run_python(SQL_SIGNALS, {"DEBUG": "true", "DJANGO_SETTINGS_MODULE": "with_sql"}, cwd=tmp_path)
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["[True,", "True,", "True]"]
 
 
 class TestCacheLifetime:
