@@ -73,7 +73,7 @@ format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~15 min; fails when a target is missed); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.harness
 
-bench-switches: $(VENV)/.dev-installed ## CPU per request with each speed switch of core/runtime.py off against all on (~15 min); bench/results/
+bench-switches: $(VENV)/.dev-installed ## CPU per request with each speed switch of core/runtime/__init__.py off against all on (~15 min); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.switches
 
 bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)

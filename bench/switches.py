@@ -35,7 +35,7 @@ TOUCHES = {
 
 
 def switch_loads() -> dict[str, tuple[str, ...]]:
-    """Each switch core/runtime.py names, with the loads it is measured on."""
+    """Each switch core/runtime/__init__.py names, with the loads it is measured on."""
     from core import runtime
 
     return {name: TOUCHES.get(name, LOADS) for name in runtime.SWITCHES}

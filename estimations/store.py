@@ -29,8 +29,8 @@ from core.errors import (
     ServiceUnavailable,
 )
 from core.mongo import database_name, get_client, reads_preference
+from core.runtime.group_insert import GroupInsert
 from estimations import store_export, store_indexes
-from estimations.group_insert import GroupInsert
 from estimations.list_query import ListQuery
 from estimations.store_failures import NEVER_SENT, reading, refused, writing
 
@@ -143,7 +143,7 @@ class EstimationStore:
         self.reads = collection if reads is None else reads
         # Bounds the server-side time of any one list query: no filter can scan without limit.
         self.query_timeout_ms = query_timeout_ms
-        # Single inserts of concurrent requests share one database command (estimations/group_insert.py).
+        # Single inserts of concurrent requests share one database command (core/runtime/group_insert.py).
         # A request waits at most insert_wait_seconds for the write ahead of it.
         self.inserts = GroupInsert(collection, wait_seconds=insert_wait_seconds)
 

@@ -19,7 +19,7 @@ from core.errors import (
     ServiceUnavailable,
     database_failure,
 )
-from estimations.group_insert import NotSent
+from core.runtime.group_insert import NotSent
 
 logger = logging.getLogger(__name__)
 

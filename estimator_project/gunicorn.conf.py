@@ -34,7 +34,7 @@ control_socket_disable = True
 if os.environ.get("MONGO_URI"):
     workers = env.int("WEB_CONCURRENCY", default=2, at_least=1)
     # gevent: each worker serves its connections from greenlets that give way whenever they wait on
-    # MongoDB. Single POSTs arriving together then share one insert command (estimations/group_insert.py)
+    # MongoDB. Single POSTs arriving together then share one insert command (core/runtime/group_insert.py)
     # in bigger batches than a pool of 4 threads allows: 1.2x to 1.3x the POSTs per second of gthread,
     # measured side by side (docs/performance.md). gthread stays available: GUNICORN_WORKER_CLASS=gthread.
     worker_class = env.str("GUNICORN_WORKER_CLASS", default="gevent")
@@ -43,7 +43,7 @@ if os.environ.get("MONGO_URI"):
 else:
     # The embedded store (mongomock) lives inside one process, so one worker: more would each have their
     # own data. It is a gevent worker, whose greenlets switch only where one waits: on a socket (a client's
-    # request or answer), or where our code gives way (core/runtime.py: between requests, and every
+    # request or answer), or where our code gives way (core/runtime/__init__.py: between requests, and every
     # 500 items of a bulk insert's validation and stamping, all before or after its one insert_many;
     # group_insert.py: before a write, and waiting for the batch ahead). mongomock does no I/O and never
     # waits: a find copies its matches into a list in one go, and each write runs to its end. So every
@@ -124,7 +124,7 @@ def child_exit(server, worker):
 
 def post_request(worker, req):
     # Under gevent, a request that needed no I/O must not let its keep-alive connection keep the worker
-    # (core/runtime.py); under gthread this does nothing.
+    # (core/runtime/__init__.py); under gthread this does nothing.
     from core.runtime import give_way
 
     give_way()

@@ -166,3 +166,8 @@ def hostile_table_test(cases):
         )
 
     return test
+
+
+def queue_length(group) -> int:
+    """How many documents wait behind a GroupInsert's write in progress (what its tests synchronise on)."""
+    return len(group._queue)

@@ -1,4 +1,4 @@
-"""core/runtime.py: long loops give the worker's other requests a turn."""
+"""core/runtime/__init__.py: long loops give the worker's other requests a turn."""
 
 from __future__ import annotations
 

@@ -220,7 +220,7 @@ def test_a_frozen_database_answers_503_within_the_request_budget_and_leaves_noth
         ("models", "GET", "/models", None, None),
         ("live", "GET", "/health/live", None, None),
     ]
-    # When the store freezes, with concurrent writes queued behind one another (estimations/group_insert.py)
+    # When the store freezes, with concurrent writes queued behind one another (core/runtime/group_insert.py)
     os.kill(own_database.process.pid, signal.SIGSTOP)
     try:
         threads = [threading.Thread(target=timed, args=call) for call in calls]

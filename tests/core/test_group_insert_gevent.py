@@ -40,7 +40,7 @@ GEVENT_WORKER = """
     import gevent
     import mongomock
 
-    from estimations.group_insert import GroupInsert
+    from core.runtime.group_insert import GroupInsert
 """
 
 
@@ -82,7 +82,7 @@ KILLED_WHILE_QUEUED = """
     print(json.dumps({
         "finished": len(finished),
         "stored": sorted(d["n"] for d in group.collection.collection.find()),
-        "waiting": group.waiting,
+        "waiting": queue_length(group),
     }))
 """
 

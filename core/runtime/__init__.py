@@ -35,7 +35,7 @@ OFF = _switched_off()
 def on(name: str) -> bool:
     """Whether switch ``name`` is on: always, unless the benchmark turned it off."""
     if name not in SWITCHES:
-        raise KeyError(f"{name!r} is not a switch of core/runtime.py: {', '.join(SWITCHES)}")
+        raise KeyError(f"{name!r} is not a switch of core/runtime/__init__.py: {', '.join(SWITCHES)}")
     return name not in OFF
 
 

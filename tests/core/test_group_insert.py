@@ -11,10 +11,10 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, BulkWriteError, DuplicateKeyError
 
 from core.errors import MSG_INSERT_REMOVED, MSG_INSERT_UNKNOWN_KEYED, ServiceUnavailable
-from estimations import group_insert
-from estimations.group_insert import GroupInsert, NotSent
+from core.runtime import group_insert
+from core.runtime.group_insert import GroupInsert, NotSent
 from estimations.store import IDEMPOTENCY_FIELD, estimation_store
-from tests.helpers import new_document
+from tests.helpers import new_document, queue_length
 
 WAIT = 10  # seconds: a thread still waiting after this is stuck
 
@@ -76,7 +76,7 @@ def hold_first_write(group: GroupInsert, spy: Spy, first: dict, queued: list[dic
     wait_until(lambda: spy.commands)
     followers = threading.Thread(target=lambda: result.update(insert_in_threads(group, queued, **kwargs)))
     followers.start()
-    wait_until(lambda: group.waiting == len(queued))
+    wait_until(lambda: queue_length(group) == len(queued))
     spy.release.set()
     leader.join(WAIT)
     followers.join(WAIT)
@@ -126,7 +126,7 @@ def test_inserts_that_arrive_during_a_write_go_together_as_one_insert_many():
         ("insert_many", [2, 3, 4]),
     ]
     assert sorted(d["bestseller_rank"] for d in spy.collection.find()) == [1, 2, 3, 4]
-    assert group.waiting == 0
+    assert queue_length(group) == 0
 
 
 def test_a_write_that_hangs_holds_those_queued_behind_it_no_longer_than_their_wait():
@@ -143,7 +143,7 @@ def test_a_write_that_hangs_holds_those_queued_behind_it_no_longer_than_their_wa
 
     assert time.monotonic() - started < WAIT / 2  # bounded: released only afterwards
     assert all(isinstance(outcome, NotSent) for outcome in outcomes.values()), outcomes
-    assert group.waiting == 0
+    assert queue_length(group) == 0
     spy.release.set()
     leader.join(WAIT)
     # Never sent: only the hung write's document is stored, and the next insert goes through at once
@@ -205,7 +205,7 @@ def test_after_a_failed_batch_the_next_inserts_still_go_through():
 
     assert isinstance(outcomes[2], AutoReconnect) and isinstance(outcomes[3], AutoReconnect)
     assert spy.collection.count_documents({"bestseller_rank": 5}) == 1
-    assert group.waiting == 0
+    assert queue_length(group) == 0
 
 
 def test_the_writer_gives_way_first_so_the_requests_already_read_join_its_batch(monkeypatch):
@@ -218,7 +218,7 @@ def test_the_writer_gives_way_first_so_the_requests_already_read_join_its_batch(
         if not others:
             others.append(threading.Thread(target=insert_in_threads, args=(group, documents(2, 3, 4))))
             others[0].start()
-            wait_until(lambda: group.waiting == 4)  # the writer's own document and theirs
+            wait_until(lambda: queue_length(group) == 4)  # the writer's own document and theirs
 
     monkeypatch.setattr(group_insert, "give_way", give_way)
     group.insert(documents(1)[0])
@@ -246,7 +246,7 @@ def test_a_writer_stopped_while_giving_way_hands_the_lead_on_and_nobody_waits_fo
                 threading.Thread(target=lambda: outcomes.update(insert_in_threads(group, documents(2, 3))), daemon=True)
             )
             others[0].start()
-            wait_until(lambda: group.waiting == 3)
+            wait_until(lambda: queue_length(group) == 3)
             raise Stopped
 
     monkeypatch.setattr(group_insert, "give_way", give_way)
@@ -258,7 +258,7 @@ def test_a_writer_stopped_while_giving_way_hands_the_lead_on_and_nobody_waits_fo
     assert [(name, sorted(d["bestseller_rank"] for d in docs)) for name, docs in spy.commands] == [
         ("insert_many", [2, 3])
     ]
-    assert group.waiting == 0
+    assert queue_length(group) == 0
     group.insert(documents(4)[0])  # and the next one is not stuck behind a writer that never came
     assert spy.collection.count_documents({}) == 3
 
@@ -313,7 +313,7 @@ class TestThroughTheStore:
         followers = [threading.Thread(target=run, args=(document,)) for document in queued]
         for thread in followers:
             thread.start()
-        wait_until(lambda: group.waiting == 2)
+        wait_until(lambda: queue_length(group) == 2)
         spy.release.set()
         for thread in [leader, *followers]:
             thread.join(WAIT)

@@ -1,4 +1,4 @@
-"""Concurrent single inserts of one process share one insert_many (the group_insert switch, core/runtime.py).
+"""Concurrent single inserts of one process share one insert_many (the group_insert switch, core/runtime/__init__.py).
 
 While one insert is on its way to the database, those that arrive queue; the first of them then takes
 the whole queue as one unordered insert_many. Nobody waits for a batch to fill, and each document keeps
@@ -49,11 +49,6 @@ class GroupInsert:
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._writing = False
-
-    @property
-    def waiting(self) -> int:
-        """How many documents are queued behind the write in progress."""
-        return len(self._queue)
 
     def insert(self, document: dict[str, Any], before_write: Callable[[], object] = lambda: None) -> None:
         """Store ``document`` (its ``_id`` set by the caller), alone or with those queued beside it.
