@@ -121,7 +121,7 @@ def database_name() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _database_name(uri: str, name: str) -> str:
-    # Parsing the URI costs about 0.1 ms: once per (URI, name), not on every request.
+    # The URI is parsed once per (URI, name), not on every request.
     if name:
         return name
     if uri:

@@ -9,8 +9,7 @@ from estimations.views import HomeView
 from estimator_project import health
 
 urlpatterns = [
-    # First, and not behind include(""): every request to the estimations resolves through one level of
-    # patterns fewer (URL resolving was 7% of a GET's CPU under load).
+    # The resource's own patterns first, at the top level: its requests are the most frequent.
     *estimation_urls,
     path("", HomeView.as_view(), name="home"),
     path("", include("ml.urls")),
