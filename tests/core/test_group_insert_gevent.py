@@ -82,7 +82,7 @@ KILLED_WHILE_QUEUED = """
     print(json.dumps({
         "finished": len(finished),
         "stored": sorted(d["n"] for d in group.collection.collection.find()),
-        "waiting": queue_length(group),
+        "waiting": len(group._queue),
     }))
 """
 
