@@ -151,6 +151,7 @@ FIELDS: tuple[Field, ...] = (
             maximum=MAX_ACTUAL_SALES,
         ),
         filter=True,
+        csv_in=True,
     ),
     Field(
         "actual_period",
@@ -159,6 +160,7 @@ FIELDS: tuple[Field, ...] = (
         "The month of actual_sales, YYYY-MM.",
         sent=Sent("The month actual_sales were sold in, as YYYY-MM.", nullable=True, pattern=PERIOD.pattern),
         filter=True,
+        csv_in=True,
     ),
     Field("_created", "date", "meta", "RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.", filter=True, sort=6),
     Field("_updated", "date", "meta", "RFC 1123 date of the last change.", filter=True, sort=7),

@@ -140,6 +140,32 @@ class TestImportAndExport:
         assert_error_envelope(response, 406)
 
 
+class TestActualsInACsv:
+    def test_actual_sales_and_their_month_are_stored_as_a_json_post_stores_them(self, api, mongo_db):
+        response = post_csv(api, "bestseller_rank,actual_sales,actual_period\n5,3,2026-10\n9,,\n")
+
+        assert response.status_code == 201, response.content
+        stored = {doc["bestseller_rank"]: doc for doc in mongo_db["estimations"].find()}
+        assert (stored[5]["actual_sales"], stored[5]["actual_period"]) == (3, "2026-10")
+        assert "actual_sales" not in stored[9]
+
+    def test_an_actual_without_its_month_is_refused_on_its_line(self, api, mongo_db):
+        body = assert_error_envelope(post_csv(api, "bestseller_rank,actual_sales\n5,3\n"), 422)
+
+        assert set(body["_issues"]) == {"line 2"}
+        assert "actual_period" in body["_issues"]["line 2"]
+        assert mongo_db["estimations"].count_documents({}) == 0
+
+    def test_an_export_with_actuals_goes_back_in_with_them(self, api, mongo_db):
+        post_csv(api, "bestseller_rank,actual_sales,actual_period\n5,3,2026-10\n")
+        export = api.get(URL, HTTP_ACCEPT="text/csv")
+        mongo_db["estimations"].delete_many({})
+
+        assert post_csv(api, export.getvalue()).status_code == 201
+        (again,) = mongo_db["estimations"].find()
+        assert (again["actual_sales"], again["actual_period"]) == (3, "2026-10")
+
+
 class TestImportIsAllOrNothing:
     def test_bad_rows_are_reported_by_line_and_nothing_is_stored(self, api, mongo_db):
         text = "bestseller_rank,category,sku\n5,books,A\nabc,books,B\n7,garden,C\n8,books,=1+1\n0,,\n9,books,Z\n"

@@ -93,7 +93,7 @@ class TestOpenApi:
         required = names(lambda field: field.csv_in and field.sent is not None and field.sent.required)
         optional = names(lambda field: field.csv_in and field.sent is not None and not field.sent.required)
 
-        assert required == ["bestseller_rank"] and optional == ["category", "sku"]
+        assert required == ["bestseller_rank"] and optional == ["category", "sku", "actual_sales", "actual_period"]
         assert upload["description"].startswith(
             f"A header row naming {' and '.join(required)} and optionally {' and '.join(optional)}, then"
         )
