@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from rest_framework.exceptions import NotFound
 
-from core.errors import MSG_NOT_FOUND, BadQuery
+from core.errors import BadQuery
 from estimations.keyset import encode_after
 from estimations.list_query import ListQuery
 from estimations.store import estimation_store
@@ -22,12 +22,15 @@ MSG_EXPORT_TOO_LARGE = (
 )
 
 
+MSG_NO_ESTIMATION = "No estimation has this id: an id is the 24 hexadecimal digits GET /estimations shows as _id."
+
+
 def estimation_get(*, estimation_id: str, from_primary: bool = False) -> dict[str, Any]:
     """The stored estimation, read from the database on every call: what a GET answers (with the reads'
     preference) and, ``from_primary``, what a write checks its etag against, the same on every host."""
     document = estimation_store().get(estimation_id, from_primary=from_primary)
     if document is None:
-        raise NotFound(MSG_NOT_FOUND)
+        raise NotFound(MSG_NO_ESTIMATION)
     return document
 
 

@@ -16,7 +16,6 @@ from rest_framework.exceptions import NotFound
 
 from core.errors import (
     MSG_BULK_TOO_LARGE,
-    MSG_NOT_FOUND,
     MSG_VALIDATION,
     MSG_VALIDATION_UPDATE,
     PayloadTooLarge,
@@ -30,6 +29,7 @@ from estimations import validation
 from estimations.csv_io import CsvRows
 from estimations.documents import new_document, replacement
 from estimations.fields import ESTIMATE_INPUTS, INPUT_FIELDS
+from estimations.selectors import MSG_NO_ESTIMATION
 from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome, estimation_store
 from ml.predictor import Estimator
 from ml.serving import get_estimator
@@ -168,7 +168,7 @@ def estimation_update(
     store, estimator = store or estimation_store(), estimator or get_estimator()
     current = store.get(estimation_id, from_primary=True)  # the version the write is conditional on
     if current is None:
-        raise NotFound(MSG_NOT_FOUND)
+        raise NotFound(MSG_NO_ESTIMATION)
     if if_match is not None and current["_etag"] not in if_match:
         raise PreconditionFailed()
     fields, issues = validation.validate(data, _rules(estimator), partial=partial, from_form=from_form)
@@ -197,6 +197,6 @@ def estimation_delete(*, estimation_id: str, if_match: list[str] | None, store: 
 
 def _raise_unless_done(outcome: Outcome) -> None:
     if outcome is Outcome.NOT_FOUND:
-        raise NotFound(MSG_NOT_FOUND)
+        raise NotFound(MSG_NO_ESTIMATION)
     if outcome is Outcome.STALE:
         raise PreconditionFailed()

@@ -11,7 +11,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
-from core.errors import MSG_NOT_FOUND
+from estimations.selectors import MSG_NO_ESTIMATION
 from tests.helpers import assert_error_envelope, post_json
 
 
@@ -59,7 +59,7 @@ class TestGetOne:
     def test_unknown_or_malformed_id_is_404_in_the_envelope(self, api, created, bad_id):
         response = api.get(f"/estimations/{bad_id}")
 
-        assert assert_error_envelope(response, 404)["_error"]["message"] == MSG_NOT_FOUND
+        assert assert_error_envelope(response, 404)["_error"]["message"] == MSG_NO_ESTIMATION
 
     def test_unknown_url_is_404_in_the_envelope(self, api):
         assert_error_envelope(api.get("/no/such/thing"), 404)
