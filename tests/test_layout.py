@@ -228,6 +228,12 @@ def test_no_test_module_is_over_400_lines():
     assert long == {}, f"split these along their classes or themes: {long}"
 
 
-if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, files per arrow
-    for (app, other), files in sorted(import_graph().items()):
-        print(f"{app} -> {other}: {len(files)} files")
+if __name__ == "__main__":  # python tests/test_layout.py: the app-to-app import graph, checked
+    print("layers, bottom first: " + " <- ".join(LAYERS))
+    graph = import_graph()
+    for (app, other), files in sorted(graph.items(), key=lambda edge: (LAYERS.index(edge[0][0]), edge[0][1])):
+        direction = "down" if LAYERS.index(other) < LAYERS.index(app) else "UP (not allowed)"
+        print(f"  {app} -> {other}: {len(files)} file{'s' * (len(files) != 1)}, {direction}")
+    upward = [edge for edge in graph if LAYERS.index(edge[1]) > LAYERS.index(edge[0])]
+    print("every import runs down the layers" if not upward else f"{len(upward)} arrow(s) run up: see above")
+    raise SystemExit(1 if upward else 0)
