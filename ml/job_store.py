@@ -4,6 +4,7 @@ replica reads (ml/jobs.py runs them). A job whose heartbeat is older than ``STAL
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,10 +73,21 @@ class TrainingJobs:
         self.collection.insert_one(job)
         return job
 
+    def _read(self, job_id: ObjectId) -> dict[str, Any] | None:
+        """The stored job. The embedded store (mongomock) empties a document before it fills it again on
+        a replace, so a read from another thread in between finds only its _id: that read is made again.
+        MongoDB replaces a document atomically."""
+        for _ in range(100):
+            job = self.collection.find_one({"_id": job_id})
+            if job is None or "status" in job:
+                return job
+            time.sleep(0.001)
+        raise RuntimeError(f"training job {job_id} stayed empty")  # never seen: a replace takes microseconds
+
     def _change(self, job_id: ObjectId, statuses: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any] | None:
         """The job with ``changes`` made, if its status is one of ``statuses``; else None."""
         for _ in range(5):
-            job = self.collection.find_one({"_id": job_id})
+            job = self._read(job_id)
             if job is None or job["status"] not in statuses:
                 return None
             changed = {**job, **changes}
@@ -147,7 +159,7 @@ class TrainingJobs:
         oid = _object_id(job_id)
         if oid is None:
             return None
-        job = self.collection.find_one({"_id": oid})
+        job = self._read(oid)
         if job is None or job["status"] not in UNFINISHED:
             return job
         if _aware(job["heartbeat"]) >= _now() - timedelta(seconds=self.stale_seconds):

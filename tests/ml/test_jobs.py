@@ -155,3 +155,24 @@ def _options() -> dict:
 
 def _request() -> dict:
     return {**_options(), "bytes": 10}
+
+
+class HalfReplaced:
+    """A collection whose first reads catch a replace half-done, as mongomock's replace leaves a document
+    (only its _id) to a reader in another thread."""
+
+    def __init__(self, job: dict, empty_reads: int):
+        self.job, self.empty_reads, self.reads = job, empty_reads, 0
+
+    def find_one(self, filter_):
+        self.reads += 1
+        return {"_id": self.job["_id"]} if self.reads <= self.empty_reads else dict(self.job)
+
+
+def test_a_job_read_while_it_is_being_replaced_is_read_again():
+    stored = {"_id": job_store.ObjectId(), "status": job_store.FAILED, "heartbeat": None}
+    collection = HalfReplaced(stored, empty_reads=2)
+
+    job = job_store.TrainingJobs(collection).get(stored["_id"])  # type: ignore[arg-type]
+
+    assert job == stored and collection.reads == 3
