@@ -4,7 +4,7 @@ replica reads (ml/jobs.py runs them). A job whose heartbeat is older than ``STAL
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,12 @@ def _object_id(job_id: str | ObjectId) -> ObjectId | None:
         return None
 
 
+# One job-store call at a time in this process: the runner's thread writes the job while requests read it,
+# and the embedded store (mongomock) is not thread-safe (a replace empties the document before it fills it
+# again; a read copies it as it changes). MongoDB needs no lock; the calls are a few a second.
+STORE_LOCK = threading.RLock()
+
+
 class TrainingJobs:
     """The ``model_jobs`` collection: one document per POST /models.
 
@@ -70,19 +76,13 @@ class TrainingJobs:
             "error": None,
             "issues": None,
         }
-        self.collection.insert_one(job)
+        with STORE_LOCK:
+            self.collection.insert_one(job)
         return job
 
     def _read(self, job_id: ObjectId) -> dict[str, Any] | None:
-        """The stored job. The embedded store (mongomock) empties a document before it fills it again on
-        a replace, so a read from another thread in between finds only its _id: that read is made again.
-        MongoDB replaces a document atomically."""
-        for _ in range(100):
-            job = self.collection.find_one({"_id": job_id})
-            if job is None or "status" in job:
-                return job
-            time.sleep(0.001)
-        raise RuntimeError(f"training job {job_id} stayed empty")  # never seen: a replace takes microseconds
+        with STORE_LOCK:
+            return self.collection.find_one({"_id": job_id})
 
     def _change(self, job_id: ObjectId, statuses: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any] | None:
         """The job with ``changes`` made, if its status is one of ``statuses``; else None."""
@@ -91,9 +91,10 @@ class TrainingJobs:
             if job is None or job["status"] not in statuses:
                 return None
             changed = {**job, **changes}
-            result = self.collection.replace_one(
-                {"_id": job_id, "status": job["status"], "heartbeat": job["heartbeat"]}, changed
-            )
+            with STORE_LOCK:
+                result = self.collection.replace_one(
+                    {"_id": job_id, "status": job["status"], "heartbeat": job["heartbeat"]}, changed
+                )
             if result.matched_count == 1:
                 return changed
         return None  # changed by others each time: it is not this writer's to change
@@ -171,13 +172,14 @@ class TrainingJobs:
             "error": {"code": 500, "message": MSG_STALE.format(seconds=self.stale_seconds)},
             "issues": None,
         }
-        result = self.collection.replace_one(
-            {"_id": oid, "status": job["status"], "heartbeat": job["heartbeat"]}, marked
-        )
+        with STORE_LOCK:
+            result = self.collection.replace_one(
+                {"_id": oid, "status": job["status"], "heartbeat": job["heartbeat"]}, marked
+            )
         if result.matched_count == 1:
             logger.warning("training job %s had no heartbeat for %.0f s: marked failed", oid, self.stale_seconds)
             return marked
-        return self.collection.find_one({"_id": oid})  # a heartbeat or an end came in between
+        return self._read(oid)  # a heartbeat or an end came in between
 
 
 def _aware(moment: datetime) -> datetime:

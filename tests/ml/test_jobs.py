@@ -157,22 +157,27 @@ def _request() -> dict:
     return {**_options(), "bytes": 10}
 
 
-class HalfReplaced:
-    """A collection whose first reads catch a replace half-done, as mongomock's replace leaves a document
-    (only its _id) to a reader in another thread."""
+class HeldLock:
+    """A collection that records whether each call ran while this process held the job store's lock."""
 
-    def __init__(self, job: dict, empty_reads: int):
-        self.job, self.empty_reads, self.reads = job, empty_reads, 0
+    def __init__(self, job: dict):
+        self.job, self.calls = job, []
 
     def find_one(self, filter_):
-        self.reads += 1
-        return {"_id": self.job["_id"]} if self.reads <= self.empty_reads else dict(self.job)
+        self.calls.append(("find_one", job_store.STORE_LOCK._is_owned()))
+        return dict(self.job)
+
+    def replace_one(self, filter_, replacement):
+        self.calls.append(("replace_one", job_store.STORE_LOCK._is_owned()))
+        self.job = dict(replacement)
+        return type("Result", (), {"matched_count": 1})()
 
 
-def test_a_job_read_while_it_is_being_replaced_is_read_again():
-    stored = {"_id": job_store.ObjectId(), "status": job_store.FAILED, "heartbeat": None}
-    collection = HalfReplaced(stored, empty_reads=2)
+def test_every_job_store_call_holds_the_lock_the_runner_thread_shares():
+    stored = {"_id": job_store.ObjectId(), "status": job_store.RUNNING, "heartbeat": datetime.now(UTC)}
+    collection = HeldLock(stored)
+    jobs_ = job_store.TrainingJobs(collection)  # type: ignore[arg-type]
 
-    job = job_store.TrainingJobs(collection).get(stored["_id"])  # type: ignore[arg-type]
-
-    assert job == stored and collection.reads == 3
+    assert jobs_.beat(stored["_id"], {"phase": "reading"}) is True
+    assert jobs_.get(stored["_id"])["progress"] == {"phase": "reading"}
+    assert collection.calls == [("find_one", True), ("replace_one", True), ("find_one", True)]
