@@ -201,35 +201,17 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
     out["first_post_seconds"] = time.monotonic() - started
     try:
         server = single.processes[0]
-        warm = subprocess.run(
-            [
-                ensure_wrk(),
-                "-t1",
-                "-c4",
-                "-d3s",
-                "-s",
-                str(script_file(workdir, POST_LUA)),
-                single.ours + "/estimations",
-            ],
-            capture_output=True,
-            text=True,
-        )
+
+        def post_load(seconds: int) -> subprocess.CompletedProcess:
+            """wrk's single-POST script against our service: one thread, four connections."""
+            argv = [ensure_wrk(), "-t1", "-c4", f"-d{seconds}s", "-s", str(script_file(workdir, POST_LUA))]
+            return subprocess.run([*argv, single.ours + "/estimations"], capture_output=True, text=True)
+
+        warm = post_load(3)
         before = workers_rss_kb(server)
         done = 0
         while done < args.soak_requests:
-            result = subprocess.run(
-                [
-                    ensure_wrk(),
-                    "-t1",
-                    "-c4",
-                    "-d5s",
-                    "-s",
-                    str(script_file(workdir, POST_LUA)),
-                    single.ours + "/estimations",
-                ],
-                capture_output=True,
-                text=True,
-            ).stdout
+            result = post_load(5).stdout
             done += int(re.search(r"(\d+) requests in", result).group(1))
         after = workers_rss_kb(server)
         out["memory"] = {
