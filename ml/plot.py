@@ -98,7 +98,7 @@ def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, plac
         f'<svg xmlns="http://www.w3.org/2000/svg" class="panel" data-category="{name}" {placement}'
         f'viewBox="0 0 {PANEL_WIDTH} {PANEL_HEIGHT}" font-family="sans-serif" font-size="11" role="img" '
         f'aria-label="{name}: estimated monthly sales by Best Seller Rank, with its 80% interval">',
-        f'<title>{name}</title><rect width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" fill="white"/>',
+        f'<title>{name}</title><rect class="panel-frame" width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" fill="white"/>',
         f'<defs><clipPath id="{clip}"><rect x="{LEFT}" y="{TOP}" width="{axes.width}" height="{axes.height}"/>'
         "</clipPath></defs>",
     ]
@@ -139,7 +139,8 @@ def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, plac
     )
     parts.append(
         f'<rect x="{LEFT}" y="{TOP}" width="{axes.width}" height="{axes.height}" fill="none" stroke="#999"/>'
-        f'<text class="panel-title" x="{LEFT}" y="{TOP - 10}" font-size="14" font-weight="bold" fill="{colour}">'
+        f'<rect x="{LEFT}" y="{TOP - 20}" width="10" height="10" fill="{colour}"/>'
+        f'<text class="panel-title" x="{LEFT + 15}" y="{TOP - 10}" font-size="14" font-weight="bold" fill="#222">'
         f"{name}</text>"
         f'<text class="axis-title" x="{LEFT + axes.width / 2}" y="{PANEL_HEIGHT - 6}" text-anchor="middle">'
         "Best Seller Rank</text>"

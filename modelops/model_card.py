@@ -4,7 +4,10 @@ band, median error; and the fitted slope by decade of rank), every figure format
 from __future__ import annotations
 
 import logging
+from html import escape
 from typing import Any
+
+from django.utils.safestring import SafeString, mark_safe
 
 from ml.plot import compact_number
 
@@ -20,6 +23,11 @@ def band_label(span: Any) -> str:
         return ""
     first, last = span
     return f"> {compact_number(first - 1)}" if last is None else f"{compact_number(first)}–{compact_number(last)}"
+
+
+def breakable(name: str) -> SafeString:
+    """A category name that may wrap after its underscores (sports_outdoors), on a narrow screen."""
+    return mark_safe(escape(name).replace("_", "_<wbr>"))  # noqa: S308 - escaped first
 
 
 def _share(value: float | None, flag: bool = True) -> dict[str, Any]:
@@ -40,6 +48,7 @@ def _row(name: str, figures: dict[str, Any], decades: list[tuple[int, int]]) -> 
     error = figures.get("median_error")
     return {
         "name": name,
+        "label": breakable(name),
         "training_rows": f"{figures['training_rows']:,}",
         "holdout_rows": f"{figures['holdout_rows']:,}",
         "coverage": _coverage(figures["coverage"]),
