@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString, mark_safe
 from ml.plot import compact_number
 
 BAND_NAMES = ("head", "middle", "tail")
-COVERAGE_BOUNDS = (0.70, 0.90)  # a band's coverage outside these is flagged (issue 20's per-band bound)
+COVERAGE_BOUNDS = (0.70, 0.90)  # a band's coverage outside these is flagged: every band is held to them
 
 logger = logging.getLogger(__name__)
 
