@@ -1,0 +1,248 @@
+"""The fit's mathematics: a non-increasing curve in log-log per category, and the quantiles of next month's units.
+
+More: docs/model.md (what is fitted and why) and docs/architecture.md, "ml/curve.py".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import lsq_linear, minimize_scalar
+from scipy.special import gammaincc, gammaln, logsumexp, ndtr
+
+KNOT_STEP = math.log(10) / 4  # a knot every quarter decade of rank
+PER_KNOT = 1.0 / KNOT_STEP
+SMOOTHING = 0.02  # the penalty on a change of slope at a knot, per unit of mean deviance
+MAX_SLOPE = 10.0  # a sales rate that falls faster than rank^-10 is not a curve but a data error
+TABLE_COUNTS = 400  # units a month up to which the quantiles are exact; above, the log-normal approximation
+MAX_LOG_UNITS = 40.0  # e^40 units a month: an int64 holds it; nothing real comes near
+BINS_PER_SEGMENT = 64  # the fit groups rows this finely in ln(rank): 0.9% of a rank wide
+SIGMA_ROWS = 8_000
+MIN_CELL = 2.0**-14  # the quantile grid's finest cell, in ln rate  # rows per category that the spread is fitted on (a seeded sample beyond that)
+NODES = 40  # Gauss-Hermite nodes over the log-normal spread
+
+
+def _nodes(count: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite.hermgauss(count)
+    return x * math.sqrt(2.0), w / math.sqrt(math.pi)  # E[h(e)] = sum w h(x) for e ~ N(0, 1)
+
+
+NODES_X, NODES_W = _nodes(NODES)
+RAW_X, RAW_W = np.polynomial.hermite.hermgauss(NODES)  # for the centred integrals
+PMF_X, PMF_W = np.polynomial.hermite.hermgauss(16)  # a likelihood, centred on its mode: 16 nodes are plenty
+# The three quantiles of next month's units that an estimate reports: (name, probability, rule).
+QUANTILES = (("low", 0.10, "nearest"), ("median", 0.50, "median"), ("high", 0.90, "nearest"))
+Z = {"low": -1.2815515655446004, "median": 0.0, "high": 1.2815515655446004}
+
+
+def segments_for(max_log_rank: float) -> int:
+    return max(1, math.ceil(max_log_rank / KNOT_STEP - 1e-9))
+
+
+def locate(x: np.ndarray, segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each ln(rank)'s segment and its place in it (beyond the last knot: the last segment, extended)."""
+    t = x * PER_KNOT
+    seg = np.minimum(t.astype(np.int64), segments - 1)
+    return seg, t - seg
+
+
+def fit_curve(x: np.ndarray, y: np.ndarray, segments: int, *, dispersion: float, start=None) -> np.ndarray:
+    """ln(mean units) at the knots: the non-increasing curve that maximises the negative-binomial likelihood
+    (dispersion 0: Poisson) less a smoothness penalty. Convex: projected Newton finds its one optimum."""
+    design, total, count = _binned(x, y, segments)
+    phi = dispersion
+    weight = SMOOTHING * len(y)
+    change = np.diff(np.eye(segments), axis=0)  # (segments - 1, segments): slope changes at the knots
+    penalty_hessian = np.zeros((segments + 1, segments + 1))
+    penalty_hessian[1:, 1:] = 2 * weight * change.T @ change
+
+    def loss(theta: np.ndarray) -> float:
+        g = design @ theta
+        mu = np.exp(np.minimum(g, 700.0))
+        data = np.sum((total + count / phi) * np.log1p(phi * mu) - total * g) if phi > 0 else np.sum(count * mu - total * g)
+        return float(data) + weight * float(np.sum(np.diff(theta[1:]) ** 2))
+
+    theta = _start(x, y, segments) if start is None else start
+    lower = np.concatenate([[-np.inf], np.zeros(segments)])
+    upper = np.concatenate([[np.inf], np.full(segments, MAX_SLOPE)])
+    current = loss(theta)
+    for _ in range(100):
+        g = design @ theta
+        mu = np.exp(np.minimum(g, 700.0))
+        residual = (count * mu - total) / (1.0 + phi * mu)
+        curvature = mu * (count + phi * total) / (1.0 + phi * mu) ** 2
+        gradient = design.T @ residual + penalty_hessian @ theta
+        hessian = (design * curvature[:, None]).T @ design + penalty_hessian
+        step = _bounded_newton_step(hessian, gradient, lower - theta, upper - theta)
+        size = 1.0
+        while size > 1e-6:
+            trial = np.clip(theta + size * step, lower, upper)
+            value = loss(trial)
+            if value <= current:
+                break
+            size /= 2
+        else:
+            break
+        done = current - value <= 1e-12 * max(abs(current), 1.0)
+        theta, current = trial, value
+        if done:
+            break
+    return theta[0] - KNOT_STEP * np.concatenate([[0.0], np.cumsum(theta[1:])])
+
+
+def knot_parameters(knots: np.ndarray) -> np.ndarray:
+    """The inverse of fit_curve's result: [ln mean at rank 1, slope of each segment]."""
+    return np.concatenate([[knots[0]], -np.diff(knots) / KNOT_STEP])
+
+
+def _bounded_newton_step(hessian, gradient, lower, upper) -> np.ndarray:
+    """argmin 1/2 d'Hd + g'd with lower <= d <= upper, as a bounded least-squares problem."""
+    factor = np.linalg.cholesky(hessian + 1e-9 * np.trace(hessian) / len(hessian) * np.eye(len(hessian))).T
+    target = -np.linalg.solve(factor.T, gradient)
+    return lsq_linear(factor, target, bounds=(lower, upper), method="bvls").x
+
+
+def _binned(x: np.ndarray, y: np.ndarray, segments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by ln(rank) into BINS_PER_SEGMENT bins per segment: the design (one row per bin, at its
+    rows' mean place), the units and the rows in each. The fit's cost is then the bins', not the rows'."""
+    seg, frac = locate(x, segments)
+    bins = seg * BINS_PER_SEGMENT + np.minimum((frac * BINS_PER_SEGMENT).astype(np.int64), BINS_PER_SEGMENT - 1)
+    used, inverse, count = np.unique(bins, return_inverse=True, return_counts=True)
+    total = np.bincount(inverse, weights=y)
+    place = np.bincount(inverse, weights=frac) / count
+    bin_seg = used // BINS_PER_SEGMENT
+    design = np.zeros((len(used), segments + 1))
+    design[:, 0] = 1.0
+    columns = np.arange(segments)[None, :]
+    design[:, 1:] = -KNOT_STEP * np.where(columns < bin_seg[:, None], 1.0, np.where(columns == bin_seg[:, None], place[:, None], 0.0))
+    return design, total, count.astype(np.float64)
+
+
+def _start(x: np.ndarray, y: np.ndarray, segments: int) -> np.ndarray:
+    slope = _start_slope(x, y)
+    intercept = float(np.mean(np.log(y + 0.5) + slope * x))
+    return np.concatenate([[intercept], np.full(segments, slope)])
+
+
+def _start_slope(x: np.ndarray, y: np.ndarray) -> float:
+    if np.ptp(x) == 0:
+        return 0.5
+    slope = -np.polyfit(x, np.log(y + 0.5), 1)[0]
+    return float(np.clip(slope, 0.01, MAX_SLOPE))
+
+
+def fit_sigma(y: np.ndarray, log_mean: np.ndarray, seed: int) -> float:
+    """The log-normal spread of the sales rate around the curve (Poisson-lognormal maximum likelihood)."""
+    if len(y) > SIGMA_ROWS:
+        rows = np.random.default_rng(seed).choice(len(y), SIGMA_ROWS, replace=False)
+        y, log_mean = y[rows], log_mean[rows]
+    constant = gammaln(y + 1.0)
+
+    def negative_log_likelihood(sigma: float) -> float:
+        return -float(np.sum(_log_pmf(y, log_mean - sigma * sigma / 2, sigma) - constant))
+
+    return float(minimize_scalar(negative_log_likelihood, bounds=(1e-3, 3.0), method="bounded").x)
+
+
+def _log_pmf(y: np.ndarray, u: np.ndarray, sigma: float) -> np.ndarray:
+    """ln P(units = y) + ln y!, the rate exp(u + sigma e): Gauss-Hermite centred on each row's posterior mode
+    (a large count's likelihood is far narrower in e than the prior, and fixed nodes miss it)."""
+    e = np.clip((np.log(y + 0.5) - u) * sigma / (sigma * sigma + 1.0 / (y + 0.5)), -8.0, 8.0)
+    for _ in range(6):  # Newton on the concave h(e) = y (u + sigma e) - exp(u + sigma e) - e^2 / 2
+        rate = np.exp(np.minimum(u + sigma * e, 700.0))
+        e = np.clip(e + (sigma * (y - rate) - e) / (sigma * sigma * rate + 1.0), -12.0, 12.0)
+    rate = np.exp(np.minimum(u + sigma * e, 700.0))
+    scale = 1.0 / np.sqrt(sigma * sigma * rate + 1.0)
+    points = e[:, None] + math.sqrt(2.0) * scale[:, None] * PMF_X[None, :]
+    log_rate = u[:, None] + sigma * points
+    h = y[:, None] * log_rate - np.exp(np.minimum(log_rate, 700.0)) - points * points / 2
+    terms = h + (PMF_X * PMF_X + np.log(PMF_W))[None, :]
+    return logsumexp(terms, axis=1) + np.log(math.sqrt(2.0) * scale) - 0.5 * math.log(2 * math.pi)
+
+
+def _cdf(k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
+    """P(units <= k) when the rate is exp(log_rate) times a log-normal of median 1 and spread sigma.
+
+    P(Poisson(r) <= k) = P(Gamma(k + 1) > r): integrate over e where the spread is the narrower of the
+    two (sigma sqrt(k + 1) <= 1), else over ln Gamma(k + 1), centred on its mode. Both integrands are
+    then smooth at the nodes' scale."""
+    a = np.maximum(k, 0).astype(np.float64) + 1.0
+    out = np.zeros(np.broadcast(a, log_rate).shape)
+    a, log_rate = np.broadcast_to(a, out.shape), np.broadcast_to(log_rate, out.shape)
+    narrow = sigma * np.sqrt(a) <= 1.0
+    if narrow.any():
+        rates = np.exp(np.minimum(log_rate[narrow][:, None] + sigma * NODES_X[None, :], 700.0))
+        out[narrow] = gammaincc(a[narrow][:, None], rates) @ NODES_W
+    wide = ~narrow
+    if wide.any():
+        aw = a[wide][:, None]
+        scale = 1.0 / np.sqrt(aw)
+        t = np.log(aw) + math.sqrt(2.0) * scale * RAW_X[None, :]
+        log_weight = np.log(RAW_W * math.sqrt(2.0)) + RAW_X**2 + np.log(scale) + aw * t - np.exp(t) - gammaln(aw)
+        out[wide] = np.sum(np.exp(log_weight) * ndtr((t - log_rate[wide][:, None]) / sigma), axis=1)
+    return np.where(np.asarray(k) < 0, 0.0, np.clip(out, 0.0, 1.0))
+
+
+def _condition(rule: str, p: float, k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
+    """Positive while the quantile is still below k at this median rate (each falls as the rate grows)."""
+    if rule == "median":
+        return _cdf(k - 1, log_rate, sigma) - p
+    if rule == "nearest" and p < 0.5:  # the k whose P(units < k) is nearest p
+        return (_cdf(k - 2, log_rate, sigma) + _cdf(k - 1, log_rate, sigma)) / 2 - p
+    return (_cdf(k - 1, log_rate, sigma) + _cdf(k, log_rate, sigma)) / 2 - p  # P(units <= k) nearest p
+
+
+def quantile_thresholds(sigma: float) -> np.ndarray:
+    """(3, TABLE_COUNTS) ln median rates: quantile q is at least k + 1 from ``thresholds[q, k]`` on."""
+    k = np.arange(1, TABLE_COUNTS + 1, dtype=np.float64)
+    table = np.empty((len(QUANTILES), TABLE_COUNTS))
+    for index, (_, p, rule) in enumerate(QUANTILES):
+        low, high = np.full(TABLE_COUNTS, -40.0), np.full(TABLE_COUNTS, 20.0)
+        for _ in range(48):
+            mid = (low + high) / 2
+            above = _condition(rule, p, k, mid, sigma) > 0  # quantile still below k: the threshold is higher
+            low, high = np.where(above, mid, low), np.where(above, high, mid)
+        table[index] = np.maximum.accumulate(high)
+    return table
+
+
+def approximate_quantile(log_rate: np.ndarray, sigma, z) -> np.ndarray:
+    """Above the table: ln units ~ normal with the rate's spread and the Poisson part's (1 / rate)."""
+    spread = np.sqrt(sigma * sigma + np.exp(-log_rate))
+    return np.rint(np.exp(np.minimum(log_rate + z * spread, MAX_LOG_UNITS)))
+
+
+class QuantileTable:
+    """Thresholds read through a grid in ln rate: one multiply, two lookups and a compare per quantile.
+
+    A grid cell holds the count of thresholds below it and the next one above; cells are narrower than
+    the closest two thresholds (down to MIN_CELL), so the count equals a search of the thresholds."""
+
+    def __init__(self, thresholds: np.ndarray, sigma: np.ndarray):
+        flat = thresholds.reshape(-1, thresholds.shape[-1])  # (categories x quantiles, TABLE_COUNTS)
+        gaps = np.diff(flat, axis=1)
+        closest = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
+        self.per_cell = 2.0 ** min(max(math.ceil(-math.log2(closest)), 4), -math.log2(MIN_CELL))
+        self.start = math.floor(float(flat.min())) - 1.0
+        self.end = math.ceil(float(flat.max())) + 1.0
+        self.cells = int((self.end - self.start) * self.per_cell) + 1
+        edges = self.start + np.arange(self.cells) / self.per_cell
+        self.below = np.stack([np.searchsorted(row, edges, side="right") for row in flat]).astype(np.int64)
+        padded = np.concatenate([flat, np.full((len(flat), 1), np.inf)], axis=1)
+        self.next = np.take_along_axis(padded, self.below, axis=1)
+        self.below, self.next = self.below.ravel(), self.next.ravel()
+        self.sigma = np.repeat(np.asarray(sigma, dtype=np.float64), thresholds.shape[1])
+
+    def counts(self, log_rate: np.ndarray, table: np.ndarray | int) -> np.ndarray:
+        """Units at the quantile of ``table`` (category code x len(QUANTILES) + quantile) per ln rate."""
+        cell = ((np.clip(log_rate, self.start, self.end) - self.start) * self.per_cell).astype(np.int64)
+        where = table * self.cells + np.minimum(cell, self.cells - 1)
+        counts = self.below[where] + (log_rate >= self.next[where])
+        above = counts >= TABLE_COUNTS
+        if above.any():
+            tables = np.broadcast_to(table, log_rate.shape)[above] % len(QUANTILES)
+            z = np.array([Z[name] for name, _, _ in QUANTILES])[tables]
+            sigma = self.sigma[np.broadcast_to(table, log_rate.shape)[above]]
+            counts[above] = np.maximum(TABLE_COUNTS, approximate_quantile(log_rate[above], sigma, z))
+        return counts
