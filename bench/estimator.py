@@ -82,7 +82,12 @@ def training_run(rows: int) -> dict[str, float]:
         )
         seconds = time.perf_counter() - started
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"rows": rows, "seconds": seconds, "fit_seconds": float(run.stdout.split()[-1]), "peak_rss_mb": peak_kb / 1024}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "fit_seconds": float(run.stdout.split()[-1]),
+        "peak_rss_mb": peak_kb / 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,13 +13,14 @@ from scipy.special import gammaincc, gammaln, logsumexp, ndtr
 
 KNOT_STEP = math.log(10) / 4  # a knot every quarter decade of rank
 PER_KNOT = 1.0 / KNOT_STEP
-SMOOTHING = 0.02  # the penalty on a change of slope at a knot, per unit of mean deviance
+SMOOTHING = 0.02  # the penalty on a change of slope at a knot, per row of the category
 MAX_SLOPE = 10.0  # a sales rate that falls faster than rank^-10 is not a curve but a data error
 TABLE_COUNTS = 400  # units a month up to which the quantiles are exact; above, the log-normal approximation
 MAX_LOG_UNITS = 40.0  # e^40 units a month: an int64 holds it; nothing real comes near
+MAX_UNITS = 1e17  # the widest an interval's end may be, in units
 BINS_PER_SEGMENT = 64  # the fit groups rows this finely in ln(rank): 0.9% of a rank wide
-SIGMA_ROWS = 8_000
-MIN_CELL = 2.0**-14  # the quantile grid's finest cell, in ln rate  # rows per category that the spread is fitted on (a seeded sample beyond that)
+SIGMA_ROWS = 8_000  # rows per category that the spread is fitted on (a seeded sample beyond that)
+MIN_CELL = 2.0**-14  # the quantile grid's finest cell, in ln rate
 NODES = 40  # Gauss-Hermite nodes over the log-normal spread
 
 
@@ -60,7 +61,11 @@ def fit_curve(x: np.ndarray, y: np.ndarray, segments: int, *, dispersion: float,
     def loss(theta: np.ndarray) -> float:
         g = design @ theta
         mu = np.exp(np.minimum(g, 700.0))
-        data = np.sum((total + count / phi) * np.log1p(phi * mu) - total * g) if phi > 0 else np.sum(count * mu - total * g)
+        data = (
+            np.sum((total + count / phi) * np.log1p(phi * mu) - total * g)
+            if phi > 0
+            else np.sum(count * mu - total * g)
+        )
         return float(data) + weight * float(np.sum(np.diff(theta[1:]) ** 2))
 
     theta = _start(x, y, segments) if start is None else start
@@ -115,7 +120,9 @@ def _binned(x: np.ndarray, y: np.ndarray, segments: int) -> tuple[np.ndarray, np
     design = np.zeros((len(used), segments + 1))
     design[:, 0] = 1.0
     columns = np.arange(segments)[None, :]
-    design[:, 1:] = -KNOT_STEP * np.where(columns < bin_seg[:, None], 1.0, np.where(columns == bin_seg[:, None], place[:, None], 0.0))
+    design[:, 1:] = -KNOT_STEP * np.where(
+        columns < bin_seg[:, None], 1.0, np.where(columns == bin_seg[:, None], place[:, None], 0.0)
+    )
     return design, total, count.astype(np.float64)
 
 
@@ -207,12 +214,6 @@ def quantile_thresholds(sigma: float) -> np.ndarray:
     return table
 
 
-def approximate_quantile(log_rate: np.ndarray, sigma, z) -> np.ndarray:
-    """Above the table: ln units ~ normal with the rate's spread and the Poisson part's (1 / rate)."""
-    spread = np.sqrt(sigma * sigma + np.exp(-log_rate))
-    return np.rint(np.exp(np.minimum(log_rate + z * spread, MAX_LOG_UNITS)))
-
-
 class QuantileTable:
     """Thresholds read through a grid in ln rate: one multiply, two lookups and a compare per quantile.
 
@@ -231,18 +232,25 @@ class QuantileTable:
         self.below = np.stack([np.searchsorted(row, edges, side="right") for row in flat]).astype(np.int64)
         padded = np.concatenate([flat, np.full((len(flat), 1), np.inf)], axis=1)
         self.next = np.take_along_axis(padded, self.below, axis=1)
-        self.below, self.next = self.below.ravel(), self.next.ravel()
-        self.sigma = np.repeat(np.asarray(sigma, dtype=np.float64), thresholds.shape[1])
+        self.below, self.next = self.below.ravel().astype(np.int16), self.next.ravel()
+        self.sigma2_of_code = np.asarray(sigma, dtype=np.float64) ** 2  # for the approximation above the table
 
-    def counts(self, log_rate: np.ndarray, table: np.ndarray | int) -> np.ndarray:
-        """Units at the quantile of ``table`` (category code x len(QUANTILES) + quantile) per ln rate."""
-        cell = ((np.clip(log_rate, self.start, self.end) - self.start) * self.per_cell).astype(np.int64)
-        where = table * self.cells + np.minimum(cell, self.cells - 1)
-        counts = self.below[where] + (log_rate >= self.next[where])
-        above = counts >= TABLE_COUNTS
-        if above.any():
-            tables = np.broadcast_to(table, log_rate.shape)[above] % len(QUANTILES)
-            z = np.array([Z[name] for name, _, _ in QUANTILES])[tables]
-            sigma = self.sigma[np.broadcast_to(table, log_rate.shape)[above]]
-            counts[above] = np.maximum(TABLE_COUNTS, approximate_quantile(log_rate[above], sigma, z))
-        return counts
+    def quantiles(self, log_rate: np.ndarray, widen: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
+        """[low, median, high] units per row: the median at ``log_rate``, the interval's ends at it -/+ ``widen``.
+
+        Above TABLE_COUNTS, the log-normal approximation: exp(rate -/+ widen -/+ z spread), the spread taken
+        at the median rate. Computed for every row and kept where the table runs out, without a branch on
+        the data: the one definition the Pipeline and the serving path share."""
+        rate = np.exp(np.clip(log_rate, -MAX_LOG_UNITS, MAX_LOG_UNITS))
+        outer = np.exp(widen + Z["high"] * np.sqrt(self.sigma2_of_code[codes] + 1.0 / rate))
+        approximate = (rate / outer, rate, rate * outer)
+        row = codes * (len(QUANTILES) * self.cells)
+        top = self.cells - 1
+        out = []
+        for index, value in enumerate((log_rate - widen, log_rate, log_rate + widen)):
+            cell = np.clip((value - self.start) * self.per_cell, 0, top).astype(np.int64)
+            where = row + (cell + index * self.cells)
+            counts = self.below[where] + (value >= self.next[where])
+            far = np.rint(np.clip(approximate[index], TABLE_COUNTS, MAX_UNITS)).astype(np.int64)
+            out.append(np.where(counts < TABLE_COUNTS, counts, far))
+        return out

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 

@@ -137,14 +137,10 @@ class MonotoneCountCurve(RegressorMixin, BaseEstimator):
         codes = X[:, 0].astype(np.int64)
         u = self.log_rate(X)
         x = X[:, 1]
-        ranges = self.log_range_[codes]
-        beyond = np.maximum(ranges[:, 0] - x, 0.0) + np.maximum(x - ranges[:, 1], 0.0)
+        beyond = np.maximum(self.log_range_[:, 0][codes] - x, 0.0) + np.maximum(x - self.log_range_[:, 1][codes], 0.0)
         widen = EXTRAPOLATION_WIDENING * beyond
-        out = [
-            self.table_.counts(u + shift, codes * len(curve.QUANTILES) + index).astype(np.float64)
-            for index, shift in enumerate((-widen, 0.0, widen))
-        ]
-        return (*out, beyond > 0.0)
+        low, median, high = (values.astype(np.float64) for values in self.table_.quantiles(u, widen, codes))
+        return low, median, high, beyond > 0.0
 
 
 def build_pipeline() -> Pipeline:

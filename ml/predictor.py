@@ -8,7 +8,6 @@ and its 80% interval widens (ml.pipeline.EXTRAPOLATION_WIDENING).
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -56,20 +55,27 @@ class Predictor:
         self._rise = self._knots[:, 1:] - self._knots[:, :-1]
         self._table = model.table_
         self._sigma = model.sigma_.copy()
-        self._log_range = model.log_range_.copy()
+        self._first, self._last = model.log_range_[:, 0].copy(), model.log_range_[:, 1].copy()
         self._flat_knots = self._knots.ravel()
         self._flat_rise = self._rise.ravel()
         # Plain Python values for the one-estimate path: a Python float op is cheaper than a numpy scalar's.
+        table = self._table
         self._rows = [
-            (knots, rise, float(sigma), float(first), float(last), code * len(curve.QUANTILES))
-            for code, (knots, rise, sigma, (first, last)) in enumerate(
-                zip(self._knots.tolist(), self._rise.tolist(), self._sigma, self._log_range, strict=True)
+            (knots, rise, first, last, sigma2, code * len(curve.QUANTILES) * table.cells)
+            for code, (knots, rise, first, last, sigma2) in enumerate(
+                zip(
+                    self._knots.tolist(),
+                    self._rise.tolist(),
+                    self._first.tolist(),
+                    self._last.tolist(),
+                    table.sigma2_of_code.tolist(),
+                    strict=True,
+                )
             )
         ]
-        table = self._table
-        self._grid = (float(table.start), float(table.end), float(table.per_cell), int(table.cells))
-        self._below = array("q", table.below.tolist())
-        self._next = array("d", table.next.tolist())
+        self._grid = (float(table.start), float(table.per_cell), table.cells - 1, int(table.cells))
+        self._below = table.below.tolist()
+        self._next = table.next.tolist()
 
     @classmethod
     def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> Predictor:
@@ -77,31 +83,48 @@ class Predictor:
         return cls(pipeline, version=version)
 
     def estimate(self, rank: int, category: str) -> Estimate:
-        knots, rise, sigma, first, last, table = self._rows[self._code[category]]
+        """One estimate: curve.QuantileTable.quantiles on Python floats."""
+        knots, rise, first, last, sigma2, base = self._rows[self._code[category]]
         x = math.log(rank)
         t = x * curve.PER_KNOT
-        seg = min(int(t), self._segments - 1)
+        seg = int(t)
+        if seg >= self._segments:
+            seg = self._segments - 1
         u = knots[seg] + rise[seg] * (t - seg)
+        start, per_cell, top, cells = self._grid
+        below, after = self._below, self._next
+        if first <= x <= last:  # inside the trained ranks: the three quantiles share one grid cell
+            where = base + int(min(max((u - start) * per_cell, 0), top))
+            low = below[where] + (u >= after[where])
+            median = below[where + cells] + (u >= after[where + cells])
+            high = below[where + 2 * cells] + (u >= after[where + 2 * cells])
+            if high < curve.TABLE_COUNTS:
+                return Estimate(median, low, high, False)
+            rate = math.exp(min(max(u, -curve.MAX_LOG_UNITS), curve.MAX_LOG_UNITS))
+            outer = math.exp(0.0 + curve.Z["high"] * math.sqrt(sigma2 + 1.0 / rate))
+            return Estimate(
+                median if median < curve.TABLE_COUNTS else round(min(max(rate, curve.TABLE_COUNTS), curve.MAX_UNITS)),
+                low if low < curve.TABLE_COUNTS else round(min(max(rate / outer, curve.TABLE_COUNTS), curve.MAX_UNITS)),
+                round(min(max(rate * outer, curve.TABLE_COUNTS), curve.MAX_UNITS)),
+                False,
+            )
         beyond = (first - x if x < first else 0.0) + (x - last if x > last else 0.0)
         widen = EXTRAPOLATION_WIDENING * beyond
-        return Estimate(
-            self._count(u, table + 1, sigma),
-            self._count(u - widen, table, sigma),
-            self._count(u + widen, table + 2, sigma),
-            beyond > 0.0,
+        rate = math.exp(min(max(u, -curve.MAX_LOG_UNITS), curve.MAX_LOG_UNITS))
+        outer = math.exp(widen + curve.Z["high"] * math.sqrt(sigma2 + 1.0 / rate))
+        low, median, high = (
+            self._count(value, base + index * cells, far)
+            for index, (value, far) in enumerate(((u - widen, rate / outer), (u, rate), (u + widen, rate * outer)))
         )
+        return Estimate(median, low, high, beyond > 0.0)
 
-    def _count(self, log_rate: float, table: int, sigma: float) -> int:
-        """curve.QuantileTable.counts for one value, in Python floats (the same operations)."""
-        start, end, per_cell, cells = self._grid
-        cell = min(int((min(max(log_rate, start), end) - start) * per_cell), cells - 1)
-        where = table * cells + cell
-        count = self._below[where] + (log_rate >= self._next[where])
+    def _count(self, value: float, table_start: int, far: float) -> int:
+        start, per_cell, top, _ = self._grid
+        where = table_start + int(min(max((value - start) * per_cell, 0), top))
+        count = self._below[where] + (value >= self._next[where])
         if count < curve.TABLE_COUNTS:
             return count
-        z = curve.Z[curve.QUANTILES[table % len(curve.QUANTILES)][0]]
-        spread = math.sqrt(sigma * sigma + math.exp(-log_rate))
-        return max(curve.TABLE_COUNTS, round(math.exp(min(log_rate + z * spread, curve.MAX_LOG_UNITS))))
+        return round(min(max(far, curve.TABLE_COUNTS), curve.MAX_UNITS))
 
     def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
         sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
@@ -114,14 +137,20 @@ class Predictor:
 
     def log_rate(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """ln of the median sales rate at each rank (continuous: what the quantiles are read from)."""
-        seg, frac = curve.locate(np.log(ranks), self._segments)
-        return self._flat_knots[codes * (self._segments + 1) + seg] + self._flat_rise[codes * self._segments + seg] * frac
+        return self._log_rate(np.log(ranks), codes)
+
+    def _log_rate(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        seg, frac = curve.locate(x, self._segments)
+        return (
+            self._flat_knots[codes * (self._segments + 1) + seg] + self._flat_rise[codes * self._segments + seg] * frac
+        )
 
     def beyond_training(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """How far each rank lies outside its category's trained range, in ln(rank); 0 inside."""
-        x = np.log(ranks)
-        ranges = self._log_range[codes]
-        return np.maximum(ranges[:, 0] - x, 0.0) + np.maximum(x - ranges[:, 1], 0.0)
+        return self._beyond(np.log(ranks), codes)
+
+    def _beyond(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return np.maximum(self._first[codes] - x, 0.0) + np.maximum(x - self._last[codes], 0.0)
 
     def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]:
         """(sales, low, high, extrapolated) for each row."""
@@ -129,13 +158,9 @@ class Predictor:
 
     def estimate_codes(self, ranks: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, ...]:
         """(sales, low, high, extrapolated) for ranks and category codes (``codes``)."""
-        u = self.log_rate(ranks, codes)
-        beyond = self.beyond_training(ranks, codes)
+        x = np.log(ranks)
+        u = self._log_rate(x, codes)
+        beyond = self._beyond(x, codes)
         widen = EXTRAPOLATION_WIDENING * beyond
-        table = codes * len(curve.QUANTILES)
-        low = self._table.counts(u - widen, table)
-        sales = self._table.counts(u + 0.0, table + 1)
-        high = self._table.counts(u + widen, table + 2)
+        low, sales, high = self._table.quantiles(u, widen, codes)
         return sales, low, high, beyond > 0.0
-
-

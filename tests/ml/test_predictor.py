@@ -36,16 +36,18 @@ def test_bulk_equals_the_pipeline_on_100000_rows(trained_model, fast, rows):
     assert np.array_equal(trained_model.pipeline.predict(model_input(categories, ranks)), median)
 
 
-def test_the_quantile_grid_equals_a_search_of_the_thresholds(trained_model, rows):
+def test_the_quantile_grid_equals_a_search_of_the_thresholds(trained_model):
     """The grid is a faster way to count the thresholds below each rate, not an approximation of it."""
     model = trained_model.pipeline.named_steps["curve"]
     rates = np.random.default_rng(3).uniform(-6.0, 8.0, 200_000)
     for code in range(len(model.sigma_)):
+        counted = model.table_.quantiles(rates, np.zeros(len(rates)), np.full(len(rates), code))
         for index in range(3):
-            searched = np.searchsorted(model.thresholds_[code, index], rates, side="right")
-            in_table = searched < len(model.thresholds_[code, index])
-            counted = model.table_.counts(rates, code * 3 + index)
-            assert np.array_equal(counted[in_table], searched[in_table])
+            thresholds = model.thresholds_[code, index]
+            searched = np.searchsorted(thresholds, rates, side="right")
+            in_table = searched < len(thresholds)
+            assert in_table.mean() > 0.3
+            assert np.array_equal(counted[index][in_table], searched[in_table])
 
 
 def test_one_at_a_time_equals_bulk(fast, rows):

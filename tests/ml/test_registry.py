@@ -90,9 +90,7 @@ class TestVerification:
 
     def test_changed_metadata_fails_the_signature(self, registry, trained_model):
         version = registry.save(trained_model)["version"]
-        replace(
-            registry.models, {"version": version}, lambda meta: meta["rank_range"].update(books=[1, 9])
-        )
+        replace(registry.models, {"version": version}, lambda meta: meta["rank_range"].update(books=[1, 9]))
 
         with pytest.raises(ArtifactRefused, match="signature does not verify"):
             registry.load(version)

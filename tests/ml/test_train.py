@@ -15,9 +15,9 @@ from sklearn.pipeline import Pipeline
 from ml.data import read_training_csv
 from ml.legacy import build_legacy_pipeline
 from ml.pipeline import MonotoneCountCurve, model_input
-from ml.train import HOLDOUT_FRACTION, metrics
 from ml.sample_data import CURVES, write_csv
 from ml.serving import model_registry
+from ml.train import HOLDOUT_FRACTION, metrics
 from tests.helpers import SAMPLE_CSV
 
 ROOT = SAMPLE_CSV.parent.parent
