@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 from scipy.optimize import lsq_linear, minimize_scalar
-from scipy.special import gammaincc, gammaln, logsumexp, ndtr
+from scipy.special import gammaincc, gammaln, ndtr
 
 KNOT_STEP = math.log(10) / 4  # a knot every quarter decade of rank
 PER_KNOT = 1.0 / KNOT_STEP
@@ -19,9 +19,10 @@ TABLE_COUNTS = 400  # units a month up to which the quantiles are exact; above, 
 MAX_LOG_UNITS = 40.0  # e^40 units a month: an int64 holds it; nothing real comes near
 MAX_UNITS = 1e17  # the widest an interval's end may be, in units
 BINS_PER_SEGMENT = 64  # the fit groups rows this finely in ln(rank): 0.9% of a rank wide
+MAX_SIGMA = 3.0  # the widest log-normal spread fitted: a rate 20 times the median is 1 sigma out
 SIGMA_ROWS = 8_000  # rows per category that the spread is fitted on (a seeded sample beyond that)
 MIN_CELL = 2.0**-14  # the quantile grid's finest cell, in ln rate
-NODES = 40  # Gauss-Hermite nodes over the log-normal spread
+NODES = 24  # Gauss-Hermite nodes over the log-normal spread (a CDF to 1e-5: tests/ml/test_curve.py)
 
 
 def _nodes(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +140,14 @@ def _start_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(slope, 0.01, MAX_SLOPE))
 
 
+def moment_dispersion(y: np.ndarray, log_mean: np.ndarray) -> float:
+    """A quick negative-binomial dispersion (Var = mean + phi mean^2) from the Poisson fit's residuals:
+    what the second fit weighs rows by. The spread itself is fitted afterwards by likelihood."""
+    mean = np.exp(np.minimum(log_mean, 700.0))
+    phi = float(np.sum((y - mean) ** 2 - y) / max(float(np.sum(mean**2)), 1e-12))
+    return min(max(phi, 0.0), math.expm1(MAX_SIGMA**2))
+
+
 def fit_sigma(y: np.ndarray, log_mean: np.ndarray, seed: int) -> float:
     """The log-normal spread of the sales rate around the curve (Poisson-lognormal maximum likelihood)."""
     if len(y) > SIGMA_ROWS:
@@ -149,7 +158,7 @@ def fit_sigma(y: np.ndarray, log_mean: np.ndarray, seed: int) -> float:
     def negative_log_likelihood(sigma: float) -> float:
         return -float(np.sum(_log_pmf(y, log_mean - sigma * sigma / 2, sigma) - constant))
 
-    return float(minimize_scalar(negative_log_likelihood, bounds=(1e-3, 3.0), method="bounded").x)
+    return float(minimize_scalar(negative_log_likelihood, bounds=(1e-3, MAX_SIGMA), method="bounded").x)
 
 
 def _log_pmf(y: np.ndarray, u: np.ndarray, sigma: float) -> np.ndarray:
@@ -165,7 +174,9 @@ def _log_pmf(y: np.ndarray, u: np.ndarray, sigma: float) -> np.ndarray:
     log_rate = u[:, None] + sigma * points
     h = y[:, None] * log_rate - np.exp(np.minimum(log_rate, 700.0)) - points * points / 2
     terms = h + (PMF_X * PMF_X + np.log(PMF_W))[None, :]
-    return logsumexp(terms, axis=1) + np.log(math.sqrt(2.0) * scale) - 0.5 * math.log(2 * math.pi)
+    peak = terms.max(axis=1)
+    total = np.log(np.exp(terms - peak[:, None]).sum(axis=1)) + peak
+    return total + np.log(math.sqrt(2.0) * scale) - 0.5 * math.log(2 * math.pi)
 
 
 def _cdf(k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
@@ -206,7 +217,7 @@ def quantile_thresholds(sigma: float) -> np.ndarray:
     table = np.empty((len(QUANTILES), TABLE_COUNTS))
     for index, (_, p, rule) in enumerate(QUANTILES):
         low, high = np.full(TABLE_COUNTS, -40.0), np.full(TABLE_COUNTS, 20.0)
-        for _ in range(48):
+        for _ in range(40):  # to 6e-11 in ln rate
             mid = (low + high) / 2
             above = _condition(rule, p, k, mid, sigma) > 0  # quantile still below k: the threshold is higher
             low, high = np.where(above, mid, low), np.where(above, high, mid)

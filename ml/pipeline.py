@@ -104,9 +104,9 @@ class MonotoneCountCurve(RegressorMixin, BaseEstimator):
             xs, ys = x[rows], y[rows]
             # Poisson first, then the negative binomial its spread implies: it weighs the noisy head less.
             mean_knots = curve.fit_curve(xs, ys, self.segments_, dispersion=0.0)
-            sigma = curve.fit_sigma(ys, self._at(mean_knots, xs), seed=code)
+            dispersion = curve.moment_dispersion(ys, self._at(mean_knots, xs))
             mean_knots = curve.fit_curve(
-                xs, ys, self.segments_, dispersion=math.expm1(sigma * sigma), start=curve.knot_parameters(mean_knots)
+                xs, ys, self.segments_, dispersion=dispersion, start=curve.knot_parameters(mean_knots)
             )
             sigma = curve.fit_sigma(ys, self._at(mean_knots, xs), seed=code)
             self.knots_[code] = mean_knots - sigma * sigma / 2  # the median rate lies below the mean
