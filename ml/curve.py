@@ -243,25 +243,26 @@ class QuantileTable:
         self.below = np.stack([np.searchsorted(row, edges, side="right") for row in flat]).astype(np.int64)
         padded = np.concatenate([flat, np.full((len(flat), 1), np.inf)], axis=1)
         self.next = np.take_along_axis(padded, self.below, axis=1)
-        self.below, self.next = self.below.ravel().astype(np.int16), self.next.ravel()
+        self.below, self.next = self.below.ravel(), self.next.ravel()
         self.sigma2_of_code = np.asarray(sigma, dtype=np.float64) ** 2  # for the approximation above the table
 
     def quantiles(self, log_rate: np.ndarray, widen: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
         """[low, median, high] units per row: the median at ``log_rate``, the interval's ends at it -/+ ``widen``.
 
         Above TABLE_COUNTS, the log-normal approximation: exp(rate -/+ widen -/+ z spread), the spread taken
-        at the median rate. Computed for every row and kept where the table runs out, without a branch on
-        the data: the one definition the Pipeline and the serving path share."""
-        rate = np.exp(np.clip(log_rate, -MAX_LOG_UNITS, MAX_LOG_UNITS))
-        outer = np.exp(widen + Z["high"] * np.sqrt(self.sigma2_of_code[codes] + 1.0 / rate))
-        approximate = (rate / outer, rate, rate * outer)
+        at the median rate. It is computed, elementwise, for the rows whose high end runs past the table:
+        the one definition the Pipeline and the serving path share."""
         row = codes * (len(QUANTILES) * self.cells)
-        top = self.cells - 1
         out = []
         for index, value in enumerate((log_rate - widen, log_rate, log_rate + widen)):
-            cell = np.clip((value - self.start) * self.per_cell, 0, top).astype(np.int64)
+            cell = np.clip((value - self.start) * self.per_cell, 0, self.cells - 1).astype(np.int64)
             where = row + (cell + index * self.cells)
-            counts = self.below[where] + (value >= self.next[where])
-            far = np.rint(np.clip(approximate[index], TABLE_COUNTS, MAX_UNITS)).astype(np.int64)
-            out.append(np.where(counts < TABLE_COUNTS, counts, far))
+            out.append(self.below[where] + (value >= self.next[where]))
+        far = np.flatnonzero(out[2] >= TABLE_COUNTS)
+        if len(far):
+            rate = np.exp(np.clip(log_rate[far], -MAX_LOG_UNITS, MAX_LOG_UNITS))
+            outer = np.exp(widen[far] + Z["high"] * np.sqrt(self.sigma2_of_code[codes[far]] + 1.0 / rate))
+            for counts, approximate in zip(out, (rate / outer, rate, rate * outer), strict=True):
+                units = np.rint(np.clip(approximate, TABLE_COUNTS, MAX_UNITS)).astype(np.int64)
+                counts[far] = np.where(counts[far] < TABLE_COUNTS, counts[far], units)
         return out

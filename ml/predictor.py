@@ -14,7 +14,10 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ml import curve
+from ml.curve import MAX_LOG_UNITS, MAX_UNITS, PER_KNOT, TABLE_COUNTS
 from ml.pipeline import EXTRAPOLATION_WIDENING
+
+Z_HIGH = curve.Z["high"]
 
 
 class Estimate(NamedTuple):
@@ -22,6 +25,9 @@ class Estimate(NamedTuple):
     low: int
     high: int
     extrapolated: bool = False
+
+
+_estimate = tuple.__new__  # Estimate's own __new__ takes keywords, and costs a third of an estimate
 
 
 class Estimator(Protocol):
@@ -86,45 +92,44 @@ class Predictor:
         """One estimate: curve.QuantileTable.quantiles on Python floats."""
         knots, rise, first, last, sigma2, base = self._rows[self._code[category]]
         x = math.log(rank)
-        t = x * curve.PER_KNOT
+        t = x * PER_KNOT
         seg = int(t)
         if seg >= self._segments:
             seg = self._segments - 1
         u = knots[seg] + rise[seg] * (t - seg)
         start, per_cell, top, cells = self._grid
-        below, after = self._below, self._next
         if first <= x <= last:  # inside the trained ranks: the three quantiles share one grid cell
+            below, after = self._below, self._next
             where = base + int(min(max((u - start) * per_cell, 0), top))
             low = below[where] + (u >= after[where])
             median = below[where + cells] + (u >= after[where + cells])
             high = below[where + 2 * cells] + (u >= after[where + 2 * cells])
-            if high < curve.TABLE_COUNTS:
-                return Estimate(median, low, high, False)
-            rate = math.exp(min(max(u, -curve.MAX_LOG_UNITS), curve.MAX_LOG_UNITS))
-            outer = math.exp(0.0 + curve.Z["high"] * math.sqrt(sigma2 + 1.0 / rate))
-            return Estimate(
-                median if median < curve.TABLE_COUNTS else round(min(max(rate, curve.TABLE_COUNTS), curve.MAX_UNITS)),
-                low if low < curve.TABLE_COUNTS else round(min(max(rate / outer, curve.TABLE_COUNTS), curve.MAX_UNITS)),
-                round(min(max(rate * outer, curve.TABLE_COUNTS), curve.MAX_UNITS)),
-                False,
-            )
+            if high < TABLE_COUNTS:
+                return _estimate(Estimate, (median, low, high, False))
+            rate = math.exp(min(max(u, -MAX_LOG_UNITS), MAX_LOG_UNITS))
+            outer = math.exp(0.0 + Z_HIGH * math.sqrt(sigma2 + 1.0 / rate))
+            if median >= TABLE_COUNTS:
+                median = round(min(max(rate, TABLE_COUNTS), MAX_UNITS))
+            if low >= TABLE_COUNTS:
+                low = round(min(max(rate / outer, TABLE_COUNTS), MAX_UNITS))
+            return _estimate(Estimate, (median, low, round(min(max(rate * outer, TABLE_COUNTS), MAX_UNITS)), False))
         beyond = (first - x if x < first else 0.0) + (x - last if x > last else 0.0)
         widen = EXTRAPOLATION_WIDENING * beyond
-        rate = math.exp(min(max(u, -curve.MAX_LOG_UNITS), curve.MAX_LOG_UNITS))
-        outer = math.exp(widen + curve.Z["high"] * math.sqrt(sigma2 + 1.0 / rate))
+        rate = math.exp(min(max(u, -MAX_LOG_UNITS), MAX_LOG_UNITS))
+        outer = math.exp(widen + Z_HIGH * math.sqrt(sigma2 + 1.0 / rate))
         low, median, high = (
             self._count(value, base + index * cells, far)
             for index, (value, far) in enumerate(((u - widen, rate / outer), (u, rate), (u + widen, rate * outer)))
         )
-        return Estimate(median, low, high, beyond > 0.0)
+        return _estimate(Estimate, (median, low, high, True))
 
     def _count(self, value: float, table_start: int, far: float) -> int:
         start, per_cell, top, _ = self._grid
         where = table_start + int(min(max((value - start) * per_cell, 0), top))
         count = self._below[where] + (value >= self._next[where])
-        if count < curve.TABLE_COUNTS:
+        if count < TABLE_COUNTS:
             return count
-        return round(min(max(far, curve.TABLE_COUNTS), curve.MAX_UNITS))
+        return round(min(max(far, TABLE_COUNTS), MAX_UNITS))
 
     def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
         sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
