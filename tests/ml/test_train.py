@@ -111,13 +111,16 @@ class TestHoldout:
         assert abs(trained_model.metadata["model_card"]["coverage"]["overall"] - inside) <= 0.03
 
     def test_the_holdout_metrics_are_no_worse_than_the_concave_model_before(self, trained_model, sample_dataset):
-        """Issue 20: the shipped holdout metrics must not get worse. The model before, on the same split."""
+        """Issue 20: the shipped holdout metrics must not get worse; the model before, on the same split.
+
+        RMSE of log1p is the one exception, by 0.001 to 0.002: it is minimised by exp(mean log1p) - 1, the
+        geometric-mean estimate the model before made and issue 20 replaced with the median (docs/model.md)."""
         before = concave_model_metrics(sample_dataset)
         after = trained_model.metadata["metrics"]["overall"]
 
-        assert after["rmse_log1p"] <= before["rmse_log1p"] + 0.005, (after, before)
-        assert after["median_ape"] <= before["median_ape"] + 0.005, (after, before)
-        assert after["within_2x"] >= before["within_2x"] - 0.005, (after, before)
+        assert after["median_ape"] <= before["median_ape"] + 0.003, (after, before)
+        assert after["within_2x"] >= before["within_2x"] + 0.005, (after, before)
+        assert after["rmse_log1p"] <= before["rmse_log1p"] + 0.002, (after, before)
 
     def test_metadata_names_the_data_and_the_library(self, trained_model):
         meta = trained_model.metadata
@@ -137,6 +140,7 @@ class TestCommand:
         text = out.getvalue()
         assert "Model version 1 active." in text
         assert "RMSE log1p" in text and "books" in text and "overall" in text
+        assert "in 80% interval" in text  # the model card's holdout coverage, per category
         assert model_registry().active_version() == 1
 
     def test_no_activate_and_if_no_active(self, mongo_db):
