@@ -179,47 +179,55 @@ def _log_pmf(y: np.ndarray, u: np.ndarray, sigma: float) -> np.ndarray:
     return total + np.log(math.sqrt(2.0) * scale) - 0.5 * math.log(2 * math.pi)
 
 
-def _cdf(k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
-    """P(units <= k) when the rate is exp(log_rate) times a log-normal of median 1 and spread sigma.
+class _Cdf:
+    """P(units <= k), for fixed k and sigma, as a function of the ln median rate (one per row of k).
 
     P(Poisson(r) <= k) = P(Gamma(k + 1) > r): integrate over e where the spread is the narrower of the
     two (sigma sqrt(k + 1) <= 1), else over ln Gamma(k + 1), centred on its mode. Both integrands are
-    then smooth at the nodes' scale."""
-    a = np.maximum(k, 0).astype(np.float64) + 1.0
-    out = np.zeros(np.broadcast(a, log_rate).shape)
-    a, log_rate = np.broadcast_to(a, out.shape), np.broadcast_to(log_rate, out.shape)
-    narrow = sigma * np.sqrt(a) <= 1.0
-    if narrow.any():
-        rates = np.exp(np.minimum(log_rate[narrow][:, None] + sigma * NODES_X[None, :], 700.0))
-        out[narrow] = gammaincc(a[narrow][:, None], rates) @ NODES_W
-    wide = ~narrow
-    if wide.any():
-        aw = a[wide][:, None]
+    then smooth at the nodes' scale; the nodes depend on k alone, so they are set up once."""
+
+    def __init__(self, k: np.ndarray, sigma: float):
+        self.k, self.sigma = np.asarray(k, dtype=np.float64), sigma
+        self.a = np.maximum(self.k, 0.0) + 1.0
+        self.narrow = sigma * np.sqrt(self.a) <= 1.0
+        aw = self.a[~self.narrow][:, None]
         scale = 1.0 / np.sqrt(aw)
-        t = np.log(aw) + math.sqrt(2.0) * scale * RAW_X[None, :]
-        log_weight = np.log(RAW_W * math.sqrt(2.0)) + RAW_X**2 + np.log(scale) + aw * t - np.exp(t) - gammaln(aw)
-        out[wide] = np.sum(np.exp(log_weight) * ndtr((t - log_rate[wide][:, None]) / sigma), axis=1)
-    return np.where(np.asarray(k) < 0, 0.0, np.clip(out, 0.0, 1.0))
+        self.t = np.log(aw) + math.sqrt(2.0) * scale * RAW_X[None, :]
+        log_weight = np.log(RAW_W * math.sqrt(2.0)) + RAW_X**2 + np.log(scale) + aw * self.t - np.exp(self.t)
+        self.weight = np.exp(log_weight - gammaln(aw))
+
+    def __call__(self, log_rate: np.ndarray) -> np.ndarray:
+        log_rate = np.broadcast_to(log_rate, self.k.shape)
+        out = np.zeros(self.k.shape)
+        if self.narrow.any():
+            rates = np.exp(np.minimum(log_rate[self.narrow][:, None] + self.sigma * NODES_X[None, :], 700.0))
+            out[self.narrow] = gammaincc(self.a[self.narrow][:, None], rates) @ NODES_W
+        if not self.narrow.all():
+            spread = ndtr((self.t - log_rate[~self.narrow][:, None]) / self.sigma)
+            out[~self.narrow] = np.sum(self.weight * spread, axis=1)
+        return np.where(self.k < 0, 0.0, np.clip(out, 0.0, 1.0))
 
 
-def _condition(rule: str, p: float, k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
-    """Positive while the quantile is still below k at this median rate (each falls as the rate grows)."""
-    if rule == "median":
-        return _cdf(k - 1, log_rate, sigma) - p
-    if rule == "nearest" and p < 0.5:  # the k whose P(units < k) is nearest p
-        return (_cdf(k - 2, log_rate, sigma) + _cdf(k - 1, log_rate, sigma)) / 2 - p
-    return (_cdf(k - 1, log_rate, sigma) + _cdf(k, log_rate, sigma)) / 2 - p  # P(units <= k) nearest p
+def _cdf(k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
+    """P(units <= k) when the rate is exp(log_rate) times a log-normal of median 1 and spread sigma."""
+    return _Cdf(k, sigma)(log_rate)
 
 
 def quantile_thresholds(sigma: float) -> np.ndarray:
     """(3, TABLE_COUNTS) ln median rates: quantile q is at least k + 1 from ``thresholds[q, k]`` on."""
     k = np.arange(1, TABLE_COUNTS + 1, dtype=np.float64)
+    before, below, at = _Cdf(k - 2, sigma), _Cdf(k - 1, sigma), _Cdf(k, sigma)
+    conditions = {  # positive while the quantile is still below k at this median rate
+        "median": lambda u: below(u) - 0.5,
+        "low": lambda u: (before(u) + below(u)) / 2 - 0.10,  # the k whose P(units < k) is nearest 10%
+        "high": lambda u: (below(u) + at(u)) / 2 - 0.90,  # the k whose P(units <= k) is nearest 90%
+    }
     table = np.empty((len(QUANTILES), TABLE_COUNTS))
-    for index, (_, p, rule) in enumerate(QUANTILES):
+    for index, (name, _, _) in enumerate(QUANTILES):
         low, high = np.full(TABLE_COUNTS, -40.0), np.full(TABLE_COUNTS, 20.0)
-        for _ in range(40):  # to 6e-11 in ln rate
+        for _ in range(36):  # to 1e-9 in ln rate
             mid = (low + high) / 2
-            above = _condition(rule, p, k, mid, sigma) > 0  # quantile still below k: the threshold is higher
+            above = conditions[name](mid) > 0  # the threshold is higher
             low, high = np.where(above, mid, low), np.where(above, high, mid)
         table[index] = np.maximum.accumulate(high)
     return table
