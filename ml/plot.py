@@ -8,14 +8,14 @@ from html import escape
 
 import numpy as np
 
-from ml.predictor import Predictor
+from ml.predictor import ServedModel
 
 WIDTH, HEIGHT = 900, 560
 LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 60
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
-def curves_svg(model: Predictor, *, max_rank: int = 1_000_000, title: str = "") -> str:
+def curves_svg(model: ServedModel, *, max_rank: int = 1_000_000, title: str = "") -> str:
     ranks = np.unique(np.geomspace(1, max_rank, 160).astype(np.int64))
     series = {}
     for category in model.categories:
