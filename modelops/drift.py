@@ -1,7 +1,7 @@
 """Drift alarms: a version's live interval coverage and median error, from recorded actuals, against
 the holdout figures of its model card. The rule and its margins are the constants below.
 
-More: docs/operations.md, "Drift alarms".
+More: docs/operations.md, "Drift alarms"; docs/architecture.md, "modelops/drift.py".
 """
 
 from __future__ import annotations

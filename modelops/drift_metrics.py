@@ -1,6 +1,6 @@
 """The drift alarms on /metrics: gauges made when Prometheus scrapes, from the database, kept a minute.
 
-More: docs/operations.md, "Drift alarms".
+More: docs/operations.md, "Drift alarms"; docs/architecture.md, "modelops/drift.py".
 """
 
 from __future__ import annotations
