@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
@@ -83,7 +84,7 @@ class DriftCollector:
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            key = (mongo.database_name(), id(mongo.get_database().client))
+            key = (settings.MONGO_URI, mongo.database_name())
             if self._cached is None or self._cached[0] != key or time.monotonic() >= self._cached[1]:
                 self._cached = (key, time.monotonic() + self.cache_seconds, self._families())
             families = self._cached[2]
