@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ml import serving
 from ml.train import TrainedModel
-from modelops import drift
+from modelops import drift, drift_metrics
 from modelops.accuracy import Recorded
 from modelops.drift_metrics import COLLECTOR
 from tests.helpers import post_json
@@ -221,16 +221,26 @@ class TestNoAlarm:
         html = admin.get("/inspect/").content.decode()
         assert drift_lines(html) == [] and "Drift: no holdout figures" in html
 
-    def test_the_gauges_are_read_once_a_minute_not_per_scrape(self, api, carded):
+    def test_no_request_computes_the_gauges_and_a_scrape_reads_them_once_a_minute(self, api, carded, monkeypatch):
+        reads = []
+        real = drift_metrics.drift_families
+
+        def counted():
+            reads.append(1)
+            return real()
+
+        monkeypatch.setattr(drift_metrics, "drift_families", counted)
         books = estimate(api, SHIFTED)
         record(api, books[:10], shifted(books[:10]))
-        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10
+        assert reads == []  # the estimates and the actuals recorded read no drift figures
 
+        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10
         record(api, books[10:], shifted(books[10:]))
-
-        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10
+        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10  # kept
+        assert reads == [1]
         COLLECTOR.forget()
         assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 40
+        assert reads == [1, 1]
 
 
 @pytest.mark.integration
