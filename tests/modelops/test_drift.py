@@ -242,6 +242,21 @@ class TestNoAlarm:
         assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 40
         assert reads == [1, 1]
 
+    def test_a_failed_read_costs_the_scrape_only_the_drift_figures(self, api, carded, monkeypatch, caplog):
+        from pymongo.errors import ServerSelectionTimeoutError
+
+        def down():
+            raise ServerSelectionTimeoutError("no primary")
+
+        monkeypatch.setattr(drift_metrics, "drift_families", down)
+
+        response = api.get("/metrics")
+
+        text = response.content.decode()
+        assert response.status_code == HTTPStatus.OK and "http_requests_total" in text
+        assert gauges(api) == {("model_drift_check_success",): 0}
+        assert "drift figures could not be read" in caplog.text
+
 
 @pytest.mark.integration
 def test_on_the_production_server_every_worker_scrapes_the_same_alarm(wire_server, tmp_path, trained_model):
