@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-switches bench-estimator profile soak fuzz browser curl deploy-tools clean
+.PHONY: help run test lint format bench bench-switches bench-estimator bench-models profile soak fuzz browser curl deploy-tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,8 +76,11 @@ bench: $(VENV)/.dev-installed ## Side-by-side benchmarks against Eve (~15 min; f
 bench-switches: $(VENV)/.dev-installed ## CPU per request with each speed switch of core/runtime/__init__.py off against all on (~15 min); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.switches
 
-bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed only (seconds)
+bench-estimator: $(VENV)/.dev-installed ## In-process estimation speed and 1M-row training (~1 min); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.estimator
+
+bench-models: $(VENV)/.dev-installed ## The candidate model fits on three curve shapes (~1 min); bench/results/models.md
+	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.model_choice
 
 profile: $(VENV)/.dev-installed ## py-spy on the workers under each benchmark load, by package (~2 min); bench/results/
 	DJANGO_ENV_FILE=/dev/null $(BIN)/python -m bench.profile

@@ -150,7 +150,7 @@ def process_scenarios(mongo_uri, on_nx, args, workdir) -> dict:
     wait_mongo(mongo_uri)
     log("in-process estimation speed")
     estimator = subprocess.run(
-        [sys.executable, "-m", "bench.estimator", "--rows", "1000000"],
+        [sys.executable, "-m", "bench.estimator", "--rows", "1000000", "--train-rows", "0"],
         cwd=ROOT,
         env={**os.environ, "DJANGO_ENV_FILE": os.devnull},
         capture_output=True,

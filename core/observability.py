@@ -128,6 +128,19 @@ class RequestMiddleware:
             _request_id.reset(token)
 
 
+# Collectors whose figures are made when /metrics is read (from the database, the same whichever worker
+# answers), not kept per process: the apps above core add theirs (collect_at_scrape) when they start.
+_AT_SCRAPE = CollectorRegistry(auto_describe=False)
+_at_scrape: list[object] = []
+
+
+def collect_at_scrape(collector) -> None:
+    """Serve ``collector``'s ``collect()`` on /metrics, beside the processes' own metrics; once only."""
+    if collector not in _at_scrape:
+        _at_scrape.append(collector)
+        _AT_SCRAPE.register(collector)
+
+
 def metrics_view(request) -> HttpResponse:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -135,4 +148,5 @@ def metrics_view(request) -> HttpResponse:
         body = generate_latest(registry)
     else:
         body = generate_latest()
+    body += generate_latest(_AT_SCRAPE)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

@@ -83,7 +83,10 @@ SKU_HELP = (
 # is one entry here: it is then validated if sent (add its check to estimations.validation.CHECKS, which a
 # test asks for), stored, shown, projectable, filtered and in the CSV export as its entry says; a sort
 # also needs an index that serves it (estimations.store.INDEXES).
-INTERVAL_HELP = "{end} end of the 80% interval ({percentile}th percentile of the model's holdout errors)."
+INTERVAL_HELP = (
+    "{end} end of the 80% interval: the {percentile}th percentile of next month's units at this rank (the model "
+    "card, GET /models/{{version}}, reports how often held-out months fell inside)."
+)
 
 FIELDS: tuple[Field, ...] = (
     Field("_id", "id", "meta", "The estimation's id (a 24-hex-digit ObjectId).", filter=True, sort=5),
@@ -126,7 +129,14 @@ FIELDS: tuple[Field, ...] = (
         filter=True,
         csv_in=True,
     ),
-    Field("estimated_sales", "integer", "estimate", "Estimated unit sales per month.", filter=True, sort=2),
+    Field(
+        "estimated_sales",
+        "integer",
+        "estimate",
+        "Estimated unit sales per month: the median of next month's units at this rank and category.",
+        filter=True,
+        sort=2,
+    ),
     Field("estimated_sales_low", "integer", "estimate", INTERVAL_HELP.format(end="Low", percentile=10)),
     Field("estimated_sales_high", "integer", "estimate", INTERVAL_HELP.format(end="High", percentile=90)),
     Field(

@@ -50,7 +50,11 @@ class ModelSerializer(serializers.Serializer):
     categories = serializers.ListField(child=serializers.CharField())
     metrics = serializers.DictField(help_text="holdout metrics: overall and per_category")
     interval = serializers.ListField(child=serializers.FloatField(), help_text="the quantiles of the stored interval")
-    residual_quantiles = serializers.DictField()
+    residual_quantiles = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="versions trained before the model card only: log1p residual quantiles",
+    )
     rank_range = serializers.DictField(help_text="per category: the lowest and highest rank trained on")
     artifact = serializers.DictField()
     _links = serializers.DictField()

@@ -23,7 +23,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from core import index_sync
-from ml.predictor import Predictor
+from ml.legacy import LegacyPredictor
+from ml.predictor import Predictor, ServedModel
 from ml.train import TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def _signed_payload(artifact_sha256: str, metadata: dict[str, Any]) -> bytes:
         "sklearn_version": metadata["sklearn_version"],
         "artifact_sha256": artifact_sha256,
         "categories": metadata["categories"],
-        "residual_quantiles": metadata["residual_quantiles"],
+        "residual_quantiles": metadata.get("residual_quantiles"),  # versions before issue 20 only
         "rank_range": metadata["rank_range"],
     }
     return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
@@ -156,12 +157,14 @@ class ModelRegistry:
                 stored = (grid_out.upload_date, grid_out.length)
         return metadata, stored
 
-    def load_predictor(self, version: int) -> Predictor:
+    def load_predictor(self, version: int) -> ServedModel:
         """Version ``version`` as the Predictor that serves it: fetched and verified (``load``), then read
         into its segments. Raises what ``load`` raises; a pipeline or metadata the Predictor cannot read is
         refused too (ArtifactRefused)."""
         loaded = self.load(version)
         try:
+            if "model_card" not in loaded.metadata:  # trained before issue 20
+                return LegacyPredictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
             return Predictor.from_metadata(loaded.pipeline, version=version, metadata=loaded.metadata)
         except Exception as exc:  # verified, yet not a model this service can serve
             logger.exception("reading model version %s into a predictor failed", version)

@@ -24,10 +24,18 @@ COLUMNS = [
 
 
 def metrics_table(metadata: dict[str, Any]) -> str:
+    """Holdout metrics per category, and (versions with a model card) how often the 80% interval held."""
     metrics = metadata["metrics"]
     rows = [("overall", metrics["overall"])] + sorted(metrics["per_category"].items())
-    header = ["category"] + [title for _, title, _ in COLUMNS]
-    body = [[name] + [_fmt(values.get(key), kind) for key, _, kind in COLUMNS] for name, values in rows]
+    card = metadata.get("model_card")
+    header = ["category"] + [title for _, title, _ in COLUMNS] + (["in 80% interval"] if card else [])
+    body = []
+    for name, values in rows:
+        line = [name] + [_fmt(values.get(key), kind) for key, _, kind in COLUMNS]
+        if card:
+            coverage = card["coverage"] if name == "overall" else card["per_category"][name]["coverage"]
+            line.append(_fmt(coverage["overall"], "pct"))
+        body.append(line)
     return _table(header, body)
 
 

@@ -19,7 +19,7 @@ from rest_framework.exceptions import APIException
 
 from core.mongo import get_database
 from core.observability import ACTIVE_MODEL, MODEL_LOAD_FAILURES, MODEL_REFRESH_FAILURES
-from ml.predictor import Predictor
+from ml.predictor import ServedModel
 from ml.registry import ModelRegistry, RegistryError
 
 logger = logging.getLogger(__name__)
@@ -62,13 +62,13 @@ class Refusal:
 
 class ModelHolder:
     def __init__(self) -> None:
-        self.model: Predictor | None = None
+        self.model: ServedModel | None = None
         self.checked_at = float("-inf")
         self.refused: dict[int, Refusal] = {}  # version -> why it was not loaded, and what it was then
         self.active_refused: int | None = None  # the active version, when it is one of those
         self._lock = threading.Lock()
 
-    def get(self) -> Predictor:
+    def get(self) -> ServedModel:
         if self.model is None or time.monotonic() - self.checked_at >= settings.MODEL_REFRESH_SECONDS:
             # Without a model every thread must wait for one; with one, only one thread refreshes.
             if self._lock.acquire(blocking=self.model is None):
@@ -145,7 +145,7 @@ class ModelHolder:
 _holder = ModelHolder()
 
 
-def get_estimator() -> Predictor:
+def get_estimator() -> ServedModel:
     """The active model, as this process serves it. Raises NoActiveModel (503) when there is none."""
     return _holder.get()
 

@@ -11,6 +11,7 @@ import joblib
 import numpy as np
 import sklearn
 
+from ml import card
 from ml.data import DataError, Dataset
 from ml.pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
@@ -19,6 +20,7 @@ HOLDOUT_FRACTION = 0.2
 MAX_SEED = 2**32 - 1
 ISSUE_SEED = f"must be a whole number from 0 to {MAX_SEED:,}"
 INTERVAL = (0.10, 0.90)  # the 80% interval stored with every estimate
+STATISTIC = "median"  # an estimate is the median of next month's units
 
 
 @dataclass
@@ -81,24 +83,41 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     X = model_input(dataset.categories, dataset.ranks)
     pipeline = build_pipeline()
     pipeline.fit(X[fit_rows], dataset.sales[fit_rows])
+    features, model = pipeline.named_steps["features"], pipeline.named_steps["curve"]
 
-    categories = [str(name) for name in pipeline.regressor_.named_steps["features"].categories_]
+    categories = [str(name) for name in features.categories_]
     held_categories = dataset.categories[holdout_rows]
+    held_ranks = dataset.ranks[holdout_rows]
     actual = dataset.sales[holdout_rows]
-    predicted = pipeline.predict(X[holdout_rows])
-    log_residuals = np.log1p(actual) - pipeline.regressor_.predict(X[holdout_rows])
+    low, predicted, high, _ = model.predict_quantiles(features.transform(X[holdout_rows]))
 
     per_category: dict[str, dict[str, Any]] = {}
-    quantiles: dict[str, list[float]] = {}
     rank_range: dict[str, list[int]] = {}
-    for name in categories:
+    cards: dict[str, dict[str, Any]] = {}
+    fit_categories = dataset.categories[fit_rows]
+    for code, name in enumerate(categories):
         rows = held_categories == name
         per_category[name] = metrics(actual[rows], predicted[rows]) if rows.any() else {"rows": 0}
-        residuals = log_residuals[rows] if rows.any() else log_residuals
-        quantiles[name] = [float(q) for q in np.quantile(residuals, INTERVAL)]
-        trained = dataset.ranks[fit_rows][dataset.categories[fit_rows] == name]
+        trained = dataset.ranks[fit_rows][fit_categories == name]
         rank_range[name] = [int(trained.min()), int(trained.max())]
+        cards[name] = {
+            "training_rows": int(len(trained)),
+            "holdout_rows": int(rows.sum()),
+            "slope_by_decade": card.slopes_by_decade(
+                lambda ranks, code=code: model.log_rate(np.column_stack([np.full(len(ranks), code), np.log(ranks)]))
+            ),
+            "coverage": card.coverage(actual[rows], low[rows], high[rows], held_ranks[rows]),
+            "median_error": per_category[name].get("median_ape"),
+            "sigma": round(float(model.sigma_[code]), 4),
+        }
 
+    model_card = {
+        "statistic": STATISTIC,
+        "interval": list(INTERVAL),
+        "bands": {name: list(bounds) for name, bounds in card.BANDS.items()},
+        "coverage": card.coverage(actual, low, high, held_ranks),
+        "per_category": cards,
+    }
     metadata = {
         "created": datetime.now(UTC),
         "sklearn_version": sklearn.__version__,
@@ -114,7 +133,7 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
         "categories": categories,
         "metrics": {"overall": metrics(actual, predicted), "per_category": per_category},
         "interval": list(INTERVAL),
-        "residual_quantiles": quantiles,
         "rank_range": rank_range,
+        "model_card": model_card,
     }
     return TrainedModel(pipeline=pipeline, metadata=metadata)

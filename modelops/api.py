@@ -22,7 +22,8 @@ from core.parsers import LimitedJSONParser
 from ml.api import ERR_404, MSG_UNKNOWN_VERSION, VERSION, ModelRefused, metadata_or_404
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.serving import model_registry
-from modelops.accuracy import live_accuracy
+from modelops.accuracy import live_accuracy, recorded_actuals
+from modelops.drift import COVERAGE, MEDIAN_ERROR, RULE, version_drift
 from modelops.replay_reports import replay_reports
 from modelops.services import NothingToCompare, model_replay
 
@@ -41,31 +42,68 @@ class MetricsByCategorySerializer(serializers.Serializer):
     per_category = serializers.DictField(child=MetricsSerializer())
 
 
+class DriftCategorySerializer(serializers.Serializer):
+    actuals = serializers.IntegerField(help_text="Recorded actual sales on this version's estimates in the category.")
+    needed = serializers.IntegerField(help_text="How many more actuals before an alarm can be raised (0: enough).")
+    live_coverage = serializers.FloatField(
+        allow_null=True, help_text="Share of the actuals within [estimated_sales_low, estimated_sales_high]."
+    )
+    holdout_coverage = serializers.FloatField(allow_null=True, help_text="The model card's holdout coverage.")
+    coverage_floor = serializers.FloatField(help_text="Live coverage under this raises the alarm.")
+    live_median_error = serializers.FloatField(
+        allow_null=True, help_text="Median |estimated_sales - actual| / actual, over actuals > 0."
+    )
+    holdout_median_error = serializers.FloatField(allow_null=True, help_text="The model card's holdout median_error.")
+    median_error_limit = serializers.FloatField(
+        allow_null=True, help_text="Live median error over this (a multiple of the holdout's) raises the alarm."
+    )
+    alarm = serializers.BooleanField()
+    reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=[COVERAGE, MEDIAN_ERROR]), help_text="Which figures drifted."
+    )
+    message = serializers.CharField(help_text="The figures in a sentence: what drifted, live against holdout.")
+
+
+class DriftSerializer(serializers.Serializer):
+    alarm = serializers.BooleanField(help_text="True when any category's alarm is raised.")
+    drifted = serializers.ListField(child=serializers.CharField(), help_text="The categories whose alarm is raised.")
+    holdout_figures = serializers.BooleanField(
+        help_text="False for versions trained without a model card: no holdout figures, so no alarm."
+    )
+    note = serializers.CharField(allow_null=True)
+    rule = serializers.CharField(help_text="The alarm rule, with its margins.")
+    per_category = serializers.DictField(child=DriftCategorySerializer())
+
+
 class AccuracySerializer(serializers.Serializer):
     version = serializers.IntegerField()
     active = serializers.BooleanField()
     live = MetricsByCategorySerializer(help_text="The version's stored estimates against the actuals clients recorded.")
     holdout = MetricsByCategorySerializer(help_text="What the holdout said when the version was trained.")
+    drift = DriftSerializer(help_text="Drift alarms, live against the model card's holdout figures. " + RULE)
     _links = serializers.DictField()
 
 
 class ModelAccuracyView(APIView):
     @extend_schema(
         operation_id="models_accuracy",
-        summary="Live accuracy of a version, from recorded actual sales, beside its holdout figures",
+        summary="Live accuracy of a version, from recorded actual sales, beside its holdout figures; drift alarms",
+        description=RULE,
         parameters=[VERSION],
         responses={200: AccuracySerializer, 404: ERR_404, **COMMON},
     )
     def get(self, request: Request, version: int) -> Response:
         registry = model_registry()
         metadata = metadata_or_404(registry, version)
-        live = live_accuracy(version=version, categories=metadata["categories"])
+        recorded = recorded_actuals(version)
+        live = live_accuracy(version=version, categories=metadata["categories"], recorded=recorded)
         return Response(
             {
                 "version": version,
                 "active": registry.active_version() == version,
                 "live": live,
                 "holdout": metadata["metrics"],
+                "drift": version_drift(metadata, recorded),
                 "_links": {
                     "self": {"title": "accuracy", "href": f"models/{version}/accuracy"},
                     "model": {"title": "models", "href": f"models/{version}"},

@@ -28,7 +28,8 @@ from core.limits import whole_number
 from estimations.selectors import estimations_newest, versions_with_actuals
 from ml.plot import LEGEND, accuracy_svg, curve_panels, curves_svg
 from ml.serving import NoActiveModel, get_estimator, model_registry
-from modelops.accuracy import live_accuracy
+from modelops.accuracy import live_accuracy, recorded_actuals
+from modelops.drift import RULE, version_drift
 from modelops.model_card import card_tables
 from modelops.replay_reports import replay_reports
 
@@ -251,14 +252,25 @@ def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> lis
     shown = []
     for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
         meta = by_version[version]
-        live = live_accuracy(version=version, categories=meta["categories"])
+        recorded = recorded_actuals(version)
+        live = live_accuracy(version=version, categories=meta["categories"], recorded=recorded)
+        drift = version_drift(meta, recorded)
         holdout = meta["metrics"]
         rows = [{"name": "overall", "live": live["overall"], "holdout": holdout["overall"]}] + [
             {"name": name, "live": live_row, "holdout": holdout["per_category"].get(name, {})}
             for name, live_row in sorted(live["per_category"].items())
         ]
         chart = mark_safe(accuracy_svg(version, live, meta["metrics"]))  # noqa: S308 - our own SVG, escaped
-        shown.append({"version": version, "rows": rows, "with_actuals": live["overall"]["rows"], "chart": chart})
+        alarms = [{"category": name, **row} for name, row in drift["per_category"].items() if row["alarm"]]
+        shown.append(
+            {
+                "version": version,
+                "rows": rows,
+                "with_actuals": live["overall"]["rows"],
+                "chart": chart,
+                "drift": {**drift, "alarms": alarms, "rule": RULE},
+            }
+        )
     return shown
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from estimations.fields import ESTIMATE_INPUTS
-from ml.predictor import Predictor
+from ml.predictor import ServedModel
 from ml.train import metrics
 
 BATCH = 10_000
@@ -67,8 +67,8 @@ class _Category:
 def replay(
     documents: Iterable[dict[str, Any]],
     *,
-    candidate: Predictor,
-    active: Predictor,
+    candidate: ServedModel,
+    active: ServedModel,
     total: int | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:

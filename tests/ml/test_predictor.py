@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -24,14 +26,28 @@ def rows(fast):
 
 def test_bulk_equals_the_pipeline_on_100000_rows(trained_model, fast, rows):
     ranks, categories = rows
-    expected = np.maximum(trained_model.pipeline.predict(model_input(categories, ranks)), 0.0)
+    features, model = (trained_model.pipeline.named_steps[step] for step in ("features", "curve"))
+    low, median, high, extrapolated = model.predict_quantiles(features.transform(model_input(categories, ranks)))
 
-    sales, _, _, _ = fast.estimate_arrays(ranks.astype(float), categories)
-    log1p = fast.predict_log1p(ranks.astype(float), fast.codes(categories))
+    sales, fast_low, fast_high, fast_extrapolated = fast.estimate_arrays(ranks.astype(float), categories)
 
-    np.testing.assert_allclose(np.maximum(np.expm1(log1p), 0.0), expected, rtol=1e-9, atol=1e-9)
-    undecided = np.abs(expected - np.floor(expected) - 0.5) < 1e-6  # exactly half-way: either rounding is right
-    assert np.array_equal(sales[~undecided], np.rint(expected[~undecided]).astype(np.int64))
+    assert np.array_equal(sales, median) and np.array_equal(fast_low, low) and np.array_equal(fast_high, high)
+    assert np.array_equal(fast_extrapolated, extrapolated)
+    assert np.array_equal(trained_model.pipeline.predict(model_input(categories, ranks)), median)
+
+
+def test_the_quantile_grid_equals_a_search_of_the_thresholds(trained_model):
+    """The grid is a faster way to count the thresholds below each rate, not an approximation of it."""
+    model = trained_model.pipeline.named_steps["curve"]
+    rates = np.random.default_rng(3).uniform(-6.0, 8.0, 200_000)
+    for code in range(len(model.sigma_)):
+        counted = model.table_.quantiles(rates, np.zeros(len(rates)), np.full(len(rates), code))
+        for index in range(3):
+            thresholds = model.thresholds_[code, index]
+            searched = np.searchsorted(thresholds, rates, side="right")
+            in_table = searched < len(thresholds)
+            assert in_table.mean() > 0.3
+            assert np.array_equal(counted[index][in_table], searched[in_table])
 
 
 def test_one_at_a_time_equals_bulk(fast, rows):
@@ -84,18 +100,17 @@ class TestExtrapolation:
 
         # A model that saw books ranks 1,000 to 100,000 only: sales stay large enough that rounding
         # does not blur the widths on either side.
-        narrow = {name: [1000, 100_000] for name in trained_model.metadata["rank_range"]}
-        model = Predictor.from_metadata(
-            trained_model.pipeline, version=1, metadata={**trained_model.metadata, "rank_range": narrow}
-        )
-        low_q, high_q = trained_model.metadata["residual_quantiles"]["books"]
+        pipeline = copy.deepcopy(trained_model.pipeline)
+        books = list(pipeline.named_steps["features"].categories_).index("books")
+        pipeline.named_steps["curve"].log_range_[books] = np.log([1000, 100_000])
+        model = Predictor.from_metadata(pipeline, version=1, metadata=trained_model.metadata)
 
         def log_width(rank):
             estimate = model.estimate(rank, "books")
-            return np.log1p(estimate.high) - np.log1p(estimate.low)
+            return np.log(estimate.high) - np.log(estimate.low)
 
-        # Inside: the holdout interval. Beyond: wider by 2 x WIDENING x ln(distance), up to rounding.
-        assert log_width(1000) == pytest.approx(high_q - low_q, abs=0.02)
-        assert log_width(100) == pytest.approx(high_q - low_q + 2 * EXTRAPOLATION_WIDENING * np.log(10), abs=0.02)
+        # Beyond the range: wider by 2 x WIDENING x ln(distance), up to rounding.
+        assert log_width(100) == pytest.approx(log_width(1000) + 2 * EXTRAPOLATION_WIDENING * np.log(10), abs=0.03)
         assert log_width(10) > log_width(100) > log_width(1000)
         assert model.estimate(100, "books").extrapolated and model.estimate(1_000_000, "books").extrapolated
+        assert not model.estimate(1000, "books").extrapolated

@@ -56,7 +56,7 @@ class TestRoundTrip:
             "training_data",
             "categories",
             "metrics",
-            "residual_quantiles",
+            "model_card",
             "signature",
             "artifact",
         ):
@@ -90,9 +90,7 @@ class TestVerification:
 
     def test_changed_metadata_fails_the_signature(self, registry, trained_model):
         version = registry.save(trained_model)["version"]
-        replace(
-            registry.models, {"version": version}, lambda meta: meta["residual_quantiles"].update(books=[-9.0, 9.0])
-        )
+        replace(registry.models, {"version": version}, lambda meta: meta["rank_range"].update(books=[1, 9]))
 
         with pytest.raises(ArtifactRefused, match="signature does not verify"):
             registry.load(version)
