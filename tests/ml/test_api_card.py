@@ -48,7 +48,7 @@ def test_a_version_without_a_card_says_so(api, trained_model):
 def test_the_list_shows_cards_too(api, carded):
     listed = {m["version"]: m for m in api.get("/models").json()["_items"]}
 
-    assert listed[carded["version"]]["model_card"]["coverage"]["overall"] == pytest.approx(0.801)
+    assert listed[carded["version"]]["model_card"] == carded["model_card"]
 
 
 def test_the_schema_types_the_card(openapi_spec):

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import pytest
 
 from ml.serving import model_registry
+from modelops.model_card import card_tables
 from tests.helpers import assert_error_envelope
 from tests.model_card import model_card, with_card
 
@@ -86,16 +87,18 @@ def test_names_in_the_card_are_escaped(signed_in, mongo_db, trained_model):
     assert "<i>x</i>" not in html and "&lt;i&gt;x&lt;/i&gt;" in html
 
 
-def test_a_version_without_a_card_or_with_an_unreadable_one_says_so(signed_in, active_model, mongo_db):
-    # the session's model: trained before cards (or, once training records one, stripped of it here)
+def test_a_version_without_a_card_says_so(signed_in, active_model, mongo_db):
+    # as a version trained before cards: the card taken away
     mongo_db["models"].update_one({"version": active_model["version"]}, {"$unset": {"model_card": ""}})
+
     html = signed_in.get("/inspect/").content.decode()
+
     assert "Not recorded: this version was trained before the service kept model cards." in html
 
-    mongo_db["models"].update_one({"version": active_model["version"]}, {"$set": {"model_card": {"per_category": 3}}})
-    response = signed_in.get("/inspect/")
-    assert response.status_code == HTTPStatus.OK
-    assert "model card could not be read" in response.content.decode()
+
+@pytest.mark.parametrize("card", [{"per_category": 3}, {"per_category": {"books": {"training_rows": 5}}}, {"x": 1}])
+def test_a_card_that_cannot_be_read_is_said_so(card):
+    assert "model card could not be read" in card_tables({"version": 3, "model_card": card})["missing"]
 
 
 def test_the_curves_are_one_panel_per_category(signed_in, active_model):
