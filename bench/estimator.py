@@ -1,6 +1,4 @@
-"""`make bench-estimator`: in-process estimation speed, the fast path against the scikit-learn Pipeline.
-
-    python -m bench.estimator [--rows 1000000]
+"""`make bench-estimator` (python -m bench.estimator): in-process estimation speed against the Pipeline.
 
 Exits 1 when a target is missed: one estimate <= 5 us median, bulk >= 5M rows/s, results equal to the
 Pipeline's on every row, training 1,000,000 CSV rows in <= 20 s and <= 1 GB (a process of its own).

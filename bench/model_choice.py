@@ -1,6 +1,4 @@
-"""`make bench-models`: the candidate fits on three curve shapes, as docs/model.md's choice table has them.
-
-    python -m bench.model_choice
+"""`make bench-models` (python -m bench.model_choice): candidate fits on three curve shapes (docs/model.md).
 
 10,000 rows per category, sigma 0.4 and Poisson; errors of the median estimate at 26 ranks from 10 to
 1,000,000 where the true median is at least 3 a month. Prints a table and writes bench/results/models.md.

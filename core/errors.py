@@ -7,12 +7,14 @@ API can raise is mapped here, so no client input ends in Django's HTML 500 page.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from pymongo import errors as mongo_errors
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -297,3 +299,19 @@ MSG_CSRF = (
 
 def csrf_failure(request, reason: str = ""):  # noqa: ARG001 - Django's CSRF_FAILURE_VIEW signature
     return json_error(403, MSG_CSRF.format(reason=(reason or "no valid token").rstrip(".")))
+
+
+def read_only(view):
+    """A plain Django view that only reads (/metrics, /health/*): GET and HEAD, any other method 405 in
+    the envelope with ``Allow``. No form posts to it, so CSRF has nothing to guard."""
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = json_error(405, f"Method {request.method} not allowed: {request.path} answers GET and HEAD.")
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -20,6 +20,8 @@ env = CheckedEnv()  # each setting read, and refused, as the Django settings rea
 # says 127.0.0.1, so a trial server with anonymous writes is reachable from this machine only.
 HOST = os.environ.get("HOST") or "0.0.0.0"
 PORT = os.environ.get("PORT") or "8000"
+if not (PORT.isascii() and PORT.isdigit() and 1 <= int(PORT) <= 65535):
+    raise SystemExit(f"PORT={PORT[:20]!r}: give a port number from 1 to 65535 (the default is 8000).")
 bind = f"{HOST}:{PORT}"
 # No gunicornc control socket: its default path is one per user, so every server a user starts would
 # share it (and the first to stop would remove it under the others).

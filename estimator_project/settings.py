@@ -136,6 +136,12 @@ CACHES = {
 # --- MongoDB --------------------------------------------------------------------------------
 # Unset: an embedded in-memory store (mongomock), for trying the service with nothing installed.
 MONGO_URI = env.str("MONGO_URI", default="")
+if MONGO_URI and not MONGO_URI.startswith(("mongodb://", "mongodb+srv://")):
+    # Not repeated: a URI may hold a password.
+    raise ImproperlyConfigured(
+        "MONGO_URI must start with mongodb:// or mongodb+srv:// (for example mongodb://mongo:27017/estimations); "
+        "leave it unset for the embedded store."
+    )
 # The database name: MONGO_DB_NAME, else the URI's path (mongodb://host/estimations), else this.
 MONGO_DB_NAME = env.str("MONGO_DB_NAME", default="")
 MONGO_DEFAULT_DB_NAME = "estimator"

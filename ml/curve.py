@@ -34,7 +34,7 @@ NODES_X, NODES_W = _nodes(NODES)
 RAW_X, RAW_W = np.polynomial.hermite.hermgauss(NODES)  # for the centred integrals
 PMF_X, PMF_W = np.polynomial.hermite.hermgauss(16)  # a likelihood, centred on its mode: 16 nodes are plenty
 # The three quantiles of next month's units that an estimate reports: (name, probability, rule).
-QUANTILES = (("low", 0.10, "nearest"), ("median", 0.50, "median"), ("high", 0.90, "nearest"))
+QUANTILES = (("low", 0.10, "below"), ("median", 0.50, "median"), ("high", 0.90, "above"))
 Z = {"low": -1.2815515655446004, "median": 0.0, "high": 1.2815515655446004}
 
 
@@ -218,16 +218,16 @@ def quantile_thresholds(sigma: float) -> np.ndarray:
     k = np.arange(1, TABLE_COUNTS + 1, dtype=np.float64)
     before, below, at = _Cdf(k - 2, sigma), _Cdf(k - 1, sigma), _Cdf(k, sigma)
     conditions = {  # positive while the quantile is still below k at this median rate
-        "median": lambda u: below(u) - 0.5,
-        "low": lambda u: (before(u) + below(u)) / 2 - 0.10,  # the k whose P(units < k) is nearest 10%
-        "high": lambda u: (below(u) + at(u)) / 2 - 0.90,  # the k whose P(units <= k) is nearest 90%
+        "median": lambda u, p: below(u) - p,  # the smallest k with P(units <= k) >= p
+        "below": lambda u, p: (before(u) + below(u)) / 2 - p,  # the k whose P(units < k) is nearest p
+        "above": lambda u, p: (below(u) + at(u)) / 2 - p,  # the k whose P(units <= k) is nearest p
     }
     table = np.empty((len(QUANTILES), TABLE_COUNTS))
-    for index, (name, _, _) in enumerate(QUANTILES):
+    for index, (_, p, rule) in enumerate(QUANTILES):
         low, high = np.full(TABLE_COUNTS, -40.0), np.full(TABLE_COUNTS, 20.0)
         for _ in range(36):  # to 1e-9 in ln rate
             mid = (low + high) / 2
-            above = conditions[name](mid) > 0  # the threshold is higher
+            above = conditions[rule](mid, p) > 0  # the threshold is higher
             low, high = np.where(above, mid, low), np.where(above, high, mid)
         table[index] = np.maximum.accumulate(high)
     return table

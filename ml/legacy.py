@@ -14,7 +14,7 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 
 from ml.pipeline import CategoryLogRank, ConcaveLogLogRegressor
-from ml.predictor import Estimate
+from ml.predictor import CategoryRows, Estimate
 
 # How fast the 80% interval widens outside the trained ranks, on top of the holdout residuals: log1p(sales)
 # per unit of ln(rank) beyond the range.
@@ -31,7 +31,7 @@ def build_legacy_pipeline() -> TransformedTargetRegressor:
     )
 
 
-class LegacyPredictor:
+class LegacyPredictor(CategoryRows):
     """An Estimator for a pre-issue-20 Pipeline: its curves as segments (intercept, slope)."""
 
     def __init__(
@@ -80,15 +80,6 @@ class LegacyPredictor:
             widen = EXTRAPOLATION_WIDENING * beyond
             return Estimate(_sales(value), _sales(value + low - widen), _sales(value + high + widen), True)
         return Estimate(_sales(value), _sales(value + low), _sales(value + high), False)
-
-    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
-        sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
-        rows = zip(sales.tolist(), low.tolist(), high.tolist(), extrapolated.tolist(), strict=True)
-        return [Estimate(*row) for row in rows]
-
-    def codes(self, categories: Sequence[str]) -> np.ndarray:
-        lookup = self._code
-        return np.fromiter((lookup[name] for name in categories), dtype=np.int64, count=len(categories))
 
     def predict_log1p(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         x = np.log(ranks)

@@ -47,7 +47,25 @@ class ServedModel(Estimator, Protocol):
     def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]: ...
 
 
-class Predictor:
+class CategoryRows:
+    """What both serving models share: category codes, and many estimates from ``estimate_arrays``."""
+
+    _code: dict[str, int]
+
+    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
+        sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
+        rows = zip(sales.tolist(), low.tolist(), high.tolist(), extrapolated.tolist(), strict=True)
+        return [Estimate(*row) for row in rows]
+
+    def codes(self, categories: Sequence[str]) -> np.ndarray:
+        lookup = self._code
+        return np.fromiter((lookup[name] for name in categories), dtype=np.int64, count=len(categories))
+
+
+class Predictor(CategoryRows):
     """The Estimator the API calls, read out of a fitted Pipeline (ml.pipeline.build_pipeline)."""
 
     def __init__(self, pipeline: Any, *, version: int):
@@ -130,15 +148,6 @@ class Predictor:
         if count < TABLE_COUNTS:
             return count
         return round(min(max(far, TABLE_COUNTS), MAX_UNITS))
-
-    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
-        sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
-        rows = zip(sales.tolist(), low.tolist(), high.tolist(), extrapolated.tolist(), strict=True)
-        return [Estimate(*row) for row in rows]
-
-    def codes(self, categories: Sequence[str]) -> np.ndarray:
-        lookup = self._code
-        return np.fromiter((lookup[name] for name in categories), dtype=np.int64, count=len(categories))
 
     def log_rate(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """ln of the median sales rate at each rank (continuous: what the quantiles are read from)."""

@@ -19,6 +19,7 @@ from ml.registry import BUCKET
 
 if TYPE_CHECKING:
     from ml.registry import ModelRegistry
+    from ml.train import TrainedModel
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CSV = ROOT / "data" / "sample_sales.csv"
@@ -171,3 +172,36 @@ def hostile_table_test(cases):
 def queue_length(group) -> int:
     """How many documents wait behind a GroupInsert's write in progress (what its tests synchronise on)."""
     return len(group._queue)
+
+
+def legacy_trained_model() -> TrainedModel:
+    """A version as train() made it before issue 20 (ml/legacy.py): residual quantiles, no model card."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import sklearn
+
+    from ml.data import read_training_csv
+    from ml.legacy import build_legacy_pipeline
+    from ml.pipeline import model_input
+    from ml.train import INTERVAL, TrainedModel
+
+    data = read_training_csv(SAMPLE_CSV, progress=False)
+    X = model_input(data.categories, data.ranks)
+    pipeline = build_legacy_pipeline().fit(X, data.sales)
+    names = [str(name) for name in pipeline.regressor_.named_steps["features"].categories_]
+    residuals = np.log1p(data.sales) - pipeline.regressor_.predict(X)
+    rows = {name: data.categories == name for name in names}
+    metadata = {
+        "created": datetime.now(UTC),
+        "sklearn_version": sklearn.__version__,
+        "training_data": {"source": "sample_sales.csv", "sha256": data.sha256, "rows": data.rows},
+        "categories": names,
+        "metrics": {"overall": {"rows": 0}, "per_category": {}},
+        "interval": list(INTERVAL),
+        "residual_quantiles": {
+            name: [float(q) for q in np.quantile(residuals[rows[name]], INTERVAL)] for name in names
+        },
+        "rank_range": {name: [int(data.ranks[rows[name]].min()), int(data.ranks[rows[name]].max())] for name in names},
+    }
+    return TrainedModel(pipeline=pipeline, metadata=metadata)

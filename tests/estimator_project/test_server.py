@@ -46,6 +46,12 @@ def test_a_gunicorn_setting_it_cannot_take_stops_the_start_naming_it(monkeypatch
         load_config(monkeypatch, **{name: value})
 
 
+@pytest.mark.parametrize("value", ["99999", "0", "-1", "80a", "８０"])
+def test_a_port_it_cannot_bind_stops_the_start_saying_what_it_takes(monkeypatch, value):
+    with pytest.raises(SystemExit, match=r"^PORT=.*: give a port number from 1 to 65535"):
+        load_config(monkeypatch, PORT=value)
+
+
 @pytest.mark.integration
 def test_a_burst_of_keep_alive_clients_is_spread_over_both_workers(wire_server, tmp_path):
     from tests.live import counts_by_worker

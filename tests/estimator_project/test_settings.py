@@ -282,6 +282,7 @@ class TestEveryTypedSettingIsChecked:
             ({"ESTIMATION_TTL_KEEP_ACTUALS": "2"}, "ESTIMATION_TTL_KEEP_ACTUALS='2': it takes true or false"),
             ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml': it takes plain or json; unset, it is plain"),
             ({"LOG_LEVEL": "loud"}, "LOG_LEVEL='loud': it takes one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+            ({"MONGO_URI": "http://user:hunter2@x"}, "MONGO_URI must start with mongodb:// or mongodb+srv://"),
         ],
     )
     def test_a_value_it_cannot_use_stops_start_up_saying_what_it_takes(self, env, says):
@@ -291,6 +292,7 @@ class TestEveryTypedSettingIsChecked:
         assert "ImproperlyConfigured" in result.stderr and says in result.stderr, result.stderr[-600:]
         assert "ValueError" not in result.stderr
         assert "started" not in result.stdout
+        assert "hunter2" not in result.stderr  # a URI's password is never repeated
 
     def test_the_values_it_takes_start_as_read(self):
         result = run_django(

@@ -70,3 +70,23 @@ def test_an_accept_header_no_renderer_satisfies_lists_the_media_types(api):
     assert response.json()["_error"]["message"] == (
         "Could not satisfy the request Accept header: this URL answers in application/json or text/html."
     )
+
+
+READ_ONLY = ["/health/live", "/health/ready", "/metrics", "/api/schema/", "/api/docs/", "/api/redoc/"]
+
+
+@pytest.mark.parametrize("path", READ_ONLY)
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_read_only_page_answers_another_method_with_405_in_the_envelope(mongo_db, active_model, path, method):
+    from django.test import Client
+
+    from tests.helpers import assert_error_envelope
+
+    client = Client(enforce_csrf_checks=True)  # as a browser or curl meets it: no CSRF pass
+
+    response = getattr(client, method)(path, "{}", content_type="application/json")
+
+    body = assert_error_envelope(response, 405)
+    assert response["Allow"] == "GET, HEAD"
+    assert path in body["_error"]["message"] and "GET and HEAD" in body["_error"]["message"]
+    assert client.get(path).status_code in (200, 503)  # ready answers 503 while the store is not ready

@@ -21,7 +21,7 @@ from ml.train import TrainedModel
 from modelops import drift, drift_metrics
 from modelops.accuracy import Recorded
 from modelops.drift_metrics import COLLECTOR
-from tests.helpers import post_json
+from tests.helpers import legacy_trained_model, post_json
 from tests.live import LiveServer, counts_by_worker, request, trained_database
 
 SHIFTED, HONEST = "books", "electronics"
@@ -208,11 +208,15 @@ class TestNoAlarm:
         assert gauges(api)[("model_drift_alarm", str(version), SHIFTED, "coverage")] == 1
         assert len(drift_lines(admin.get("/inspect/").content.decode())) == 1
 
-    def test_a_version_without_a_card_has_no_holdout_figures_and_no_alarm(self, api, admin, active_model):
+    def test_a_version_without_a_card_has_no_holdout_figures_and_no_alarm(self, api, admin):
+        registry = serving.model_registry()
+        old = registry.save(legacy_trained_model())["version"]  # trained before model cards
+        registry.activate(old)
+        serving.reset()
         books = estimate(api, SHIFTED)
         record(api, books, shifted(books))
 
-        body = api.get(f"/models/{active_model['version']}/accuracy").json()
+        body = api.get(f"/models/{old}/accuracy").json()
 
         assert body["drift"]["alarm"] is False and body["drift"]["holdout_figures"] is False
         assert body["drift"]["per_category"][SHIFTED]["live_coverage"] == 0.0  # measured, but no alarm
