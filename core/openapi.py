@@ -3,6 +3,8 @@ the envelope-aware AutoSchema and the postprocessing hook (drf-spectacular)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -93,4 +95,26 @@ def canonical_paths(result, generator, request, public):
         for operation in operations.values():
             if operation.get("security") and operation["operationId"] not in KEY_REQUIRED:
                 operation["security"] = [*operation["security"], {}]
+    return result
+
+
+NULL = {"type": "object", "nullable": True, "enum": [None]}
+
+
+def nullable_references(result, generator, request, public):
+    """drf-spectacular postprocessing hook: a nullable nested serializer becomes anyOf [its $ref, null].
+    In OpenAPI 3.0.3, `nullable` beside an allOf does not reach into the $ref, so validators refuse a null."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("nullable") is True and len(node.get("allOf", ())) == 1 and "type" not in node:
+                del node["nullable"]
+                node["anyOf"] = [node.pop("allOf")[0], NULL]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
     return result

@@ -359,6 +359,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.openapi.canonical_paths",
+        "core.openapi.nullable_references",
     ],
     "ENUM_NAME_OVERRIDES": {
         "StatusOkEnum": ["OK"],

@@ -16,6 +16,7 @@ from core.api_keys import HasScope
 from core.audit import api_actor
 from core.http import http_date
 from core.openapi import COMMON, EnvelopeAutoSchema, error_response
+from ml.card_serializers import MSG_NO_CARD, ModelCardSerializer
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.services import model_activate
 from ml.serving import model_registry
@@ -35,6 +36,8 @@ def model_resource(metadata: dict[str, Any], active: int | None) -> dict[str, An
     shown["active"] = metadata["version"] == active
     shown["artifact"] = {"sha256": metadata["artifact"]["sha256"], "bytes": metadata["artifact"]["bytes"]}
     shown["_links"] = {"self": {"title": "models", "href": f"models/{metadata['version']}"}}
+    shown["model_card"] = metadata.get("model_card")
+    shown["model_card_note"] = None if shown["model_card"] else MSG_NO_CARD.format(version=metadata["version"])
     return shown
 
 
@@ -55,6 +58,15 @@ class ModelSerializer(serializers.Serializer):
     rank_range = serializers.DictField(help_text="per category: the lowest and highest rank trained on")
     artifact = serializers.DictField()
     _links = serializers.DictField()
+    model_card = ModelCardSerializer(
+        allow_null=True,
+        help_text="Per category: the fitted slope by decade of rank, interval coverage overall and by rank band, "
+        "training rows, holdout median error and sigma; and the coverage over all categories. Null for versions "
+        "trained before model cards (model_card_note says so).",
+    )
+    model_card_note = serializers.CharField(
+        allow_null=True, help_text="Why there is no model card (null when there is one)."
+    )
 
 
 class ModelActivationSerializer(ModelSerializer):

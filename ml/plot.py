@@ -1,73 +1,196 @@
-"""The model's curves drawn as a standalone SVG: estimated monthly sales against BSR, log-log, each
-category with its 80% band. No plotting library is needed and the file opens in any browser."""
+"""The model's curves drawn as standalone SVG: estimated monthly sales against BSR, log-log, as small
+multiples (one panel per category, shared axes, each with its own 80% band). No plotting library is needed
+and the file opens in any browser. Drawing notes: docs/architecture.md, "ml/plot.py"."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from html import escape
+from typing import Any, Protocol
 
 import numpy as np
 
-from ml.predictor import ServedModel
 
-WIDTH, HEIGHT = 900, 560
-LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 60
+class Drawable(Protocol):
+    """What the chart needs of a model: ml.predictor's Predictor, or any served model like it."""
+
+    version: int
+    categories: tuple[str, ...]
+
+    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]: ...
+
+
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+# One panel, in its own viewBox units; the page lays panels out in a CSS grid, the file in COLUMNS.
+PANEL_WIDTH, PANEL_HEIGHT = 300, 230
+LEFT, RIGHT, TOP, BOTTOM = 46, 12, 30, 36
+COLUMNS, HEADER, FOOTER = 4, 48, 24
+SAMPLES = 241  # ranks drawn per curve, evenly spaced in log rank (float ranks: no rounding to whole ranks)
+Y_FLOOR = 1.0  # 1 unit a month at the bottom; less is clipped at the axis
 
 
-def curves_svg(model: ServedModel, *, max_rank: int = 1_000_000, title: str = "") -> str:
-    ranks = np.unique(np.geomspace(1, max_rank, 160).astype(np.int64))
-    series = {}
-    for category in model.categories:
-        sales, low, high, _ = model.estimate_arrays(ranks.astype(np.float64), [category] * len(ranks))
-        series[category] = (sales, low, high)
-    top = max(float(high.max()) for _, _, high in series.values())
-    y_max = 10 ** math.ceil(math.log10(max(top, 10)))
-    x_max = 10 ** math.ceil(math.log10(max_rank))
+def compact_number(value: float) -> str:
+    """1, 10, 100, 1k, 10k, 100k, 1M: tick labels and decade headers."""
+    for size, suffix in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
 
-    def x(rank: float) -> float:
-        return LEFT + (WIDTH - LEFT - RIGHT) * math.log10(rank) / math.log10(x_max)
 
-    def y(sales: float) -> float:
-        # 1 unit/month at the bottom; zero sales are drawn on the axis.
-        return HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * math.log10(max(sales, 1)) / math.log10(y_max)
+def _through_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole-number series (counts) as a line through the middle of each flat step, in log x; a series
+    that changes at every sample comes back as it was. Both ends are kept."""
+    change = np.flatnonzero(np.diff(y) != 0) + 1
+    starts, ends = np.concatenate([[0], change]), np.concatenate([change - 1, [len(y) - 1]])
+    log_x = np.log(x)
+    middle = np.exp((log_x[starts] + log_x[ends]) / 2)
+    xs = np.concatenate([[x[0]], middle, [x[-1]]])
+    ys = np.concatenate([[y[0]], y[starts], [y[-1]]]).astype(np.float64)
+    keep = np.concatenate([[True], np.diff(xs) > 0])
+    return xs[keep], ys[keep]
 
+
+def _median_line(model: Any, ranks: np.ndarray, category: str, sales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's continuous median where the Predictor offers it, else its estimates through their steps."""
+    codes = model.codes([category] * len(ranks)) if hasattr(model, "codes") else None
+    if codes is not None and hasattr(model, "log_rate"):
+        return ranks, np.exp(model.log_rate(ranks, codes))
+    if codes is not None and hasattr(model, "predict_log1p"):
+        return ranks, np.expm1(model.predict_log1p(ranks, codes))
+    return _through_steps(ranks, sales)
+
+
+class _Series:
+    def __init__(self, model: Drawable, category: str, ranks: np.ndarray):
+        sales, low, high, extrapolated = model.estimate_arrays(ranks, [category] * len(ranks))
+        self.name = category
+        self.line = _median_line(model, ranks, category, sales)
+        self.low, self.high = _through_steps(ranks, low), _through_steps(ranks, high)
+        self.top = float(np.max(high))
+        trained = ranks[~np.asarray(extrapolated, dtype=bool)]
+        self.trained = (float(trained[0]), float(trained[-1])) if len(trained) else None
+
+
+class _Axes:
+    """Shared by every panel: log10 rank from 1 to x_max across, log10 units from Y_FLOOR to y_max up."""
+
+    def __init__(self, x_max: float, y_max: float):
+        self.x_max, self.y_max = x_max, y_max
+        self.width, self.height = PANEL_WIDTH - LEFT - RIGHT, PANEL_HEIGHT - TOP - BOTTOM
+
+    def x(self, rank: float) -> float:
+        return LEFT + self.width * math.log10(rank) / math.log10(self.x_max)
+
+    def y(self, units: float) -> float:
+        share = (math.log10(max(units, Y_FLOOR / 100)) - math.log10(Y_FLOOR)) / math.log10(self.y_max / Y_FLOOR)
+        return TOP + self.height * (1 - share)
+
+    def points(self, xs: Iterable[float], ys: Iterable[float]) -> list[str]:
+        return [f"{self.x(r):.1f},{self.y(v):.1f}" for r, v in zip(xs, ys, strict=True)]
+
+
+def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, placement: str = "") -> str:
+    """One category's panel, a complete <svg> (placement: x, y, width and height inside a bigger one)."""
+    name, colour, clip = escape(series.name), COLOURS[index % len(COLOURS)], f"curves-clip-{index}"
+    bottom, right = TOP + axes.height, LEFT + axes.width
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-        f'<text x="{LEFT}" y="24" font-size="15">{escape(title or f"Model version {model.version}")}: '
-        "estimated monthly sales by Best Seller Rank (80% band)</text>",
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="panel" data-category="{name}" {placement}'
+        f'viewBox="0 0 {PANEL_WIDTH} {PANEL_HEIGHT}" font-family="sans-serif" font-size="11" role="img" '
+        f'aria-label="{name}: estimated monthly sales by Best Seller Rank, with its 80% interval">',
+        f'<title>{name}</title><rect class="panel-frame" width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" fill="white"/>',
+        f'<defs><clipPath id="{clip}"><rect x="{LEFT}" y="{TOP}" width="{axes.width}" height="{axes.height}"/>'
+        "</clipPath></defs>",
     ]
-    for power in range(int(math.log10(x_max)) + 1):
-        px = x(10**power)
-        parts.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#eee"/>')
-        parts.append(f'<text x="{px:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{10**power:,}</text>')
-    for power in range(int(math.log10(y_max)) + 1):
-        py = y(10**power)
-        parts.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{WIDTH - RIGHT}" y2="{py:.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end">{10**power:,}</text>')
+    if series.trained:
+        first, last = axes.x(series.trained[0]), axes.x(series.trained[1])
+        for start, end in ((LEFT, first), (last, right)):
+            if end - start > 0.5:
+                parts.append(
+                    f'<rect class="untrained" x="{start:.1f}" y="{TOP}" width="{end - start:.1f}" '
+                    f'height="{axes.height}" fill="#f1f1f4"><title>ranks outside the training data</title></rect>'
+                )
+    for power in range(round(math.log10(axes.x_max)) + 1):
+        px = axes.x(10**power)
+        parts.append(
+            f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{bottom}" stroke="#e4e4e4"/>'
+            f'<text class="x-tick" x="{px:.1f}" y="{bottom + 14}" text-anchor="middle">'
+            f"{compact_number(10**power)}</text>"
+        )
+    for power in range(round(math.log10(axes.y_max / Y_FLOOR)) + 1):
+        py = axes.y(Y_FLOOR * 10**power)
+        parts.append(
+            f'<line x1="{LEFT}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" stroke="#e4e4e4"/>'
+            f'<text class="y-tick" x="{LEFT - 4}" y="{py + 4:.1f}" text-anchor="end">'
+            f"{compact_number(Y_FLOOR * 10**power)}</text>"
+        )
+    parts.append(f'<g clip-path="url(#{clip})">')
+    for other in others:
+        parts.append(
+            f'<polyline class="context" points="{" ".join(axes.points(*other.line))}" fill="none" '
+            'stroke="#c8c8c8" stroke-width="1"/>'
+        )
+    band = axes.points(*series.high) + axes.points(series.low[0][::-1], series.low[1][::-1])
     parts.append(
-        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 16}" text-anchor="middle">Best Seller Rank</text>'
-        f'<text transform="translate(16 {(TOP + HEIGHT - BOTTOM) / 2}) rotate(-90)" text-anchor="middle">'
-        "units per month</text>"
+        f'<polygon class="band" data-category="{name}" points="{" ".join(band)}" fill="{colour}" '
+        'fill-opacity="0.22" stroke="none"><title>80% interval</title></polygon>'
+        f'<polyline class="curve" data-category="{name}" points="{" ".join(axes.points(*series.line))}" '
+        f'fill="none" stroke="{colour}" stroke-width="2.2"><title>{name}: median estimate</title></polyline></g>'
     )
-    for index, (category, (sales, low, high)) in enumerate(series.items()):
-        colour = COLOURS[index % len(COLOURS)]
-        upper = [f"{x(r):.1f},{y(h):.1f}" for r, h in zip(ranks, high, strict=True)]
-        lower = [f"{x(r):.1f},{y(v):.1f}" for r, v in zip(ranks[::-1], low[::-1], strict=True)]
-        line = [f"{x(r):.1f},{y(s):.1f}" for r, s in zip(ranks, sales, strict=True)]
-        name = escape(category)
-        parts.append(f'<polygon class="band" points="{" ".join(upper + lower)}" fill="{colour}" fill-opacity="0.08"/>')
-        parts.append(
-            f'<polyline class="curve" data-category="{name}" points="{" ".join(line)}" fill="none" '
-            f'stroke="{colour}" stroke-width="2"><title>{name}</title></polyline>'
+    parts.append(
+        f'<rect x="{LEFT}" y="{TOP}" width="{axes.width}" height="{axes.height}" fill="none" stroke="#999"/>'
+        f'<rect x="{LEFT}" y="{TOP - 20}" width="10" height="10" fill="{colour}"/>'
+        f'<text class="panel-title" x="{LEFT + 15}" y="{TOP - 10}" font-size="14" font-weight="bold" fill="#222">'
+        f"{name}</text>"
+        f'<text class="axis-title" x="{LEFT + axes.width / 2}" y="{PANEL_HEIGHT - 6}" text-anchor="middle">'
+        "Best Seller Rank</text>"
+        f'<text class="axis-title" transform="translate(11 {TOP + axes.height / 2}) rotate(-90)" '
+        'text-anchor="middle">units / month</text></svg>'
+    )
+    return "".join(parts)
+
+
+def _layout(model: Drawable, max_rank: int) -> tuple[_Axes, list[_Series]]:
+    ranks = np.geomspace(1, max_rank, SAMPLES)
+    series = [_Series(model, category, ranks) for category in model.categories]
+    top = max([s.top for s in series] + [10 * Y_FLOOR])
+    return _Axes(10 ** math.ceil(math.log10(max_rank)), 10 ** math.ceil(math.log10(top))), series
+
+
+def curve_panels(model: Drawable, *, max_rank: int = 1_000_000) -> list[str]:
+    """One complete <svg> per category, on the same axes: the page lays them out in a grid."""
+    axes, series = _layout(model, max_rank)
+    return [_panel(axes, s, [o for o in series if o is not s], i) for i, s in enumerate(series)]
+
+
+LEGEND = (
+    "Shared axes (log-log). Line: the median estimate; shaded: its 80% interval; grey: the other "
+    "categories; tinted background: ranks outside the training data."
+)
+
+
+def curves_svg(model: Drawable, *, max_rank: int = 1_000_000, title: str = "", columns: int = COLUMNS) -> str:
+    """Every category's panel in one standalone SVG, COLUMNS across; it scales down to its container."""
+    axes, series = _layout(model, max_rank)
+    columns = max(1, min(columns, len(series)))
+    rows = math.ceil(len(series) / columns)
+    width, height = columns * PANEL_WIDTH, HEADER + rows * PANEL_HEIGHT + FOOTER
+    heading = escape(title or f"Model version {model.version}")
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="curves" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-family="sans-serif" '
+        'font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="12" y="22" font-size="16">{heading}: estimated monthly sales by Best Seller Rank</text>',
+        f'<text x="12" y="40" fill="#555">{escape(LEGEND)}</text>',
+    ]
+    for index, one in enumerate(series):
+        row, column = divmod(index, columns)
+        placement = (
+            f'x="{column * PANEL_WIDTH}" y="{HEADER + row * PANEL_HEIGHT}" '
+            f'width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" '
         )
-        legend_y = TOP + 18 * index
-        parts.append(
-            f'<line x1="{WIDTH - RIGHT + 16}" y1="{legend_y}" x2="{WIDTH - RIGHT + 40}" y2="{legend_y}" '
-            f'stroke="{colour}" stroke-width="3"/><text x="{WIDTH - RIGHT + 46}" y="{legend_y + 4}">{name}</text>'
-        )
+        parts.append(_panel(axes, one, [o for o in series if o is not one], index, placement))
     parts.append("</svg>")
     return "\n".join(parts)
 

@@ -1,16 +1,19 @@
-"""/inspect/: an admin's view of the service: the active model, its versions, live accuracy from
-recorded actuals (drawn beside the holdout), shadow replay reports, the audit trail, recent estimations
-and the model's curves. Admin API keys only: a browser signs in once with the key (kept as its hash in a
-signed, HTTP-only session cookie); scripts may send the key in the Authorization header instead."""
+"""/inspect/: an admin's view of the service: the active model and its card, its versions, live accuracy
+from recorded actuals (drawn beside the holdout), shadow replay reports, the audit trail, recent
+estimations and the model's curves (also alone, as one SVG file: /inspect/curves.svg). Admin API keys
+only: a browser signs in once with the key (kept as its hash in a signed, HTTP-only session cookie);
+scripts may send the key in the Authorization header instead."""
 
 from __future__ import annotations
 
 import logging
 import math
 import re
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
@@ -19,13 +22,15 @@ from pymongo.errors import PyMongoError
 from core import mongo, throttling
 from core.api_keys import SCHEMES, ApiKeyStore, api_key_store
 from core.audit import audit_log
+from core.errors import envelope
 from core.http import http_date
 from core.limits import whole_number
 from estimations.selectors import estimations_newest, versions_with_actuals
-from ml.plot import accuracy_svg, curves_svg
+from ml.plot import LEGEND, accuracy_svg, curve_panels, curves_svg
 from ml.serving import NoActiveModel, get_estimator, model_registry
 from modelops.accuracy import live_accuracy, recorded_actuals
 from modelops.drift import RULE, version_drift
+from modelops.model_card import card_tables
 from modelops.replay_reports import replay_reports
 
 SESSION_KEY = "inspect_key_hash"
@@ -34,6 +39,7 @@ RECENT = 50
 ACCURACY_VERSIONS = 3  # the newest versions with actuals (and the active one)
 REPLAYS_SHOWN = 5
 AUDIT_SHOWN = 15
+MSG_NO_CURVES = "No model is active, so there are no curves to draw. Train one: python manage.py train_model."
 MSG_BAD_LOGIN = "That key is unknown, revoked, or lacks the admin scope."
 MSG_LOGIN_THROTTLED = (
     "Too many sign-in attempts from your address ({rate}). Try again in {wait} seconds; no key was checked."
@@ -163,22 +169,44 @@ def _rank_issue(text: str) -> str | None:
     return None
 
 
+def _signed_in(view: Callable[[HttpRequest, dict[str, Any]], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """An admin's page: others are sent to sign in; a database that is down answers 503."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest) -> HttpResponse:
+        try:
+            admin = _admin(request)
+        except SignInThrottled as throttled:
+            return _throttled_page(request, throttled.wait)
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
+        if admin is None:
+            return HttpResponseRedirect(LOGIN_URL)
+        try:
+            return view(request, admin)
+        except (PyMongoError, throttling.CounterStoreDown):
+            return render(request, "inspection/unavailable.html", status=503)
+
+    return guarded
+
+
 @require_http_methods(["GET"])
-def page(request: HttpRequest) -> HttpResponse:
-    try:
-        admin = _admin(request)
-    except SignInThrottled as throttled:
-        return _throttled_page(request, throttled.wait)
-    except (PyMongoError, throttling.CounterStoreDown):
-        return render(request, "inspection/unavailable.html", status=503)
-    if admin is None:
-        return HttpResponseRedirect(LOGIN_URL)
-    try:
-        context = _page_context(request)
-    except (PyMongoError, throttling.CounterStoreDown):
-        return render(request, "inspection/unavailable.html", status=503)
+@_signed_in
+def page(request: HttpRequest, admin: dict[str, Any]) -> HttpResponse:
+    context = _page_context(request)
     context["admin"] = admin["name"]
     return render(request, "inspection/page.html", context)
+
+
+@require_http_methods(["GET"])
+@_signed_in
+def curves(request: HttpRequest, admin: dict[str, Any]) -> HttpResponse:
+    """The active model's curves as one standalone SVG file."""
+    try:
+        svg = curves_svg(get_estimator())
+    except NoActiveModel:
+        return JsonResponse(envelope(404, MSG_NO_CURVES), status=404)
+    return HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
 
 
 def _page_context(request: HttpRequest) -> dict[str, Any]:
@@ -190,9 +218,9 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     query, shown, ignored = _filters(request, categories)
     recent = estimations_newest(filter_=query, limit=RECENT)
     try:
-        chart = mark_safe(curves_svg(get_estimator()))  # noqa: S308 - our own SVG, names are escaped
+        chart = [mark_safe(panel) for panel in curve_panels(get_estimator())]  # noqa: S308 - ours, names escaped
     except NoActiveModel:
-        chart = ""
+        chart = []
     audit, _ = audit_log().find(action=None, skip=0, limit=AUDIT_SHOWN)
     return {
         "accuracy": _accuracy(versions, active_version),
@@ -202,6 +230,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         ],
         "audit": [{**entry, "at": http_date(entry["at"])} for entry in audit],
         "active": _card(active) if active else None,
+        "model_card": card_tables(active) if active else None,
+        "chart_legend": LEGEND,
         "versions": [_card(meta) for meta in versions],
         "active_version": active_version,
         "categories": categories,

@@ -8,6 +8,7 @@ urlpatterns = [
     *either_slash("models/<version:version>/replay", ModelReplayView.as_view(), name="model-replay"),
     *either_slash("models/<version:version>/replays", ModelReplaysView.as_view(), name="model-replays"),
     *either_slash("inspect/", inspection.page, name="inspect"),
+    *either_slash("inspect/curves.svg", inspection.curves, name="inspect-curves"),
     *either_slash("inspect/login", inspection.login, name="inspect-login"),
     *either_slash("inspect/logout", inspection.logout, name="inspect-logout"),
 ]

@@ -1,5 +1,6 @@
-"""In a real headless browser (Debian's chromium, driven by Playwright): the inspection page loads and
-its chart renders, and the browsable API's form creates an estimation. Screenshots go to test-output/."""
+"""In a real headless browser (Debian's chromium, driven by Playwright): the inspection page loads, its
+model card and curves read at desktop and phone widths, and the browsable API's form creates an estimation.
+Screenshots go to test-output/."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from core import mongo
 from core.api_keys import api_key_store
 from tests.live import LiveServer, trained_database
+from tests.model_card import model_card
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,9 @@ def live(wire_server, tmp_path_factory):
         store = api_key_store()
         store.ensure_indexes()
         admin_key = store.create(name="browser-admin", scope="admin")
+        models = mongo.get_database()["models"]
+        for version in models.find({"model_card": {"$exists": False}}):  # trained before cards: give it one
+            models.update_one({"_id": version["_id"]}, {"$set": {"model_card": model_card(version["categories"])}})
         server = LiveServer(
             {"MONGO_URI": wire_server.uri, "MONGO_DB_NAME": database, "MODEL_SIGNING_KEY": SIGNING_KEY},
             tmp_path_factory.mktemp("browser") / "server.log",
@@ -102,7 +107,7 @@ def test_inspection_page_loads_and_its_charts_render(live, browser):
     curves = page.locator("#chart svg polyline.curve")
     assert curves.count() == 8
     box = curves.first.bounding_box()
-    assert box is not None and box["width"] > 300 and box["height"] > 50  # drawn, not just present
+    assert box is not None and box["width"] > 150 and box["height"] > 50  # drawn, not just present
     live_bar = page.locator('#accuracy svg rect.bar.live[data-category="books"]')
     bar = live_bar.bounding_box()
     assert bar is not None and bar["width"] > 100  # 100% within 2x: a full-length bar
@@ -143,3 +148,91 @@ def test_the_browsable_api_form_creates_an_estimation(live, browser):
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "browsable-api-post.png"), full_page=True)
     page.close()
+
+
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def signed_in(browser, server, admin_key: str, width: str):
+    """A page in its own browser context at that width, signed in to /inspect/."""
+    columns, rows = WIDTHS[width]
+    context = browser.new_context(viewport={"width": columns, "height": rows})
+    page = context.new_page()
+    page.goto(server.url + "/inspect/")
+    page.fill("#key", admin_key)
+    page.click("#sign-in")
+    page.wait_for_selector("#model-card")
+    return context, page
+
+
+def boxes_apart(boxes: list[dict]) -> bool:
+    return all(
+        a["x"] + a["width"] <= b["x"] + 0.5
+        or b["x"] + b["width"] <= a["x"] + 0.5
+        or a["y"] + a["height"] <= b["y"] + 0.5
+        or b["y"] + b["height"] <= a["y"] + 0.5
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+    )
+
+
+def no_sideways_scrolling(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser, width):
+    server, admin_key = live
+    expected = mongo.get_database()["models"].find_one({"version": 1})["model_card"]["per_category"]
+    context, page = signed_in(browser, server, admin_key, width)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"inspect-{width}.png"), full_page=True)
+    page.locator("#chart").screenshot(path=str(OUTPUT / f"curves-panels-{width}.png"))
+    page.locator("#model-card").screenshot(path=str(OUTPUT / f"card-{width}.png"))
+
+    panels = page.locator("#chart svg.panel")
+    assert panels.count() == len(expected) == 8
+    boxes = []
+    for index, name in enumerate(sorted(expected)):
+        panel = panels.nth(index)
+        box = panel.locator("rect.panel-frame").bounding_box()  # the panel's area (its clipped lines reach past)
+        title = panel.locator("text.panel-title")
+        assert panel.get_attribute("data-category") == name and title.text_content() == name
+        assert title.is_visible()
+        inside = title.bounding_box()
+        assert box["x"] <= inside["x"] and inside["x"] + inside["width"] <= box["x"] + box["width"]  # not cut off
+        assert box["width"] >= 240  # each panel at a readable size, on a phone too
+        boxes.append(box)
+    assert boxes_apart(boxes)
+    for name, figures in expected.items():
+        row = page.locator(f'#card-coverage tr.card-row[data-category="{name}"]')
+        assert row.is_visible()
+        assert row.locator("td.training-rows").inner_text() == f"{figures['training_rows']:,}"
+        shown = [cell.strip() for cell in row.locator("td.coverage").all_inner_texts()]
+        assert shown == [
+            "–" if figures["coverage"][band] is None else f"{figures['coverage'][band]:.0%}"
+            for band in ("overall", "head", "middle", "tail")
+        ]
+    for table in ("#card-coverage", "#card-slopes"):
+        box = page.locator(table).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS[width][0]  # whole, without scrolling it
+    assert no_sideways_scrolling(page)
+    context.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_curves_file_scales_to_the_screen(live, browser, width):
+    server, admin_key = live
+    context, page = signed_in(browser, server, admin_key, width)
+
+    page.goto(server.url + "/inspect/curves.svg")
+
+    panels = page.locator("svg.panel")
+    assert panels.count() == 8
+    boxes = [panels.nth(index).locator("rect.panel-frame").bounding_box() for index in range(8)]
+    assert boxes_apart(boxes)
+    assert max(box["x"] + box["width"] for box in boxes) <= WIDTHS[width][0] + 0.5
+    assert no_sideways_scrolling(page)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"curves-file-{width}.png"))
+    context.close()

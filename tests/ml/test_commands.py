@@ -73,8 +73,8 @@ def test_train_model_draws_the_curves(mongo_db, tmp_path):
 
     assert f"Drew the curves to {chart}" in out
     svg = ET.parse(chart).getroot()
-    curves = svg.findall(".//{http://www.w3.org/2000/svg}polyline")
-    bands = svg.findall(".//{http://www.w3.org/2000/svg}polygon")
+    curves = svg.findall(".//{http://www.w3.org/2000/svg}polyline[@class='curve']")
+    bands = svg.findall(".//{http://www.w3.org/2000/svg}polygon[@class='band']")
     assert {curve.get("data-category") for curve in curves} == set(model_registry().get(1)["categories"])
     assert len(bands) == len(curves) == 8
 
