@@ -16,7 +16,7 @@ from core.api_keys import HasScope
 from core.audit import api_actor
 from core.http import http_date
 from core.openapi import COMMON, EnvelopeAutoSchema, error_response
-from ml.card_serializers import MSG_NO_CARD, ModelCardSerializer
+from ml.card_serializers import MSG_NO_CARD, MSG_UNREADABLE_CARD, ModelCardSerializer, readable_card
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.services import model_activate
 from ml.serving import model_registry
@@ -36,8 +36,12 @@ def model_resource(metadata: dict[str, Any], active: int | None) -> dict[str, An
     shown["active"] = metadata["version"] == active
     shown["artifact"] = {"sha256": metadata["artifact"]["sha256"], "bytes": metadata["artifact"]["bytes"]}
     shown["_links"] = {"self": {"title": "models", "href": f"models/{metadata['version']}"}}
-    shown["model_card"] = metadata.get("model_card")
-    shown["model_card_note"] = None if shown["model_card"] else MSG_NO_CARD.format(version=metadata["version"])
+    card = metadata.get("model_card")
+    readable = readable_card(card) is not None
+    shown["model_card"] = card if readable else None
+    shown["model_card_note"] = (
+        None if readable else (MSG_NO_CARD if card is None else MSG_UNREADABLE_CARD).format(version=metadata["version"])
+    )
     return shown
 
 

@@ -3,11 +3,17 @@ The fields are those every new version's metadata holds under "model_card"; see 
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 MSG_NO_CARD = (
     "Not recorded: version {version} was trained before the service kept model cards. Train a new version "
     "(POST /models or manage.py train_model) to get one."
+)
+MSG_UNREADABLE_CARD = (
+    "Unreadable: version {version}'s stored model card is not of the shape the service writes (was it edited "
+    "in the database?). Train a new version to get one; estimates are not affected."
 )
 
 
@@ -67,3 +73,9 @@ class ModelCardSerializer(serializers.Serializer):
     per_category = serializers.DictField(
         child=CardCategorySerializer(), help_text="Per category (the key): its rows, fit and coverage."
     )
+
+
+def readable_card(card: Any) -> dict[str, Any] | None:
+    """The stored card if it has the shape the service writes, else None: one reading for the API, the
+    drift alarms and the page, so a card edited out of shape shows nowhere and raises nothing."""
+    return card if card is not None and ModelCardSerializer(data=card).is_valid() else None

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.card_serializers import readable_card
 from modelops.accuracy import Recorded, recorded_actuals
 
 MIN_ACTUALS = 30  # fewer recorded actuals in a category: no alarm, whatever the figures
@@ -31,11 +32,12 @@ def version_drift(metadata: dict[str, Any], recorded: dict[str, Recorded] | None
     """The drift figures of a version (its registry ``metadata``), per category and overall: ``alarm``
     is true when any category's is. ``recorded``: the version's actuals, if already read."""
     recorded = recorded_actuals(metadata["version"]) if recorded is None else recorded
-    card = metadata.get("model_card")
-    card_categories = (card or {}).get("per_category") or {}
-    names = sorted(set(metadata.get("categories", [])) | set(recorded) | set(card_categories))
+    card = readable_card(metadata.get("model_card"))  # an unreadable card counts as none: no alarm, no 500
+    card_categories = (card or {}).get("per_category")
+    card_categories = card_categories if isinstance(card_categories, dict) else {}
+    names = sorted(set(metadata.get("categories", [])) | set(recorded) | set(map(str, card_categories)))
     per_category = {
-        name: category_drift(metadata["version"], name, recorded.get(name), card_categories.get(name) if card else None)
+        name: category_drift(metadata["version"], name, recorded.get(name), _entry(card_categories.get(name)))
         for name in names
     }
     drifted = [name for name, figures in per_category.items() if figures["alarm"]]
@@ -47,6 +49,10 @@ def version_drift(metadata: dict[str, Any], recorded: dict[str, Recorded] | None
         "rule": RULE,
         "per_category": per_category,
     }
+
+
+def _entry(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def category_drift(version: int, category: str, recorded: Recorded | None, holdout: dict[str, Any] | None) -> dict:
@@ -64,7 +70,8 @@ def category_drift(version: int, category: str, recorded: Recorded | None, holdo
             ratios = np.abs(recorded.estimated[sold] - recorded.actual[sold]) / recorded.actual[sold]
             error = float(np.median(ratios))
     holdout_error = _number((holdout or {}).get("median_error"))
-    holdout_coverage = _number(((holdout or {}).get("coverage") or {}).get("overall"))
+    shares = (holdout or {}).get("coverage")
+    holdout_coverage = _number(shares.get("overall")) if isinstance(shares, dict) else None
     limit = None if holdout_error is None else MAX_ERROR_FACTOR * holdout_error
     reasons: list[str] = []
     if holdout is not None and actuals >= MIN_ACTUALS:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils.safestring import SafeString, mark_safe
 
+from ml.card_serializers import readable_card
 from ml.plot import compact_number
 
 BAND_NAMES = ("head", "middle", "tail")
@@ -63,6 +64,8 @@ def card_tables(metadata: dict[str, Any]) -> dict[str, Any]:
     card = metadata.get("model_card")
     if not card:
         return {"missing": "Not recorded: this version was trained before the service kept model cards."}
+    if readable_card(card) is None:
+        return {"missing": "This version's model card could not be read: it is not of the shape the service writes."}
     try:
         per_category = card["per_category"]
         names = sorted(per_category)
@@ -76,7 +79,7 @@ def card_tables(metadata: dict[str, Any]) -> dict[str, Any]:
         bands = card.get("bands", {})
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         logger.warning("unreadable model card", extra={"model_version": metadata.get("version"), "error": repr(exc)})
-        return {"missing": "This version's model card could not be read (GET /models/{version} shows it as stored)."}
+        return {"missing": "This version's model card could not be read."}
     interval = card.get("interval") or [0.1, 0.9]
     return {
         "statistic": card.get("statistic", "median"),

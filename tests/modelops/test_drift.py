@@ -351,3 +351,26 @@ class TestRule:
         recorded = Recorded(*(np.full(40, value, dtype=np.float64) for value in (100, 50, 200, 1000)))
         shown = drift.category_drift(1, "books", recorded, None)
         assert shown["alarm"] is False and "no holdout figures" in shown["message"]
+
+
+@pytest.mark.parametrize(
+    "card",
+    [3, {"per_category": 3}, {"per_category": {"books": 5}}, {"per_category": {"books": {"coverage": 7}}}],
+    ids=["a-number", "categories-a-number", "a-category-a-number", "coverage-a-number"],
+)
+def test_an_unreadable_stored_card_raises_no_alarm_and_no_error_anywhere(api, admin, trained_model, card):
+    registry = serving.model_registry()
+    version = registry.save(TrainedModel(trained_model.pipeline, {**trained_model.metadata, "model_card": card}))[
+        "version"
+    ]
+    registry.activate(version)
+    serving.reset()
+    books = estimate(api, SHIFTED)
+    record(api, books, shifted(books))
+
+    accuracy = api.get(f"/models/{version}/accuracy")
+
+    assert accuracy.status_code == HTTPStatus.OK and accuracy.json()["drift"]["alarm"] is False
+    assert api.get(f"/models/{version}").status_code == HTTPStatus.OK
+    assert api.get("/metrics").status_code == HTTPStatus.OK
+    assert admin.get("/inspect/").status_code == HTTPStatus.OK
