@@ -5,6 +5,7 @@ More: docs/model.md (what is fitted and why) and docs/architecture.md, "ml/curve
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -213,8 +214,10 @@ def _cdf(k: np.ndarray, log_rate: np.ndarray, sigma: float) -> np.ndarray:
     return _Cdf(k, sigma)(log_rate)
 
 
+@functools.lru_cache(maxsize=64)  # a retrain on the same data in this process meets the same sigma
 def quantile_thresholds(sigma: float) -> np.ndarray:
-    """(3, TABLE_COUNTS) ln median rates: quantile q is at least k + 1 from ``thresholds[q, k]`` on."""
+    """(3, TABLE_COUNTS) ln median rates: quantile q is at least k + 1 from ``thresholds[q, k]`` on.
+    Read-only: it is cached, so callers copy it (assigning it into an array does)."""
     k = np.arange(1, TABLE_COUNTS + 1, dtype=np.float64)
     before, below, at = _Cdf(k - 2, sigma), _Cdf(k - 1, sigma), _Cdf(k, sigma)
     conditions = {  # positive while the quantile is still below k at this median rate
@@ -230,6 +233,7 @@ def quantile_thresholds(sigma: float) -> np.ndarray:
             above = conditions[rule](mid, p) > 0  # the threshold is higher
             low, high = np.where(above, mid, low), np.where(above, high, mid)
         table[index] = np.maximum.accumulate(high)
+    table.flags.writeable = False
     return table
 
 
