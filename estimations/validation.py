@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import limits
@@ -51,6 +52,7 @@ ISSUE_SKU_CHARACTERS = "must be printable text"
 ISSUE_SKU_FORMULA = "must not start with = + - or @ (spreadsheets would run it as a formula)"
 ISSUE_ACTUAL_SALES = f"must be a whole number from 0 to {MAX_ACTUAL_SALES:,}"
 ISSUE_PERIOD = "must be a month as YYYY-MM, e.g. 2026-10"
+ISSUE_PERIOD_FUTURE = "must be a month that has begun: {latest} at the latest"
 ISSUE_ACTUALS_NULL = "null only together: send both as null to remove the actuals"
 ISSUE_ACTUALS_TOGETHER = "required with {other}: record the units sold and the month together"
 ISSUE_NOT_OBJECT = "each estimation must be a JSON object"
@@ -161,7 +163,15 @@ def _actual_sales_issue(value: Any) -> str | None:
 def _period_issue(value: Any) -> str | None:
     if not isinstance(value, str) or not PERIOD.fullmatch(value):
         return ISSUE_PERIOD
+    latest = latest_period()
+    if value > latest:  # YYYY-MM strings sort as the months do
+        return ISSUE_PERIOD_FUTURE.format(latest=latest)
     return None
+
+
+def latest_period() -> str:
+    """The latest month actuals can be for: the current one somewhere on Earth (UTC+14 is the furthest)."""
+    return (datetime.now(UTC) + timedelta(hours=14)).strftime("%Y-%m")
 
 
 def _form_number(value: Any) -> Any:

@@ -114,3 +114,24 @@ class TestValidation:
 
         issue = assert_error_envelope(response, 422)["_issues"]["category"]
         assert "\\x00" in issue and "\x00" not in issue
+
+
+def test_actuals_for_a_month_that_has_not_begun_anywhere_are_refused(monkeypatch):
+    """Actuals measure a model (live accuracy, drift): a future month would be a made-up one."""
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(
+        validation,
+        "datetime",
+        type("Clock", (), {"now": staticmethod(lambda tz: datetime(2026, 12, 31, 11, 0, tzinfo=UTC))}),
+    )
+
+    def issue(period):
+        return validate({"bestseller_rank": 5, "actual_sales": 3, "actual_period": period}, RULES)[1].get(
+            "actual_period"
+        )
+
+    assert issue("2026-12") is None and issue("2019-01") is None
+    assert issue("2027-01") is None  # already January at UTC+14 (01:00 on the 1st)
+    assert issue("2027-02") == "must be a month that has begun: 2027-01 at the latest"
+    assert issue("2099-01") == "must be a month that has begun: 2027-01 at the latest"
