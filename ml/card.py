@@ -15,10 +15,6 @@ BANDS: dict[str, tuple[int, int | None]] = {"head": (1, 299), "middle": (300, 30
 DECADES = tuple((10**power, 10 ** (power + 1)) for power in range(6))  # 1-10 ... 100,000-1,000,000
 
 
-def band_of(rank: int) -> str:
-    return "head" if rank < 300 else "middle" if rank <= 30_000 else "tail"
-
-
 def band_masks(ranks: np.ndarray) -> dict[str, np.ndarray]:
     return {"head": ranks < 300, "middle": (ranks >= 300) & (ranks <= 30_000), "tail": ranks > 30_000}
 
