@@ -114,10 +114,13 @@ class _HashingReader(io.RawIOBase):
 Row = tuple[str, str, int, float, float, float]  # marketplace, category, rank, sales (NaN: a range), min, max
 
 
-def _check_row(row: list[str], columns: dict[str, int], last: int) -> Row | str:
-    """The parsed row, or the reason it is bad."""
+def _check_row(row: list[str], columns: dict[str, int], needed: int, last: int) -> Row | str:
+    """The parsed row, or the reason it is bad. A row may stop after the category, the rank and the first
+    sales column: the optional cells after them read as empty (old rows appended to a wider file)."""
     if len(row) <= last:
-        return f"missing column (expected {', '.join(name for name in COLUMNS if name in columns)})"
+        if len(row) <= needed:
+            return f"missing column (expected {', '.join(name for name in COLUMNS if name in columns)})"
+        row = row + [""] * (last + 1 - len(row))
     category = row[columns["category"]].strip()
     rank_text = row[columns["bestseller_rank"]].strip()
     if not category:
@@ -224,11 +227,13 @@ def read_training_csv(
         header = next(reader, None)
         columns = _columns(header, shown)
         last = max(columns.values())
+        sales_column = "monthly_sales" if "monthly_sales" in columns else "monthly_sales_min"
+        needed = max(columns["category"], columns["bestseller_rank"], columns[sales_column])
         by_market, ranged = "marketplace" in columns, not columns.keys().isdisjoint(RANGE_COLUMNS)
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
-            checked = _check_row(row, columns, last)
+            checked = _check_row(row, columns, needed, last)
             if isinstance(checked, str):
                 bad_count += 1
                 if len(bad) < BAD_ROWS_SHOWN:

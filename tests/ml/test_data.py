@@ -173,6 +173,16 @@ def test_range_rows_and_exact_rows_mixed_in_one_file(tmp_path):
     assert dataset.target(np.array([0, 4])).tolist() == [120.0, 70.0]  # only exact rows: (n,)
 
 
+def test_a_row_may_stop_before_its_optional_cells(tmp_path):
+    path = write(tmp_path, RANGE_HEADER.strip() + ",marketplace\nbooks,1,7\nbooks,2,,50\nbooks,3,,50,99,uk\n")
+
+    dataset = read_training_csv(path, progress=False)
+
+    assert dataset.sales_min.tolist() == [7.0, 50.0, 50.0]
+    assert dataset.sales_max.tolist() == [7.0, math.inf, 99.0]
+    assert dataset.marketplaces.tolist() == ["us", "us", "uk"]
+
+
 def test_a_file_of_ranges_needs_no_monthly_sales_column(tmp_path):
     path = write(tmp_path, "monthly_sales_min,category,bestseller_rank\n50,books,3\n2000,books,1\n")
 
@@ -194,7 +204,7 @@ BAD_RANGES = [
     ("books,10,,2.5,", "monthly_sales_min '2.5' is not a whole number"),
     ("books,10,,,", "no monthly_sales, monthly_sales_min or monthly_sales_max"),
     ("books,10,-3,,", "monthly_sales cannot be negative"),
-    ("books,10,,50", "missing column"),
+    ("books", "missing column"),
 ]
 
 
