@@ -26,10 +26,12 @@ GROUPS_PER_SEGMENT = 16  # range rows are grouped by 1/16 of a segment in ln ran
 
 @dataclass(frozen=True)
 class Ranges:
-    """Range rows grouped by (ln rank to GROUPS_PER_SEGMENT a segment, min, max), each at its rows' mean:
-    the censored terms then cost what the groups do, not the rows."""
+    """Range rows grouped by (ln rank to GROUPS_PER_SEGMENT a segment, min, max); a group is at the mean ln
+    rank of its place's range rows (``x[place]``), as fit_curve puts a bin's rows at their mean: the
+    censored terms then cost what the groups do, and the curve's derivatives what the places do."""
 
-    x: np.ndarray  # each group's mean ln rank
+    place: np.ndarray  # each group's place
+    x: np.ndarray  # each place's mean ln rank
     low: np.ndarray
     high: np.ndarray
     count: np.ndarray
@@ -38,10 +40,14 @@ class Ranges:
     def of(cls, x: np.ndarray, low: np.ndarray, high: np.ndarray, segments: int) -> Ranges:
         _, pairs = np.unique(np.column_stack([low, high]), axis=0, return_inverse=True)
         bins = curve.bin_of(x, segments) // (curve.BINS_PER_SEGMENT // GROUPS_PER_SEGMENT)
-        key = pairs.reshape(-1).astype(np.int64) * (int(bins.max()) + 1) + bins
-        _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-        mean_x = np.bincount(inverse, weights=x) / count
-        return cls(mean_x, low[first], high[first], count.astype(np.float64))
+        places, by_row = np.unique(bins, return_inverse=True)
+        key = pairs.reshape(-1).astype(np.int64) * len(places) + by_row
+        _, first, count = np.unique(key, return_index=True, return_counts=True)
+        mean_x = np.bincount(by_row, weights=x) / np.bincount(by_row)
+        return cls(by_row[first], mean_x, low[first], high[first], count.astype(np.float64))
+
+    def per_place(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.place, weights=values, minlength=len(self.x))
 
 
 class _Terms:
@@ -113,7 +119,7 @@ def fit_mean(x, y, ranges: Ranges, segments: int, *, sigma: float, start: np.nda
     e^sigma^2 - 1, and the penalty) less the range groups' censored log-likelihood."""
     design, total, count = curve._binned(x, y, segments)
     seg, frac = curve.locate(ranges.x, segments)
-    group_design = curve.design_at(seg, frac, segments)
+    place_design = curve.design_at(seg, frac, segments)
     phi = min(math.expm1(sigma * sigma), math.expm1(curve.MAX_SIGMA**2))
     shift = sigma * sigma / 2  # the groups' terms are in the median rate
     weight = curve.SMOOTHING * (len(y) + ranges.count.sum())
@@ -127,16 +133,17 @@ def fit_mean(x, y, ranges: Ranges, segments: int, *, sigma: float, start: np.nda
         mu = np.exp(np.minimum(g, 700.0))
         loss = float(np.sum((total + count / phi) * np.log1p(phi * mu) - total * g))
         loss += weight * float(np.sum(np.diff(theta[1:]) ** 2))
-        u = group_design @ theta - shift
+        u = (place_design @ theta)[ranges.place] - shift
         if not derivatives:
             return loss - float(ranges.count @ np.log(terms.mass(u))), None, None
         log_mass, first, second = terms.derivatives(u)
         loss -= float(ranges.count @ log_mass)
         residual = (count * mu - total) / (1.0 + phi * mu)
         curvature = mu * (count + phi * total) / (1.0 + phi * mu) ** 2
-        gradient = design.T @ residual - group_design.T @ (ranges.count * first) + penalty_hessian @ theta
-        bend = np.maximum(-second, 0.0) * ranges.count  # ln P is concave in u: clipped against rounding
-        hessian = (design * curvature[:, None]).T @ design + (group_design * bend[:, None]).T @ group_design
+        pull = ranges.per_place(ranges.count * first)
+        gradient = design.T @ residual - place_design.T @ pull + penalty_hessian @ theta
+        bend = ranges.per_place(np.maximum(-second, 0.0) * ranges.count)  # ln P is concave in u: against rounding
+        hessian = (design * curvature[:, None]).T @ design + (place_design * bend[:, None]).T @ place_design
         return loss, gradient, hessian + penalty_hessian
 
     theta = start
@@ -176,7 +183,7 @@ def fit(x: np.ndarray, low: np.ndarray, high: np.ndarray, segments: int, seed: i
     knots = fit_mean(exact_x, exact_y, ranges, segments, sigma=sigma, start=curve.knot_parameters(knots))
     for _ in range(MAX_ROUNDS):
         previous = sigma
-        exact_mean, range_mean = curve.at(knots, exact_x, segments), curve.at(knots, ranges.x, segments)
+        exact_mean, range_mean = curve.at(knots, exact_x, segments), curve.at(knots, ranges.x, segments)[ranges.place]
         sigma = fit_sigma(exact_y, exact_mean, ranges, range_mean, seed)
         if abs(sigma - previous) < SIGMA_TOLERANCE:  # the curve fitted for ``previous`` is this one's
             break

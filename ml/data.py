@@ -158,22 +158,29 @@ def _amount(text: str, name: str) -> float | str:
 
 def _range(row: list[str], columns: dict[str, int], key: tuple[str, str, int]) -> Row | str:
     """A row's [monthly_sales_min, monthly_sales_max]: whole numbers; an empty min is 0, an empty max open."""
-    texts = [row[columns[name]].strip() if name in columns else "" for name in RANGE_COLUMNS]
-    if not any(texts):
+    at_min, at_max = columns.get("monthly_sales_min"), columns.get("monthly_sales_max")
+    low_text = row[at_min].strip() if at_min is not None else ""
+    high_text = row[at_max].strip() if at_max is not None else ""
+    if not (low_text or high_text):
         return MSG_NO_SALES
-    bounds = [0.0, math.inf]
-    for place, (name, text) in enumerate(zip(RANGE_COLUMNS, texts, strict=True)):
-        if text:
-            value = _amount(text, name)
-            if isinstance(value, str):
-                return value
-            if not value.is_integer():
-                return f"{name} {text[:20]!r} is not a whole number (a bound is a count of units)"
-            bounds[place] = value
-    low, high = bounds
+    low = _bound(low_text, "monthly_sales_min") if low_text else 0.0
+    if isinstance(low, str):
+        return low
+    high = _bound(high_text, "monthly_sales_max") if high_text else math.inf
+    if isinstance(high, str):
+        return high
     if low > high:
         return f"monthly_sales_min {low:,.0f} is more than monthly_sales_max {high:,.0f}"
     return (*key, low if low == high else math.nan, low, high)
+
+
+def _bound(text: str, name: str) -> float | str:
+    if text.isdigit() and text.isascii() and len(text) < 16:  # the common case, exactly
+        return float(text)
+    value = _amount(text, name)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{name} {text[:20]!r} is not a whole number (a bound is a count of units)"
+    return value
 
 
 def read_training_csv(
