@@ -84,14 +84,15 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     _check_rows_per_segment(dataset, names, fit_rows)
 
     pipeline = build_pipeline()
-    pipeline.fit(X[fit_rows], dataset.sales[fit_rows])
+    pipeline.fit(X[fit_rows], dataset.target(fit_rows))  # [min, max] rows when some are ranges (badges)
     features, model = pipeline.named_steps["features"], pipeline.named_steps["curve"]
 
     segments = [str(name) for name in features.categories_]
-    held_names = names[holdout_rows]
-    held_ranks = dataset.ranks[holdout_rows]
-    actual = dataset.sales[holdout_rows]
-    low, predicted, high, _ = model.predict_quantiles(features.transform(X[holdout_rows]))
+    scored = holdout_rows[~dataset.censored[holdout_rows]]  # a range row has no value to score against
+    held_names = names[scored]
+    held_ranks = dataset.ranks[scored]
+    actual = dataset.sales[scored]
+    low, predicted, high, _ = model.predict_quantiles(features.transform(X[scored]))
 
     per_category: dict[str, dict[str, Any]] = {}
     rank_range: dict[str, list[int]] = {}

@@ -4,12 +4,15 @@ median, by simulation, as in tests/ml/test_curve_shapes.py."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from ml.pipeline import MonotoneCountCurve
+from ml.serving import model_registry
 
 SIGMA = 0.4
 ROWS = 24_000
@@ -18,15 +21,15 @@ BADGES = np.array([50] + [m * 10**e for e in range(2, 5) for m in range(1, 10)] 
 GRID = np.unique(np.geomspace(1, 1e6, 40).astype(np.int64))
 
 
-def truth(ranks):  # ln mean... of the rate's median: 36,000 a month at rank 1, 50 near rank 8,000
+def truth(ranks):  # ln of the rate's median: 36,000 a month at rank 1, 50 near rank 5,000
     x = np.log(ranks)
     return 10.5 - 0.5 * x - 0.03 * x * x
 
 
-def true_median(ranks, draws=200_000):
+def true_median(ranks, draws=200_000, scale=1.0):
     rng = np.random.default_rng(7)
     spread = rng.normal(0.0, SIGMA, draws)
-    return np.array([np.median(rng.poisson(np.exp(truth(np.array([rank]))[0] + spread))) for rank in ranks])
+    return np.array([np.median(rng.poisson(scale * np.exp(truth(np.array([rank]))[0] + spread))) for rank in ranks])
 
 
 def badge_ranges(units):
@@ -97,3 +100,31 @@ def test_reading_every_badge_as_open_ended_cannot_recover_the_curve(months, judg
     low, high = badge_ranges(units)
 
     assert judged(MonotoneCountCurve().fit(X, np.column_stack([low, np.where(high > 49, np.inf, high)]))) > 1.0
+
+
+@pytest.mark.parametrize("store_kind", ["mongomock"])  # the registry's stores are tested elsewhere
+def test_a_spreadsheet_of_badges_trains_a_served_model_per_marketplace(tmp_path, mongo_db):
+    """End to end: a sheet with a badge column, badges_to_csv, train_model, the served estimate."""
+    rng = np.random.default_rng(5)
+    lines = ["asin,marketplace,category,bestseller_rank,bought_in_past_month"]
+    for marketplace, scale in (("us", 0.0), ("uk", math.log(0.25))):
+        ranks = np.floor(np.exp(rng.uniform(0, math.log(1e6), 6_000))).astype(np.int64)
+        units = rng.poisson(np.exp(truth(ranks) + scale + rng.normal(0.0, SIGMA, len(ranks))))
+        for index, (rank, sold) in enumerate(zip(ranks, units, strict=True)):
+            low = BADGES[BADGES <= sold].max() if sold >= 50 else 0
+            badge = "" if not low else (f"{low / 1000:g}K+" if low >= 1000 else f"{low:.0f}+") + " bought in past month"
+            lines.append(f"B{index},{marketplace},books,{rank},{badge}")
+    (sheet := tmp_path / "sheet.csv").write_text("\n".join(lines) + "\n")
+    out = io.StringIO()
+    call_command("badges_to_csv", str(sheet), str(tmp_path / "train.csv"), stdout=out)
+    assert "Wrote 12,000 rows" in out.getvalue()
+
+    call_command("train_model", "--csv", str(tmp_path / "train.csv"), stdout=io.StringIO(), stderr=io.StringIO())
+
+    registry = model_registry()
+    served = registry.load_predictor(registry.active_version())
+    kept = GRID[true_median(GRID) >= 200]  # >= 50 a month in uk too
+    for marketplace, scale in (("us", 1.0), ("uk", 0.25)):
+        median = true_median(kept, scale=scale)
+        estimate = np.array([served.estimate(int(rank), "books", marketplace).sales for rank in kept])
+        assert np.median(np.abs(estimate - median) / median) <= 0.20, marketplace
