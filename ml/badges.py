@@ -38,6 +38,15 @@ def next_step(units: int) -> int:
     return units + power
 
 
+def badge_of(units: float, open_from: int = OPEN_FROM) -> str:
+    """The badge a month of ``units`` shows: the highest step reached ("" below 50), as "1K+" or "200+"."""
+    if units < 50:
+        return ""
+    step = 50 if units < 100 else int(str(int(units))[0]) * 10 ** (len(str(int(units))) - 1)
+    step = min(step, open_from)
+    return f"{step // 1000:,}K+" if step >= 1000 else f"{step}+"
+
+
 def badge_range(text: str, open_from: int = OPEN_FROM) -> tuple[float, float]:
     """[min, max] units of a badge ("1K+ bought in past month", "1,000+", "2.5K+", "50+", "" for none).
     A badge off Amazon's ladder (2.5K+) or from ``open_from`` on has no known next step: max is inf."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from ml.badges import badge_of
 from ml.pipeline import MonotoneCountCurve
 from ml.serving import model_registry
 
@@ -111,8 +112,7 @@ def test_a_spreadsheet_of_badges_trains_a_served_model_per_marketplace(tmp_path,
         ranks = np.floor(np.exp(rng.uniform(0, math.log(1e6), 6_000))).astype(np.int64)
         units = rng.poisson(np.exp(truth(ranks) + scale + rng.normal(0.0, SIGMA, len(ranks))))
         for index, (rank, sold) in enumerate(zip(ranks, units, strict=True)):
-            low = BADGES[BADGES <= sold].max() if sold >= 50 else 0
-            badge = "" if not low else (f"{low / 1000:g}K+" if low >= 1000 else f"{low:.0f}+") + " bought in past month"
+            badge = badge_of(sold) and badge_of(sold) + " bought in past month"
             lines.append(f"B{index},{marketplace},books,{rank},{badge}")
     (sheet := tmp_path / "sheet.csv").write_text("\n".join(lines) + "\n")
     out = io.StringIO()

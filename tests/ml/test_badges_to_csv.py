@@ -8,7 +8,7 @@ import math
 import pytest
 from django.core.management import CommandError, call_command
 
-from ml.badges import BadgeError, badge_range
+from ml.badges import BadgeError, badge_of, badge_range
 from ml.data import read_training_csv
 
 
@@ -44,6 +44,13 @@ def test_a_badge_is_its_step_up_to_the_next(text, expected):
 def test_what_is_not_a_badge_is_refused_saying_what_one_looks_like(text):
     with pytest.raises(BadgeError, match="is not a badge"):
         badge_range(text)
+
+
+def test_the_badge_a_month_shows_reads_back_as_a_range_holding_it():
+    for units in [0, 49, 50, 99, 100, 150, 999, 1_000, 1_999, 2_000, 9_999, 10_000, 99_999, 100_000, 3_000_000]:
+        low, high = badge_range(badge_of(units))
+        assert low <= units <= high, units
+    assert [badge_of(units) for units in (12, 64, 1_500, 25_000, 250_000)] == ["", "50+", "1K+", "20K+", "100K+"]
 
 
 SHEET = (
