@@ -96,10 +96,8 @@ def convert(source: Path, target: Path, badge_column: str, *, skip_bad_rows: boo
             cells = [f"{low:.0f}", "" if math.isinf(high) else f"{high:.0f}"]
             rows.append(row[:place] + cells + row[place + 1 :])
     if bad and not skip_bad_rows:
-        raise BadgeError(
-            f"{source} has {len(bad)} bad rows (the first {min(len(bad), SHOWN)} shown); fix them or "
-            "pass --skip-bad-rows:\n  " + "\n  ".join(bad[:SHOWN])
-        )
+        counted = f"{len(bad):,} bad row{'s' if len(bad) != 1 else ''} (the first {min(len(bad), SHOWN)} shown)"
+        raise BadgeError(f"{source} has {counted}; fix them or pass --skip-bad-rows:\n  " + "\n  ".join(bad[:SHOWN]))
     with open(target, "w", newline="", encoding="utf-8") as writer_file:
         writer = csv.writer(writer_file)
         writer.writerow(out_header)
