@@ -21,6 +21,7 @@ SIGMA_TOLERANCE = 1e-3  # the rounds stop when sigma moves less
 START_SIGMA = 0.5  # the spread the first curve is fitted with: near what sales show (docs/model.md)
 MIN_START_ROWS = 20  # the rows the start curve needs (MIN_ROWS_PER_CATEGORY)
 TINY = 1e-300
+LIMIT = 1e9  # the steepest ln P in the ln rate that a step takes (as far as units a month reach in practice)
 GROUPS_PER_SEGMENT = 16  # range rows are grouped by 1/16 of a segment in ln rank: 3.6% of a rank wide
 
 
@@ -82,8 +83,8 @@ class _Terms:
             p_above, p_beyond = _pmf(b + 1.0, ub, sigma), _pmf(b + 2.0, ub, sigma)
             slope[self.bounded] -= (b + 1.0) * p_above
             bend[self.bounded] -= (b + 1.0) * ((b + 1.0) * p_above - (b + 2.0) * p_beyond)
-        first = slope / mass
-        return np.log(mass), first, bend / mass - first * first
+        first = np.clip(slope / mass, -LIMIT, LIMIT)  # a range far from the rate: steep, not inf
+        return np.log(mass), first, np.clip(bend / mass - first * first, -LIMIT * LIMIT, LIMIT * LIMIT)
 
 
 def _pmf(k: np.ndarray, u: np.ndarray, sigma: float) -> np.ndarray:
