@@ -13,7 +13,7 @@ import sklearn
 
 from ml import card
 from ml.data import DataError, Dataset
-from ml.markets import shown, split_segment
+from ml.markets import markets_of, shown, split_segment
 from ml.pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
@@ -128,10 +128,6 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "median_error": per_category[name].get("median_ape"),
             "sigma": round(float(model.sigma_[code]), 4),
         }
-    markets: dict[str, list[str]] = {}
-    for name in segments:
-        marketplace, category = split_segment(name)
-        markets.setdefault(marketplace, []).append(category)
 
     model_card = {
         "statistic": STATISTIC,
@@ -155,7 +151,7 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "seed": seed,
         },
         "categories": segments,  # "marketplace/category" (ml.markets.segment), one curve each
-        "markets": markets,
+        "markets": markets_of(segments),
         "metrics": {"overall": metrics(actual, predicted), "per_category": per_category},
         "interval": list(INTERVAL),
         "rank_range": rank_range,
