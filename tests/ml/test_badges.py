@@ -128,20 +128,3 @@ def test_a_spreadsheet_of_badges_trains_a_served_model_per_marketplace(tmp_path,
         median = true_median(kept, scale=scale)
         estimate = np.array([served.estimate(int(rank), "books", marketplace).sales for rank in kept])
         assert np.median(np.abs(estimate - median) / median) <= 0.20, marketplace
-
-
-@pytest.mark.parametrize("store_kind", ["mongomock"])
-def test_post_models_trains_on_a_csv_of_ranges(api, keys, private_temp_dir):
-    from tests.ml.test_training_api import train_through_api
-
-    rng = np.random.default_rng(8)
-    ranks = np.floor(np.exp(rng.uniform(0, math.log(1e5), 400))).astype(np.int64)
-    low, high = badge_ranges(rng.poisson(np.exp(truth(ranks))).astype(np.float64))
-    cells = zip(ranks, low, high, strict=True)
-    rows = [f"books,{rank},{a:.0f},{'' if math.isinf(b) else f'{b:.0f}'}" for rank, a, b in cells]
-    body = ("category,bestseller_rank,monthly_sales_min,monthly_sales_max\n" + "\n".join(rows) + "\n").encode()
-
-    _, job = train_through_api(api, keys["admin"], body)
-
-    assert job["status"] == "succeeded", job
-    assert api.get(f"/models/{job['version']}").json()["training_data"]["rows"] == 400
