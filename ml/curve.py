@@ -50,6 +50,18 @@ def locate(x: np.ndarray, segments: int) -> tuple[np.ndarray, np.ndarray]:
     return seg, t - seg
 
 
+def at(knots: np.ndarray, x: np.ndarray, segments: int) -> np.ndarray:
+    """The curve given by its knots, at each ln(rank)."""
+    seg, frac = locate(x, segments)
+    return knots[seg] + (knots[seg + 1] - knots[seg]) * frac
+
+
+def bin_of(x: np.ndarray, segments: int) -> np.ndarray:
+    """Each ln(rank)'s bin: BINS_PER_SEGMENT to a segment, the rows a fit groups together."""
+    seg, frac = locate(x, segments)
+    return seg * BINS_PER_SEGMENT + np.minimum((frac * BINS_PER_SEGMENT).astype(np.int64), BINS_PER_SEGMENT - 1)
+
+
 def fit_curve(x: np.ndarray, y: np.ndarray, segments: int, *, dispersion: float, start=None) -> np.ndarray:
     """ln(mean units) at the knots: the non-increasing curve that maximises the negative-binomial likelihood
     (dispersion 0: Poisson) less a smoothness penalty. Convex: projected Newton finds its one optimum."""
@@ -113,19 +125,23 @@ def _bounded_newton_step(hessian, gradient, lower, upper) -> np.ndarray:
 def _binned(x: np.ndarray, y: np.ndarray, segments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows grouped by ln(rank) into BINS_PER_SEGMENT bins per segment: the design (one row per bin, at its
     rows' mean place), the units and the rows in each. The fit's cost is then the bins', not the rows'."""
-    seg, frac = locate(x, segments)
-    bins = seg * BINS_PER_SEGMENT + np.minimum((frac * BINS_PER_SEGMENT).astype(np.int64), BINS_PER_SEGMENT - 1)
+    frac = locate(x, segments)[1]
+    bins = bin_of(x, segments)
     used, inverse, count = np.unique(bins, return_inverse=True, return_counts=True)
     total = np.bincount(inverse, weights=y)
     place = np.bincount(inverse, weights=frac) / count
-    bin_seg = used // BINS_PER_SEGMENT
-    design = np.zeros((len(used), segments + 1))
+    return design_at(used // BINS_PER_SEGMENT, place, segments), total, count.astype(np.float64)
+
+
+def design_at(seg: np.ndarray, place: np.ndarray, segments: int) -> np.ndarray:
+    """Rows of the linear map from [ln mean at rank 1, slope of each segment] to ln mean at (seg, place)."""
+    design = np.zeros((len(seg), segments + 1))
     design[:, 0] = 1.0
     columns = np.arange(segments)[None, :]
     design[:, 1:] = -KNOT_STEP * np.where(
-        columns < bin_seg[:, None], 1.0, np.where(columns == bin_seg[:, None], place[:, None], 0.0)
+        columns < seg[:, None], 1.0, np.where(columns == seg[:, None], place[:, None], 0.0)
     )
-    return design, total, count.astype(np.float64)
+    return design
 
 
 def _start(x: np.ndarray, y: np.ndarray, segments: int) -> np.ndarray:

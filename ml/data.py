@@ -114,10 +114,13 @@ class _HashingReader(io.RawIOBase):
 Row = tuple[str, str, int, float, float, float]  # marketplace, category, rank, sales (NaN: a range), min, max
 
 
-def _check_row(row: list[str], columns: dict[str, int], last: int) -> Row | str:
-    """The parsed row, or the reason it is bad."""
+def _check_row(row: list[str], columns: dict[str, int], needed: int, last: int) -> Row | str:
+    """The parsed row, or the reason it is bad. A row may stop after the category, the rank and the first
+    sales column: the optional cells after them read as empty (old rows appended to a wider file)."""
     if len(row) <= last:
-        return f"missing column (expected {', '.join(name for name in COLUMNS if name in columns)})"
+        if len(row) <= needed:
+            return f"missing column (expected {', '.join(name for name in COLUMNS if name in columns)})"
+        row = row + [""] * (last + 1 - len(row))
     category = row[columns["category"]].strip()
     rank_text = row[columns["bestseller_rank"]].strip()
     if not category:
@@ -155,22 +158,29 @@ def _amount(text: str, name: str) -> float | str:
 
 def _range(row: list[str], columns: dict[str, int], key: tuple[str, str, int]) -> Row | str:
     """A row's [monthly_sales_min, monthly_sales_max]: whole numbers; an empty min is 0, an empty max open."""
-    texts = [row[columns[name]].strip() if name in columns else "" for name in RANGE_COLUMNS]
-    if not any(texts):
+    at_min, at_max = columns.get("monthly_sales_min"), columns.get("monthly_sales_max")
+    low_text = row[at_min].strip() if at_min is not None else ""
+    high_text = row[at_max].strip() if at_max is not None else ""
+    if not (low_text or high_text):
         return MSG_NO_SALES
-    bounds = [0.0, math.inf]
-    for place, (name, text) in enumerate(zip(RANGE_COLUMNS, texts, strict=True)):
-        if text:
-            value = _amount(text, name)
-            if isinstance(value, str):
-                return value
-            if not value.is_integer():
-                return f"{name} {text[:20]!r} is not a whole number (a bound is a count of units)"
-            bounds[place] = value
-    low, high = bounds
+    low = _bound(low_text, "monthly_sales_min") if low_text else 0.0
+    if isinstance(low, str):
+        return low
+    high = _bound(high_text, "monthly_sales_max") if high_text else math.inf
+    if isinstance(high, str):
+        return high
     if low > high:
         return f"monthly_sales_min {low:,.0f} is more than monthly_sales_max {high:,.0f}"
     return (*key, low if low == high else math.nan, low, high)
+
+
+def _bound(text: str, name: str) -> float | str:
+    if text.isdigit() and text.isascii() and len(text) < 16:  # the common case, exactly
+        return float(text)
+    value = _amount(text, name)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{name} {text[:20]!r} is not a whole number (a bound is a count of units)"
+    return value
 
 
 def read_training_csv(
@@ -223,17 +233,14 @@ def read_training_csv(
         reader = csv.reader(text)
         header = next(reader, None)
         columns = _columns(header, shown)
-        # A row may stop before its trailing optional cells (a spreadsheet drops empty ones): they read as empty.
-        needed = REQUIRED_COLUMNS if columns.keys().isdisjoint(RANGE_COLUMNS) else REQUIRED_COLUMNS[:2]
-        last = max(index for name, index in columns.items() if name in needed)
-        width = max(columns.values()) + 1
+        last = max(columns.values())
+        sales_column = "monthly_sales" if "monthly_sales" in columns else "monthly_sales_min"
+        needed = max(columns["category"], columns["bestseller_rank"], columns[sales_column])
         by_market, ranged = "marketplace" in columns, not columns.keys().isdisjoint(RANGE_COLUMNS)
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
-            if last < len(row) < width:
-                row += [""] * (width - len(row))
-            checked = _check_row(row, columns, last)
+            checked = _check_row(row, columns, needed, last)
             if isinstance(checked, str):
                 bad_count += 1
                 if len(bad) < BAD_ROWS_SHOWN:

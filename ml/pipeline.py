@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ml import curve
+from ml import censored, curve
 from ml.markets import segment
 
 KNOT_RANKS = (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
@@ -87,9 +87,13 @@ class MonotoneCountCurve(RegressorMixin, BaseEstimator):
     log-normal spread, and the tables that turn a rate into quantiles of next month's units."""
 
     def fit(self, X, y):
+        """y: units (n,), or [min, max] rows (n, 2): min == max exact, max inf an open range."""
         codes = X[:, 0].astype(np.int64)
         x = X[:, 1]
         y = np.asarray(y, dtype=np.float64)
+        low, high = (y[:, 0], y[:, 1]) if y.ndim == 2 else (y, y)
+        if not (np.isfinite(low).all() and (low <= high).all()):  # NaN sales: a range row passed as (n,)
+            raise ValueError("units must be finite numbers, or [min, max] rows with min <= max (max inf: open)")
         n_codes = int(codes.max()) + 1
         self.segments_ = curve.segments_for(max(float(x.max()), math.log(MAX_KNOT_RANK)))
         self.knots_ = np.zeros((n_codes, self.segments_ + 1))  # ln median rate at each knot
@@ -102,14 +106,11 @@ class MonotoneCountCurve(RegressorMixin, BaseEstimator):
                 raise ValueError(
                     f"category code {code} has {int(rows.sum())} rows; at least {MIN_ROWS_PER_CATEGORY} are needed"
                 )
-            xs, ys = x[rows], y[rows]
-            # Poisson first, then the negative binomial its spread implies: it weighs the noisy head less.
-            mean_knots = curve.fit_curve(xs, ys, self.segments_, dispersion=0.0)
-            dispersion = curve.moment_dispersion(ys, self._at(mean_knots, xs))
-            mean_knots = curve.fit_curve(
-                xs, ys, self.segments_, dispersion=dispersion, start=curve.knot_parameters(mean_knots)
-            )
-            sigma = curve.fit_sigma(ys, self._at(mean_knots, xs), seed=code)
+            xs, lows, highs = x[rows], low[rows], high[rows]
+            if (lows != highs).any():  # ranges: their censored likelihood (ml/censored.py)
+                mean_knots, sigma = censored.fit(xs, lows, highs, self.segments_, seed=code)
+            else:
+                mean_knots, sigma = self._fit_exact(xs, lows, code)
             self.knots_[code] = mean_knots - sigma * sigma / 2  # the median rate lies below the mean
             self.sigma_[code] = sigma
             self.thresholds_[code] = curve.quantile_thresholds(sigma)
@@ -117,9 +118,14 @@ class MonotoneCountCurve(RegressorMixin, BaseEstimator):
         self.table_ = curve.QuantileTable(self.thresholds_, self.sigma_)
         return self
 
-    def _at(self, knots: np.ndarray, x: np.ndarray) -> np.ndarray:
-        seg, frac = curve.locate(x, self.segments_)
-        return knots[seg] + (knots[seg + 1] - knots[seg]) * frac
+    def _fit_exact(self, xs: np.ndarray, ys: np.ndarray, code: int) -> tuple[np.ndarray, float]:
+        """Poisson first, then the negative binomial its spread implies: it weighs the noisy head less."""
+        mean_knots = curve.fit_curve(xs, ys, self.segments_, dispersion=0.0)
+        dispersion = curve.moment_dispersion(ys, curve.at(mean_knots, xs, self.segments_))
+        mean_knots = curve.fit_curve(
+            xs, ys, self.segments_, dispersion=dispersion, start=curve.knot_parameters(mean_knots)
+        )
+        return mean_knots, curve.fit_sigma(ys, curve.at(mean_knots, xs, self.segments_), seed=code)
 
     def log_rate(self, X) -> np.ndarray:
         """ln of the median sales rate at each [code, ln rank] row."""

@@ -277,3 +277,19 @@ class TestRefusals:
 
         assert named in assert_error_envelope(response, 400)["_error"]["message"]
         assert mongo_db[job_store.COLLECTION].count_documents({}) == 0
+
+
+RANGES_CSV = b"category,bestseller_rank,monthly_sales_min,monthly_sales_max\n" + b"".join(
+    f"books,{rank},{low},{high}\n".encode()
+    for rank in range(1, 401)
+    for low, high in [(1000, 1999) if rank < 20 else (100, 199) if rank < 150 else (0, 49)]
+)
+
+
+@pytest.mark.parametrize("store_kind", ["mongomock"])
+def test_post_models_trains_on_a_csv_of_ranges(api, keys):
+    """Issue 21: badge ranges (monthly_sales_min/_max) train through the API as through train_model."""
+    _, job = train_through_api(api, keys["admin"], RANGES_CSV)
+
+    assert job["status"] == "succeeded", job
+    assert api.get(f"/models/{job['version']}").json()["training_data"]["rows"] == 400
