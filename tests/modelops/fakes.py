@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ml.predictor import Estimate
+from modelops import segments
 
 SCALES = {"us": 1.0, "uk": 0.25, "de": 0.3, "jp": 0.2}  # a marketplace's sales, a share of us's at a rank
 CATEGORIES = ("beauty", "books", "clothing", "electronics", "home_kitchen", "pet_supplies", "sports_outdoors", "toys")
@@ -57,3 +58,8 @@ class MarketModel:
 def three_markets(version: int = 1, factor: float = 1.0) -> MarketModel:
     """us, uk and de with all eight categories."""
     return MarketModel(version, {code: CATEGORIES for code in ("us", "uk", "de")}, factor)
+
+
+def ordered(names: list[str]) -> list[str]:
+    """Segment names as /inspect/ shows them: grouped by marketplace, us first."""
+    return [name for members in segments.by_marketplace(names).values() for name in members]
