@@ -125,7 +125,8 @@ def _skip_message(name: str, entry: dict[str, Any], versions: dict[str, int]) ->
     rows = f"{entry['rows']:,} estimation{'s' if entry['rows'] != 1 else ''} in {name}"
     if entry["lacking"]:
         lacking = " and ".join(f"the {role} (version {versions[role]})" for role in entry["lacking"])
-        return f"{rows}: {lacking} has no curve for it, so they were not replayed"
+        has = "have" if len(entry["lacking"]) > 1 else "has"
+        return f"{rows}: {lacking} {has} no curve for it, so they were not replayed"
     return f"{rows}: a stored rank_history could not be read, so they were not replayed"
 
 

@@ -170,6 +170,21 @@ class TestReplayCommand:
         assert "books" in text and "candidate" in text
         assert mongo_db["replays"].count_documents({}) == 1
 
+    def test_says_what_it_skipped_in_a_marketplace_the_models_lack(self, api, mongo_db, stored):
+        document = mongo_db["estimations"].find_one({"category": "books"}, {"_id": 0})
+        mongo_db["estimations"].insert_one({**document, "marketplace": "eg"})  # neither model has eg
+        out = io.StringIO()
+
+        call_command("replay_model", str(stored["candidate"]), "--no-progress", stdout=out)
+
+        text = out.getvalue()
+        assert "Replayed 12 stored estimations with version 2 beside active version 1 (1 skipped" in text
+        assert (
+            "Skipped: 1 estimation in eg/books: the candidate (version 2) and the active (version 1) have no curve "
+            "for it, so they were not replayed." in text
+        )
+        assert mongo_db["replays"].find_one()["skipped"]["eg/books"]["lacking"] == ["candidate", "active"]
+
     def test_a_sample_replays_that_many(self, api, mongo_db, stored):
         call_command("replay_model", str(stored["candidate"]), "--sample", "3", "--no-progress", stdout=io.StringIO())
 
