@@ -280,7 +280,7 @@ def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
     for index, name in enumerate(names):
         top = 50 + index * row_height
         market = name.startswith("marketplace:")
-        shown_name = name.partition(":")[2] if market else name.replace("/", " / ")
+        shown_name = name.partition(":")[2] if market else " / ".join(split_segment(name))
         weight = ' font-weight="bold"' if market or name == "overall" else ""
         parts.append(
             f'<text x="{label_width}" y="{top + BAR + 4}" text-anchor="end"{weight}>{escape(shown_name)}</text>'

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ml.markets import DEFAULT_MARKETPLACE, SEPARATOR, segment, split_segment
+from ml.markets import DEFAULT_MARKETPLACE, segment, split_segment
 
 
 def of_document(document: Mapping[str, Any]) -> tuple[str, str]:
@@ -16,9 +16,9 @@ def of_document(document: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def name_of(key: Any) -> str:
-    """A breakdown's key as a segment name: a bare category (a version trained before marketplaces) is us."""
-    key = str(key)
-    return key if SEPARATOR in key else segment(DEFAULT_MARKETPLACE, key)
+    """A breakdown's key as ml.markets names the segment (a bare category is us's, as in versions trained
+    before marketplaces)."""
+    return segment(*split_segment(str(key)))
 
 
 def keyed(mapping: Any) -> dict[str, Any]:
@@ -55,6 +55,6 @@ def by_marketplace(names: Iterable[str]) -> dict[str, list[str]]:
 
 
 def label(name: str) -> str:
-    """What a person reads: "uk / books"."""
+    """What a person reads: "uk / books", "us / books"."""
     marketplace, category = split_segment(name)
     return f"{marketplace} / {category}"

@@ -12,6 +12,7 @@ import pytest
 
 from core import mongo
 from core.api_keys import api_key_store
+from ml.markets import split_segment
 from modelops import segments
 from tests.live import LiveServer, trained_database
 from tests.model_card import model_card
@@ -110,7 +111,7 @@ def test_inspection_page_loads_and_its_charts_render(live, browser):
     assert curves.count() == len(trained_segments())
     box = curves.first.bounding_box()
     assert box is not None and box["width"] > 150 and box["height"] > 50  # drawn, not just present
-    live_bar = page.locator('#accuracy svg rect.bar.live[data-segment="us/books"]')
+    live_bar = page.locator('#accuracy svg rect.bar.live[data-segment="books"]')
     bar = live_bar.bounding_box()
     assert bar is not None and bar["width"] > 100  # 100% within 2x: a full-length bar
     OUTPUT.mkdir(exist_ok=True)
@@ -200,7 +201,7 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
     panels = page.locator("#chart svg.panel")
     names = ordered(list(expected))
     assert panels.count() == len(expected) == len(trained_segments())
-    assert len({name.split("/")[0] for name in names}) >= 3  # the sample model: several marketplaces
+    assert len({split_segment(name)[0] for name in names}) >= 3  # the sample model: several marketplaces
     headings = {h.get_attribute("data-marketplace"): h for h in page.locator("#chart h3.marketplace").all()}
     assert list(headings) == list(segments.by_marketplace(names))
     boxes = []
@@ -208,9 +209,9 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
         panel = panels.nth(index)
         box = panel.locator("rect.panel-frame").bounding_box()  # the panel's area (its clipped lines reach past)
         title = panel.locator("text.panel-title")
-        assert panel.get_attribute("data-segment") == name and title.text_content() == name.replace("/", " / ")
+        assert panel.get_attribute("data-segment") == name and title.text_content() == segments.label(name)
         codes = list(headings)
-        position = codes.index(name.split("/")[0])
+        position = codes.index(split_segment(name)[0])
         heading = headings[codes[position]].bounding_box()
         assert heading["y"] + heading["height"] <= box["y"]  # under its marketplace's heading
         if position + 1 < len(codes):  # and above the next marketplace's

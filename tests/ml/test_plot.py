@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from ml.markets import segment
 from ml.plot import (
     COLOURS,
     HEADER,
@@ -59,7 +60,7 @@ def test_one_panel_per_category_each_titled_with_its_band_and_line():
     assert {p.get("data-marketplace") for p in found} == {"us"}  # a model of before marketplaces: all us
     for panel in found:
         name = panel.get("data-category")
-        assert panel.get("data-segment") == f"us/{name}"
+        assert panel.get("data-segment") == name  # in us: named by its category
         assert panel.find(f"{SVG}text[@class='panel-title']").text == f"us / {name}"
         assert len(panel.findall(f".//{SVG}polyline[@class='curve']")) == 1
         assert len(panel.findall(f".//{SVG}polygon[@class='band']")) == 1
@@ -130,7 +131,8 @@ def test_the_real_model_draws_its_continuous_curve(trained_model):
     drawn = [panel for group in curve_panels(model).values() for panel in group]
     found = [ET.fromstring(panel) for panel in drawn]
 
-    assert [p.get("data-segment") for p in found] == [f"{mp}/{c}" for mp, names in model.markets.items() for c in names]
+    trained = [segment(mp, c) for mp, names in model.markets.items() for c in names]
+    assert [p.get("data-segment") for p in found] == trained
     for panel in found:
         line = points(panel.find(f".//{SVG}polyline[@class='curve']"))
         assert len(line) == SAMPLES  # the continuous curve, sampled, not collapsed through steps
@@ -151,7 +153,7 @@ def test_three_marketplaces_draw_in_groups_each_category_in_its_own_colour():
     headings = [t for t in svg.findall(f"{SVG}text") if t.get("class") == "marketplace"]
     assert [t.text for t in headings] == ["Marketplace us", "Marketplace de", "Marketplace uk"]
     found = panels(svg)
-    assert [p.get("data-segment") for p in found] == [f"{mp}/{c}" for mp in ("us", "de", "uk") for c in CATEGORIES]
+    assert [p.get("data-segment") for p in found] == [segment(mp, c) for mp in ("us", "de", "uk") for c in CATEGORIES]
     boxes = [tuple(float(p.get(k)) for k in ("x", "y", "width", "height")) for p in found]
     assert len(set(boxes)) == 24 and max(x + w for x, _, w, _ in boxes) <= 4 * PANEL_WIDTH
     tops = sorted({y for _, y, _, _ in boxes})
@@ -160,7 +162,7 @@ def test_three_marketplaces_draw_in_groups_each_category_in_its_own_colour():
     assert float(svg.get("height")) >= tops[-1] + PANEL_HEIGHT
     colour = {p.get("data-segment"): p.find(f".//{SVG}polyline[@class='curve']").get("stroke") for p in found}
     for index, category in enumerate(CATEGORIES):
-        assert {colour[f"{mp}/{category}"] for mp in ("us", "de", "uk")} == {COLOURS[index]}
+        assert {colour[segment(mp, category)] for mp in ("us", "de", "uk")} == {COLOURS[index]}
     for panel in found:  # grey behind it: its marketplace's other seven categories, not all 23
         assert len(panel.findall(f".//{SVG}polyline[@class='context']")) == 7
 
@@ -179,14 +181,14 @@ def test_the_accuracy_chart_has_rows_per_marketplace_and_segment():
     live = {
         "overall": {"rows": 3, "within_2x": 1.0},
         "per_marketplace": {"us": {"rows": 2, "within_2x": 1.0}, "uk": {"rows": 1, "within_2x": 0.5}},
-        "per_category": {"uk/books": {"rows": 1, "within_2x": 0.5}, "us/books": {"rows": 2, "within_2x": 1.0}},
+        "per_category": {"uk/books": {"rows": 1, "within_2x": 0.5}, "books": {"rows": 2, "within_2x": 1.0}},
     }
-    holdout = {"overall": {"rows": 9, "within_2x": 0.8}, "per_category": {"us/books": {"rows": 9, "within_2x": 0.8}}}
+    holdout = {"overall": {"rows": 9, "within_2x": 0.8}, "per_category": {"books": {"rows": 9, "within_2x": 0.8}}}
 
     svg = ET.fromstring(accuracy_svg(3, live, holdout))
 
     labels = [t.text for t in svg.findall(f"{SVG}text") if t.get("text-anchor") == "end"]
     assert labels == ["overall", "us", "us / books", "uk", "uk / books"]
     bars = {(r.get("class"), r.get("data-segment") or r.get("data-marketplace")) for r in svg.findall(f"{SVG}rect")}
-    assert {("bar live", "uk"), ("bar live", "uk/books"), ("bar holdout", "us/books")} <= bars
+    assert {("bar live", "uk"), ("bar live", "uk/books"), ("bar holdout", "books")} <= bars
     assert ("bar holdout", "uk/books") not in bars  # no holdout figures for it: no grey bar

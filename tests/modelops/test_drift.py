@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ml import serving
+from ml import markets, serving
 from ml.train import TrainedModel
 from modelops import drift, drift_metrics, segments
 from modelops.accuracy import Recorded
@@ -25,7 +25,6 @@ from tests.helpers import legacy_trained_model, post_json
 from tests.live import LiveServer, counts_by_worker, request, trained_database
 
 SHIFTED, HONEST = "books", "electronics"
-SHIFTED_IN, HONEST_IN = f"us/{SHIFTED}", f"us/{HONEST}"  # their segments: posted without a marketplace, in us
 RANKS = [round(100 * 200 ** (i / 39)) for i in range(40)]  # 40 ranks, log-spaced from 100 to 20,000
 Z_80 = NormalDist().inv_cdf(0.9)  # the 80% interval's ends are the 10% and 90% quantiles
 
@@ -110,7 +109,7 @@ def gauges(api) -> dict[tuple, float]:
         for sample in family.samples:
             if sample.name.startswith("model_drift_"):
                 where = sample.labels
-                segment = f"{where['marketplace']}/{where['category']}" if "category" in where else None
+                segment = markets.segment(where["marketplace"], where["category"]) if "category" in where else None
                 labels = (where.get("version"), segment, where.get("reason"))
                 found[(sample.name, *(label for label in labels if label is not None))] = sample.value
     return found
@@ -151,40 +150,40 @@ class TestAShiftedCurve:
         body = api.get(f"/models/{drifted['version']}/accuracy").json()  # the schema is checked too
 
         figures = body["drift"]["per_category"]
-        assert body["drift"]["alarm"] is True and body["drift"]["drifted"] == [SHIFTED_IN]
-        assert figures[SHIFTED_IN]["alarm"] is True and figures[SHIFTED_IN]["actuals"] == 40
+        assert body["drift"]["alarm"] is True and body["drift"]["drifted"] == [SHIFTED]
+        assert figures[SHIFTED]["alarm"] is True and figures[SHIFTED]["actuals"] == 40
         # 2.5x the estimate is outside every stored interval, and its error is 1.5/2.5 = 60%
-        assert figures[SHIFTED_IN]["reasons"] == ["coverage", "median_error"]
-        assert figures[SHIFTED_IN]["live_coverage"] == 0.0
-        assert figures[SHIFTED_IN]["live_median_error"] == pytest.approx(0.6, abs=0.01)
-        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED_IN]["median_error"]
-        assert figures[SHIFTED_IN]["median_error_limit"] == pytest.approx(1.5 * holdout)
+        assert figures[SHIFTED]["reasons"] == ["coverage", "median_error"]
+        assert figures[SHIFTED]["live_coverage"] == 0.0
+        assert figures[SHIFTED]["live_median_error"] == pytest.approx(0.6, abs=0.01)
+        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED]["median_error"]
+        assert figures[SHIFTED]["median_error_limit"] == pytest.approx(1.5 * holdout)
         # the honest category: 80% inside, an error like the holdout's, no alarm
-        assert figures[HONEST_IN]["alarm"] is False and figures[HONEST_IN]["reasons"] == []
-        assert 0.75 <= figures[HONEST_IN]["live_coverage"] <= 0.85
-        assert figures[HONEST_IN]["live_median_error"] < figures[HONEST_IN]["median_error_limit"]
-        assert figures["us/toys_games"]["actuals"] == 0 and figures["us/toys_games"]["needed"] == 30
+        assert figures[HONEST]["alarm"] is False and figures[HONEST]["reasons"] == []
+        assert 0.75 <= figures[HONEST]["live_coverage"] <= 0.85
+        assert figures[HONEST]["live_median_error"] < figures[HONEST]["median_error_limit"]
+        assert figures["toys_games"]["actuals"] == 0 and figures["toys_games"]["needed"] == 30
         assert "under 0.70" in body["drift"]["rule"] and "1.5x" in body["drift"]["rule"]
 
     def test_raises_the_gauge_for_the_shifted_category_only(self, api, drifted):
         found = gauges(api)
 
         version = str(drifted["version"])
-        assert found[("model_drift_alarm", version, SHIFTED_IN, "coverage")] == 1
-        assert found[("model_drift_alarm", version, SHIFTED_IN, "median_error")] == 1
+        assert found[("model_drift_alarm", version, SHIFTED, "coverage")] == 1
+        assert found[("model_drift_alarm", version, SHIFTED, "median_error")] == 1
         raised = {key for key, value in found.items() if key[0] == "model_drift_alarm" and value}
-        assert raised == {("model_drift_alarm", version, SHIFTED_IN, reason) for reason in ("coverage", "median_error")}
-        assert found[("model_drift_alarm", version, HONEST_IN, "coverage")] == 0
-        assert found[("model_drift_actuals", version, SHIFTED_IN)] == 40
-        assert found[("model_drift_live_coverage", version, SHIFTED_IN)] == 0
-        assert 0.75 <= found[("model_drift_live_coverage", version, HONEST_IN)] <= 0.85
+        assert raised == {("model_drift_alarm", version, SHIFTED, reason) for reason in ("coverage", "median_error")}
+        assert found[("model_drift_alarm", version, HONEST, "coverage")] == 0
+        assert found[("model_drift_actuals", version, SHIFTED)] == 40
+        assert found[("model_drift_live_coverage", version, SHIFTED)] == 0
+        assert 0.75 <= found[("model_drift_live_coverage", version, HONEST)] <= 0.85
         assert found[("model_drift_check_success",)] == 1
         assert not any(key[1:2] == ("1",) for key in found)  # version 1 has no card: no series at all
 
     def test_puts_a_line_naming_it_on_the_inspection_page(self, admin, drifted):
         lines = drift_lines(admin.get("/inspect/").content.decode())
 
-        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED_IN]["median_error"]
+        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED]["median_error"]
         assert len(lines) == 1, lines
         line = lines[0]
         assert f"version {drifted['version']}, us / {SHIFTED}" in line and "on 40 actuals" in line
@@ -199,16 +198,16 @@ class TestNoAlarm:
         version = carded["version"]
 
         body = api.get(f"/models/{version}/accuracy").json()
-        assert body["drift"]["alarm"] is False and body["drift"]["per_category"][SHIFTED_IN]["needed"] == 1
-        assert "1 more needed" in body["drift"]["per_category"][SHIFTED_IN]["message"]
+        assert body["drift"]["alarm"] is False and body["drift"]["per_category"][SHIFTED]["needed"] == 1
+        assert "1 more needed" in body["drift"]["per_category"][SHIFTED]["message"]
         assert not any(value for key, value in gauges(api).items() if key[0] == "model_drift_alarm")
         assert drift_lines(admin.get("/inspect/").content.decode()) == []
 
         record(api, books[29:], shifted(books[29:]))
         COLLECTOR.forget()  # the gauges are kept a minute
 
-        assert api.get(f"/models/{version}/accuracy").json()["drift"]["drifted"] == [SHIFTED_IN]
-        assert gauges(api)[("model_drift_alarm", str(version), SHIFTED_IN, "coverage")] == 1
+        assert api.get(f"/models/{version}/accuracy").json()["drift"]["drifted"] == [SHIFTED]
+        assert gauges(api)[("model_drift_alarm", str(version), SHIFTED, "coverage")] == 1
         assert len(drift_lines(admin.get("/inspect/").content.decode())) == 1
 
     def test_a_version_without_a_card_has_no_holdout_figures_and_no_alarm(self, api, admin):
@@ -222,7 +221,7 @@ class TestNoAlarm:
         body = api.get(f"/models/{old}/accuracy").json()
 
         assert body["drift"]["alarm"] is False and body["drift"]["holdout_figures"] is False
-        assert body["drift"]["per_category"][SHIFTED_IN]["live_coverage"] == 0.0  # measured, but no alarm
+        assert body["drift"]["per_category"][SHIFTED]["live_coverage"] == 0.0  # measured, but no alarm
         assert "no holdout figures" in body["drift"]["note"]
         assert [key for key in gauges(api) if key[0] == "model_drift_alarm"] == []
         html = admin.get("/inspect/").content.decode()
@@ -241,12 +240,12 @@ class TestNoAlarm:
         record(api, books[:10], shifted(books[:10]))
         assert reads == []  # the estimates and the actuals recorded read no drift figures
 
-        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED_IN)] == 10
+        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10
         record(api, books[10:], shifted(books[10:]))
-        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED_IN)] == 10  # kept
+        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 10  # kept
         assert reads == [1]
         COLLECTOR.forget()
-        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED_IN)] == 40
+        assert gauges(api)[("model_drift_actuals", str(carded["version"]), SHIFTED)] == 40
         assert reads == [1, 1]
 
     def test_a_failed_read_costs_the_scrape_only_the_drift_figures(self, api, carded, monkeypatch, caplog):

@@ -9,6 +9,7 @@ from http import HTTPStatus
 
 import pytest
 
+from ml.markets import split_segment
 from ml.serving import model_registry
 from modelops import segments
 from modelops.model_card import card_tables
@@ -53,8 +54,8 @@ def test_the_card_shows_each_categorys_rows_coverage_and_slopes(signed_in, mongo
     assert coverage["marketplace / category"] == ["training rows", "interval coverage", "median error"]
     assert coverage["all"] == ["head 1–299", "middle 300–30k", "tail > 30k"]  # the second header row
     for name, figures in segments.keyed(card).items():
-        assert coverage[name.split("/")[0]] == []  # its marketplace's heading row
-        shown = coverage[name.replace("/", " / ")]
+        assert coverage[split_segment(name)[0]] == []  # its marketplace's heading row
+        shown = coverage[segments.label(name)]
         assert shown[0] == f"{figures['training_rows']:,}"
         assert f'title="and {figures["holdout_rows"]:,} held out">{figures["training_rows"]:,}<' in html
         expected = [figures["coverage"][band] for band in ("overall", "head", "middle", "tail")]
@@ -64,7 +65,7 @@ def test_the_card_shows_each_categorys_rows_coverage_and_slopes(signed_in, mongo
     slopes = table(html, "card-slopes")
     assert slopes["marketplace / category"] == ["1–10", "10–100", "100–1k", "1k–10k", "10k–100k", "100k–1M", "sigma"]
     for name, figures in segments.keyed(card).items():
-        assert slopes[name.replace("/", " / ")][:6] == [f"{d['slope']:.2f}" for d in figures["slope_by_decade"]]
+        assert slopes[segments.label(name)][:6] == [f"{d['slope']:.2f}" for d in figures["slope_by_decade"]]
 
 
 def test_coverage_outside_70_to_90_percent_is_flagged(signed_in, mongo_db, trained_model):
@@ -77,7 +78,7 @@ def test_coverage_outside_70_to_90_percent_is_flagged(signed_in, mongo_db, train
     flagged = re.findall(
         r'<tr class="card-row" data-segment="([^"]+)"[^>]*>(?:(?!</tr>).)*class="coverage off"', html, re.S
     )
-    assert flagged == ["us/books"]  # a card of bare categories: us
+    assert flagged == ["books"]
     assert 'title="64.0%: outside 70%–90%"' in html
 
 

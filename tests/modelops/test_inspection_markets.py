@@ -12,14 +12,14 @@ from http import HTTPStatus
 import pytest
 from bson import ObjectId
 
-from ml.markets import split_segment
+from ml.markets import segment, split_segment
 from ml.train import TrainedModel
 from modelops import inspection
 from tests.model_card import model_card
 from tests.modelops.fakes import CATEGORIES, three_markets
 
 MARKETS = ("us", "de", "uk")  # as the page orders them: us first, then by code
-SEGMENTS = [f"{mp}/{category}" for mp in MARKETS for category in CATEGORIES]
+SEGMENTS = [segment(mp, category) for mp in MARKETS for category in CATEGORIES]
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_the_curves_are_one_panel_per_segment_under_its_marketplace(page):
     for marketplace in MARKETS:
         grid = re.search(rf'<div class="panels" data-marketplace="{marketplace}">(.*?)</div>', chart, re.S).group(1)
         shown = re.findall(r'<svg [^>]*class="panel" data-segment="([^"]+)"', grid)
-        assert shown == [f"{marketplace}/{category}" for category in CATEGORIES]
+        assert shown == [segment(marketplace, category) for category in CATEGORIES]
         titles = re.findall(r'<text class="panel-title"[^>]*>([^<]+)</text>', grid)
         assert titles == [f"{marketplace} / {category}" for category in CATEGORIES]
 
@@ -117,7 +117,7 @@ def test_live_accuracy_per_marketplace_and_segment_old_documents_as_us(page, mon
     assert uk.startswith("uk 2 ") and uk.endswith("70%")  # live rows, then the holdout's per-marketplace figure
     books = text(re.search(r'<tr class="segment" data-segment="uk/books">(.*?)</tr>', table, re.S).group(1))
     assert books.startswith("uk / books 2 ") and books.endswith("0.400 75%")
-    us = text(re.search(r'<tr class="segment" data-segment="us/books">(.*?)</tr>', table, re.S).group(1))
+    us = text(re.search(r'<tr class="segment" data-segment="books">(.*?)</tr>', table, re.S).group(1))
     assert us.startswith("us / books 1 ")
     assert 'class="bar live" data-segment="uk/books"' in accuracy and 'data-marketplace="de"' in accuracy
 
@@ -137,7 +137,7 @@ def test_a_replay_is_shown_by_marketplace_with_what_it_skipped(page, mongo_db):
             "skipped": {"jp/books": {"rows": 3, "lacking": ["candidate"], "message": "3 estimations in jp/books: x"}},
             "overall": {**figures, "rows": 4},
             "per_marketplace": {"uk": figures, "us": figures},
-            "per_category": {"uk/books": figures, "us/toys": figures},
+            "per_category": {"uk/books": figures, "toys": figures},
         }
     )
     mongo_db["replays"].insert_one(  # a report of before marketplaces: bare categories, no per_marketplace
@@ -157,9 +157,9 @@ def test_a_replay_is_shown_by_marketplace_with_what_it_skipped(page, mongo_db):
     replays = section(page.get("/inspect/").content.decode(), "replays")
 
     new, old = re.findall(r'<table class="replay-table">(.*?)</table>', replays, re.S)
-    assert re.findall(r'data-(?:marketplace|segment)="([^"]+)"', new) == ["us", "us/toys", "uk", "uk/books"]
+    assert re.findall(r'data-(?:marketplace|segment)="([^"]+)"', new) == ["us", "toys", "uk", "uk/books"]
     assert "Skipped: 3 estimations in jp/books: x." in replays
-    assert re.findall(r'data-(?:marketplace|segment)="([^"]+)"', old) == ["us", "us/books"]
+    assert re.findall(r'data-(?:marketplace|segment)="([^"]+)"', old) == ["us", "books"]
     assert "Skipped: 1 estimations in a category one of the models lacks." in replays
 
 

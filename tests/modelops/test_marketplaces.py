@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.core import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
-from ml.markets import split_segment
+from ml.markets import segment, split_segment
 from ml.train import metrics
 from modelops import drift, drift_metrics, segments
 from modelops.accuracy import Recorded, holdout_metrics, live_accuracy, recorded_actuals
@@ -52,9 +52,9 @@ class TestReplay:
         report = replay(documents, candidate=candidate, active=active)
 
         assert report["rows"] == 4 and report["skipped_rows"] == 0 and report["skipped"] == {}
-        assert list(report["per_category"]) == ["de/toys", "uk/books", "us/books"]
+        assert list(report["per_category"]) == ["books", "de/toys", "uk/books"]  # us's named by bare category
         assert list(report["per_marketplace"]) == ["de", "uk", "us"]
-        assert report["per_marketplace"]["us"]["rows"] == report["per_category"]["us/books"]["rows"] == 2
+        assert report["per_marketplace"]["us"]["rows"] == report["per_category"]["books"]["rows"] == 2
         uk = report["per_category"]["uk/books"]
         new, old = candidate.estimate(100, "books", "uk").sales, active.estimate(100, "books", "uk").sales
         assert uk["median_ratio"] == pytest.approx((new + 1) / (old + 1))
@@ -77,7 +77,7 @@ class TestReplay:
         assert de["median_ratio"] == pytest.approx((new + 1) / (old + 1))
         snapshot = (candidate.estimate(50, "toys", "de").sales + 1) / (active.estimate(50, "toys", "de").sales + 1)
         assert de["median_ratio"] != pytest.approx(snapshot)  # not the last rank's estimate
-        us = report["per_category"]["us/books"]
+        us = report["per_category"]["books"]
         new, old = (trapezoid_mean(model, [9, 90], "books", "us") for model in (candidate, active))
         assert us["median_ratio"] == pytest.approx((new + 1) / (old + 1))  # ISO 8601 text times read too
 
@@ -118,7 +118,7 @@ class TestReplay:
 
         report = replay(documents, candidate=three_markets(version=2), active=old)
 
-        assert list(report["per_category"]) == ["us/books"] and report["skipped"]["uk/books"]["lacking"] == ["active"]
+        assert list(report["per_category"]) == ["books"] and report["skipped"]["uk/books"]["lacking"] == ["active"]
 
 
 def card_for(names: list[str]) -> dict:
@@ -139,11 +139,11 @@ def recorded(estimated, actual, low=None, high=None) -> Recorded:
 class TestLiveAccuracy:
     def test_per_marketplace_pools_its_categories_and_per_category_is_by_segment(self):
         shown = {
-            "us/books": recorded([10, 20], [10, 40]),
+            "books": recorded([10, 20], [10, 40]),
             "uk/books": recorded([5], [20]),
             "uk/toys": recorded([8, 8, 8], [8, 4, 16]),
         }
-        trained = ["de/books", "uk/books", "uk/toys", "us/books"]
+        trained = ["books", "de/books", "uk/books", "uk/toys"]
 
         live = live_accuracy(version=3, segment_names=trained, recorded=shown)
 
@@ -155,10 +155,11 @@ class TestLiveAccuracy:
         assert live["overall"]["rows"] == 6
         assert list(live["per_marketplace"]) == ["us", "de", "uk"]
 
-    def test_old_holdout_metrics_are_keyed_as_us(self):
-        metadata = {"metrics": {"overall": {"rows": 2}, "per_category": {"books": {"rows": 1}, "uk/toys": {"rows": 1}}}}
+    def test_holdout_figures_are_keyed_by_segment_an_unreadable_breakdown_is_none(self):
+        per_category = {"books": {"rows": 1}, "uk/toys": {"rows": 1}}  # us's named by bare category
 
-        assert holdout_metrics(metadata)["per_category"] == {"us/books": {"rows": 1}, "uk/toys": {"rows": 1}}
+        assert holdout_metrics({"metrics": {"per_category": per_category}})["per_category"] == per_category
+        assert holdout_metrics({"metrics": {"overall": {"rows": 0}, "per_category": 7}})["per_category"] == {}
 
     def test_recorded_actuals_are_read_per_segment_old_documents_as_us(self, mongo_db):
         base = {"model_version": 4, "bestseller_rank": 10, "estimated_sales": 10, "actual_period": "2026-10"}
@@ -173,8 +174,8 @@ class TestLiveAccuracy:
 
         found = recorded_actuals(4)
 
-        assert sorted(found) == ["uk/books", "us/books"]
-        assert sorted(found["us/books"].actual.tolist()) == [8.0, 12.0] and found["uk/books"].actual.tolist() == [3.0]
+        assert sorted(found) == ["books", "uk/books"]
+        assert sorted(found["books"].actual.tolist()) == [8.0, 12.0] and found["uk/books"].actual.tolist() == [3.0]
 
 
 DRIFTED = recorded([100] * 30, [300] * 30)  # every actual 3x the estimate, outside its interval
@@ -183,26 +184,27 @@ HONEST = recorded([100] * 30, [100] * 30)
 
 class TestDrift:
     def test_alarms_are_per_marketplace_and_category(self):
-        names = ["de/books", "uk/books", "us/books"]
+        names = ["books", "de/books", "uk/books"]
         metadata = {"version": 5, "categories": ["books"], "model_card": card_for(names)}
 
-        figures = drift.version_drift(metadata, {"uk/books": DRIFTED, "us/books": HONEST})
+        figures = drift.version_drift(metadata, {"uk/books": DRIFTED, "books": HONEST})
 
         assert figures["drifted"] == ["uk/books"] and list(figures["per_category"]) == names
         assert figures["per_category"]["uk/books"]["message"].startswith("version 5, uk / books: live interval")
-        assert not figures["per_category"]["us/books"]["alarm"]
+        assert not figures["per_category"]["books"]["alarm"]
 
     def test_an_old_card_of_bare_categories_holds_the_us_figures(self):
         metadata = {"version": 1, "categories": ["books", "toys"], "model_card": model_card(["books", "toys"])}
 
-        figures = drift.version_drift(metadata, {"us/books": DRIFTED})
+        figures = drift.version_drift(metadata, {"books": DRIFTED})
 
-        assert list(figures["per_category"]) == ["us/books", "us/toys"]
-        assert figures["drifted"] == ["us/books"]
-        assert figures["per_category"]["us/books"]["holdout_median_error"] == 0.2  # the card's, found under us
+        assert list(figures["per_category"]) == ["books", "toys"]
+        assert figures["drifted"] == ["books"]
+        assert figures["per_category"]["books"]["holdout_median_error"] == 0.2
+        assert figures["per_category"]["books"]["message"].startswith("version 1, us / books: live interval")
 
     def test_the_gauges_carry_the_marketplace_and_only_the_versions_segments(self, monkeypatch):
-        names = [f"{code}/{category}" for code in ("us", "uk", "de") for category in CATEGORIES]
+        names = [segment(code, category) for code in ("us", "uk", "de") for category in CATEGORIES]
         metadata = {"version": 6, "categories": list(CATEGORIES), "model_card": card_for(names)}
         stored = {"uk/books": DRIFTED, "jp/books": DRIFTED, "zz/none": HONEST}  # the last two: not its curves
         monkeypatch.setattr(drift_metrics, "_versions_in_scope", lambda: [metadata])
@@ -223,14 +225,15 @@ class TestDrift:
 
 class TestSegments:
     def test_a_version_s_segments_come_from_its_markets_card_or_categories(self):
-        assert segments.of_version({"markets": {"uk": ["toys"], "us": ["books"]}}) == ["uk/toys", "us/books"]
+        assert segments.of_version({"markets": {"uk": ["toys"], "us": ["books"]}}) == ["books", "uk/toys"]
         assert segments.of_version({"categories": ["books"], "model_card": card_for(["de/toys"])}) == [
+            "books",
             "de/toys",
-            "us/books",
         ]
-        assert segments.of_version({"categories": ["toys", "books"]}) == ["us/books", "us/toys"]
+        assert segments.of_version({"categories": ["toys", "books"]}) == ["books", "toys"]
 
     def test_grouped_us_first_then_by_code(self):
-        grouped = segments.by_marketplace(["uk/toys", "de/books", "us/toys", "us/books", "uk/beauty"])
+        grouped = segments.by_marketplace(["uk/toys", "de/books", "toys", "books", "uk/beauty"])
 
-        assert grouped == {"us": ["us/books", "us/toys"], "de": ["de/books"], "uk": ["uk/beauty", "uk/toys"]}
+        assert grouped == {"us": ["books", "toys"], "de": ["de/books"], "uk": ["uk/beauty", "uk/toys"]}
+        assert [segments.label(name) for name in ("books", "uk/toys")] == ["us / books", "uk / toys"]
