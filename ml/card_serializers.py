@@ -76,8 +76,8 @@ class ModelCardSerializer(serializers.Serializer):
     coverage = CardCoverageSerializer(help_text="Holdout interval coverage over all segments.")
     per_category = serializers.DictField(
         child=CardCategorySerializer(),
-        help_text='Per segment, keyed "marketplace/category" ("uk/books"): its rows, fit and coverage. Versions '
-        "trained before marketplaces are keyed by bare category, all in us.",
+        help_text='Per segment, keyed "marketplace/category" ("uk/books"), or by bare category in us ("books", '
+        "as every key of a card made before marketplaces): its rows, fit and coverage.",
     )
 
 

@@ -244,9 +244,9 @@ HOLDOUT_COLOUR, LIVE_COLOUR = "#9aa5b1", "#1f77b4"
 
 
 def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
-    """Share of estimates within 2x of the truth, overall, per marketplace and per segment ("mp/category"
-    keys of ``per_category``): the holdout's (grey) beside the live figure from recorded actuals (blue,
-    with its count). A row without actuals shows no blue bar."""
+    """Share of estimates within 2x of the truth, overall, per marketplace and per segment (the keys of
+    ``per_category``: "uk/books", "books" in us): the holdout's (grey) beside the live figure from
+    recorded actuals (blue, with its count). A row without actuals shows no blue bar."""
     markets: dict[str, list[str]] = {}
     for name in sorted(live["per_category"], key=lambda name: (split_segment(name)[0] != DEFAULT_MARKETPLACE, name)):
         markets.setdefault(split_segment(name)[0], []).append(name)

@@ -38,7 +38,7 @@ class Recorded:
 
 
 def recorded_actuals(version: int) -> dict[str, Recorded]:
-    """Per segment ("mp/category"; no marketplace stored: us), ``version``'s stored estimates (with their
+    """Per segment ("uk/books", "books" in us; no marketplace stored: us), ``version``'s stored estimates (with their
     intervals) and the actuals recorded on them."""
     columns: dict[str, list[list[float]]] = defaultdict(lambda: [[], [], [], []])
     for document in estimations_with_actuals(version=version, projection=PROJECTION):
@@ -64,7 +64,7 @@ _COLUMNS = ("estimated", "low", "high", "actual")
 def live_accuracy(
     *, version: int, segment_names: list[str], recorded: dict[str, Recorded] | None = None
 ) -> dict[str, Any]:
-    """Overall, per-marketplace and per-segment ("per_category", keyed "mp/category") metrics of
+    """Overall, per-marketplace and per-segment ("per_category", keyed "uk/books", "books" in us) metrics of
     ``version``'s stored estimates against recorded actuals (``recorded``: already read by recorded_actuals)."""
     recorded = recorded_actuals(version) if recorded is None else recorded
     empty = Recorded(*(np.empty(0) for _ in _COLUMNS))
@@ -83,7 +83,6 @@ def live_accuracy(
 
 
 def holdout_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
-    """A version's stored holdout metrics with "per_category" keyed by segment (an old version's bare
-    category is us)."""
+    """A version's stored holdout metrics with "per_category" keyed by segment name (not a mapping: {})."""
     stored = metadata.get("metrics") or {}
     return {**stored, "per_category": segments.keyed(stored.get("per_category"))}

@@ -45,8 +45,8 @@ class MetricsByCategorySerializer(serializers.Serializer):
     )
     per_category = serializers.DictField(
         child=MetricsSerializer(),
-        help_text='Per segment, keyed "marketplace/category" ("us/books"); a version trained before marketplaces '
-        "is all us.",
+        help_text='Per segment: "uk/books", or the bare category in us ("books"), as versions trained before '
+        "marketplaces name theirs.",
     )
 
 
@@ -77,7 +77,7 @@ class DriftCategorySerializer(serializers.Serializer):
 class DriftSerializer(serializers.Serializer):
     alarm = serializers.BooleanField(help_text="True when any segment's alarm is raised.")
     drifted = serializers.ListField(
-        child=serializers.CharField(), help_text='The segments ("marketplace/category") whose alarm is raised.'
+        child=serializers.CharField(), help_text='The segments ("uk/books"; "books" in us) whose alarm is raised.'
     )
     holdout_figures = serializers.BooleanField(
         help_text="False for versions trained without a model card: no holdout figures, so no alarm."
@@ -85,7 +85,7 @@ class DriftSerializer(serializers.Serializer):
     note = serializers.CharField(allow_null=True)
     rule = serializers.CharField(help_text="The alarm rule, with its margins.")
     per_category = serializers.DictField(
-        child=DriftCategorySerializer(), help_text='Per segment, keyed "marketplace/category".'
+        child=DriftCategorySerializer(), help_text='Per segment, keyed "uk/books" ("books" in us).'
     )
 
 
@@ -179,12 +179,12 @@ class ReplayReportSerializer(serializers.Serializer):
         help_text="Estimations in a marketplace and category one of the two models lacks (see skipped)."
     )
     skipped = serializers.DictField(
-        child=ReplaySkippedSerializer(), required=False, help_text='Per segment ("marketplace/category") skipped.'
+        child=ReplaySkippedSerializer(), required=False, help_text='Per segment ("uk/books"; "books" in us) skipped.'
     )
     overall = ReplayCategorySerializer()
     per_marketplace = serializers.DictField(child=ReplayCategorySerializer(), required=False)
     per_category = serializers.DictField(
-        child=ReplayCategorySerializer(), help_text='Per segment, keyed "marketplace/category" (no marketplace: us).'
+        child=ReplayCategorySerializer(), help_text='Per segment, keyed "uk/books" ("books" in us).'
     )
 
 

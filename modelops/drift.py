@@ -31,7 +31,7 @@ NO_CARD = "no holdout figures (the version was trained without a model card): no
 
 def version_drift(metadata: dict[str, Any], recorded: dict[str, Recorded] | None = None) -> dict[str, Any]:
     """The drift figures of a version (its registry ``metadata``), per segment ("per_category", keyed
-    "mp/category"; an old card's bare category is us) and overall: ``alarm`` is true when any segment's is.
+    by segment name, "books" in us, "uk/books" elsewhere) and overall: ``alarm`` is true when any segment's is.
     ``recorded``: the version's actuals, if already read."""
     recorded = recorded_actuals(metadata["version"]) if recorded is None else recorded
     card = readable_card(metadata.get("model_card"))  # an unreadable card counts as none: no alarm, no 500
@@ -58,7 +58,7 @@ def _entry(value: Any) -> dict[str, Any] | None:
 
 def category_drift(version: int, name: str, recorded: Recorded | None, holdout: dict[str, Any] | None) -> dict:
     """One segment's live figures beside its holdout ones, the alarm, its reasons and a line saying so.
-    ``name``: the segment's ("mp/category"); ``holdout``: its entry in the model card, None without one."""
+    ``name``: the segment's ("uk/books", "books" in us); ``holdout``: its entry in the model card, None without one."""
     actuals = 0 if recorded is None else len(recorded.actual)
     coverage = error = None
     if recorded is not None:

@@ -1,4 +1,4 @@
-"""Segments (marketplace x category, named "mp/category") as model operations read them: of a stored
+"""Segments (marketplace x category, named "uk/books", "books" in us) as model operations read them: of a stored
 estimation (no marketplace: "us"), of a served model, of a version's metadata (old ones: bare categories)."""
 
 from __future__ import annotations
