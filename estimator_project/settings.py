@@ -277,6 +277,8 @@ for _name in ("THROTTLE_ANON_RATE", "THROTTLE_KEY_RATE", "THROTTLE_LOGIN_RATE"):
 # Proxies in front of the service, so the client address is read from X-Forwarded-For.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0, at_least=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
+# The marketplace (ml.markets.CURRENCIES' codes) of an estimation that names none.
+DEFAULT_MARKETPLACE = env.str("DEFAULT_MARKETPLACE", default="us")
 # Retention: estimations older than this many days are removed by a MongoDB TTL index (0: kept forever).
 # `manage.py ensure_indexes` applies a change. Estimations with recorded actuals are kept unless
 # ESTIMATION_TTL_KEEP_ACTUALS is false: they are what live accuracy is measured on.
