@@ -11,9 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ml.history import DAYS_PER_MONTH
 from ml.markets import DEFAULT_MARKETPLACE, segment, split_segment
-
-DAYS_PER_MONTH = 365.25 / 12  # a daily rate times this is the month's (ml.history's)
 
 
 class Drawable(Protocol):
@@ -280,7 +279,7 @@ def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
     for index, name in enumerate(names):
         top = 50 + index * row_height
         market = name.startswith("marketplace:")
-        shown_name = name.partition(":")[2] if market else " / ".join(split_segment(name))
+        shown_name = name.partition(":")[2] if market else " / ".join(split_segment(name)) if index else name
         weight = ' font-weight="bold"' if market or name == "overall" else ""
         parts.append(
             f'<text x="{label_width}" y="{top + BAR + 4}" text-anchor="end"{weight}>{escape(shown_name)}</text>'

@@ -21,6 +21,7 @@ from ml.plot import (
     compact_number,
     curve_panels,
     curves_svg,
+    segments_of,
 )
 from ml.predictor import Predictor
 from tests.modelops.fakes import CATEGORIES, three_markets
@@ -131,7 +132,7 @@ def test_the_real_model_draws_its_continuous_curve(trained_model):
     drawn = [panel for group in curve_panels(model).values() for panel in group]
     found = [ET.fromstring(panel) for panel in drawn]
 
-    trained = [segment(mp, c) for mp, names in model.markets.items() for c in names]
+    trained = [segment(mp, c) for mp, names in segments_of(model).items() for c in names]  # us first
     assert [p.get("data-segment") for p in found] == trained
     for panel in found:
         line = points(panel.find(f".//{SVG}polyline[@class='curve']"))

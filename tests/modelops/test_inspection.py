@@ -89,8 +89,8 @@ class TestPage:
         holdout = re.search(r'<table id="holdout-metrics">(.*?)</table>', html, re.S).group(1)
         trained = segments.of_version(active_model)
         assert re.findall(r'<tr class="segment" data-segment="([^"]+)"', holdout) == ordered(trained)
-        for category in active_model["categories"]:
-            assert f'data-category="{category}"' in html
+        for name in active_model["categories"]:  # its segments
+            assert f'data-segment="{name}"' in html
         assert len(re.findall(r'<polyline class="curve"', html)) == len(trained)
 
     def test_recent_estimations_newest_first(self, signed_in, active_model, estimations):
