@@ -231,9 +231,11 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
             "–" if figures["coverage"][band] is None else f"{figures['coverage'][band]:.0%}"
             for band in ("overall", "head", "middle", "tail")
         ]
-    for table in ("#card-coverage", "#card-slopes"):
+    section = page.locator("#model-card").bounding_box()
+    for table in ("#holdout-metrics", "#card-coverage", "#card-slopes"):
         box = page.locator(table).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS[width][0]  # whole, without scrolling it
+        assert box["x"] + box["width"] <= section["x"] + section["width"], (table, box, section)  # not clipped
     assert no_sideways_scrolling(page)
     context.close()
 
