@@ -50,6 +50,10 @@ class CardDecadeSlopeSerializer(serializers.Serializer):
 
 
 class CardCategorySerializer(serializers.Serializer):
+    marketplace = serializers.CharField(
+        required=False, help_text="The segment's marketplace code (absent in cards made before marketplaces: us)."
+    )
+    category = serializers.CharField(required=False, help_text="The segment's category (absent in older cards).")
     training_rows = serializers.IntegerField(min_value=0, help_text="Rows the curve was fitted on.")
     holdout_rows = serializers.IntegerField(min_value=0, help_text="Rows held out to measure it.")
     slope_by_decade = CardDecadeSlopeSerializer(many=True, help_text="One entry per decade, rank 1 to 1,000,000.")
@@ -69,9 +73,11 @@ class ModelCardSerializer(serializers.Serializer):
         child=serializers.FloatField(min_value=0, max_value=1), help_text="The interval's quantiles: [0.1, 0.9]."
     )
     bands = CardBandsSerializer(help_text="The rank bands coverage is reported by.")
-    coverage = CardCoverageSerializer(help_text="Holdout interval coverage over all categories.")
+    coverage = CardCoverageSerializer(help_text="Holdout interval coverage over all segments.")
     per_category = serializers.DictField(
-        child=CardCategorySerializer(), help_text="Per category (the key): its rows, fit and coverage."
+        child=CardCategorySerializer(),
+        help_text='Per segment, keyed "marketplace/category" ("uk/books"), or by bare category in us ("books", '
+        "as every key of a card made before marketplaces): its rows, fit and coverage.",
     )
 
 

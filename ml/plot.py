@@ -1,6 +1,6 @@
 """The model's curves drawn as standalone SVG: estimated monthly sales against BSR, log-log, as small
-multiples (one panel per category, shared axes, each with its own 80% band). No plotting library is needed
-and the file opens in any browser. Drawing notes: docs/architecture.md, "ml/plot.py"."""
+multiples (one panel per segment, marketplace x category, grouped by marketplace; shared axes, each with its
+own 80% band). No plotting library is needed; the file opens in any browser. Notes: docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ml.history import DAYS_PER_MONTH
+from ml.markets import DEFAULT_MARKETPLACE, segment, split_segment
+
 
 class Drawable(Protocol):
     """What the chart needs of a model: ml.predictor's Predictor, or any served model like it."""
@@ -18,14 +21,16 @@ class Drawable(Protocol):
     version: int
     categories: tuple[str, ...]
 
-    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]: ...
+    def estimate_arrays(
+        self, ranks: np.ndarray, categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, ...]: ...
 
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 # One panel, in its own viewBox units; the page lays panels out in a CSS grid, the file in COLUMNS.
 PANEL_WIDTH, PANEL_HEIGHT = 300, 230
 LEFT, RIGHT, TOP, BOTTOM = 46, 12, 30, 36
-COLUMNS, HEADER, FOOTER = 4, 48, 24
+COLUMNS, HEADER, FOOTER, MARKET_HEADER = 4, 48, 24, 26
 SAMPLES = 241  # ranks drawn per curve, evenly spaced in log rank (float ranks: no rounding to whole ranks)
 Y_FLOOR = 1.0  # 1 unit a month at the bottom; less is clipped at the axis
 
@@ -51,21 +56,32 @@ def _through_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return xs[keep], ys[keep]
 
 
-def _median_line(model: Any, ranks: np.ndarray, category: str, sales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The model's continuous median where the Predictor offers it, else its estimates through their steps."""
-    codes = model.codes([category] * len(ranks)) if hasattr(model, "codes") else None
-    if codes is not None and hasattr(model, "log_rate"):
-        return ranks, np.exp(model.log_rate(ranks, codes))
-    if codes is not None and hasattr(model, "predict_log1p"):
-        return ranks, np.expm1(model.predict_log1p(ranks, codes))
+def _median_line(model: Any, ranks: np.ndarray, where: tuple[list[str], list[str]], sales: np.ndarray) -> tuple:
+    """The model's continuous median (its daily rate, a month of it) where it offers one, else its estimates
+    through their steps. ``where``: the rows' categories and marketplaces."""
+    if hasattr(model, "daily_arrays"):
+        daily = np.asarray(model.daily_arrays(ranks, *where), dtype=np.float64)
+        if np.all(np.isfinite(daily)):
+            return ranks, daily * DAYS_PER_MONTH
     return _through_steps(ranks, sales)
 
 
+def segments_of(model: Drawable) -> dict[str, tuple[str, ...]]:
+    """Marketplace -> its categories, us first: the model's markets (one trained before them: all us)."""
+    markets = getattr(model, "markets", None)
+    markets = markets if isinstance(markets, dict) else {DEFAULT_MARKETPLACE: tuple(model.categories)}
+    order = sorted(markets, key=lambda code: (code != DEFAULT_MARKETPLACE, code))
+    return {code: tuple(markets[code]) for code in order}
+
+
 class _Series:
-    def __init__(self, model: Drawable, category: str, ranks: np.ndarray):
-        sales, low, high, extrapolated = model.estimate_arrays(ranks, [category] * len(ranks))
-        self.name = category
-        self.line = _median_line(model, ranks, category, sales)
+    def __init__(self, model: Drawable, marketplace: str, category: str, ranks: np.ndarray, colour: int = 0):
+        where = ([category] * len(ranks), [marketplace] * len(ranks))
+        sales, low, high, extrapolated = model.estimate_arrays(ranks, *where)
+        self.marketplace, self.category, self.colour = marketplace, category, colour
+        self.name = segment(marketplace, category)
+        self.label = f"{marketplace} / {category}"
+        self.line = _median_line(model, ranks, where, sales)
         self.low, self.high = _through_steps(ranks, low), _through_steps(ranks, high)
         self.top = float(np.max(high))
         trained = ranks[~np.asarray(extrapolated, dtype=bool)]
@@ -91,11 +107,16 @@ class _Axes:
 
 
 def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, placement: str = "") -> str:
-    """One category's panel, a complete <svg> (placement: x, y, width and height inside a bigger one)."""
-    name, colour, clip = escape(series.name), COLOURS[index % len(COLOURS)], f"curves-clip-{index}"
+    """One segment's panel, a complete <svg> (placement: x, y, width and height inside a bigger one);
+    ``others``: the same marketplace's other categories, drawn grey behind it."""
+    name, colour, clip = escape(series.label), COLOURS[series.colour % len(COLOURS)], f"curves-clip-{index}"
     bottom, right = TOP + axes.height, LEFT + axes.width
+    data = (
+        f'data-segment="{escape(series.name)}" data-marketplace="{escape(series.marketplace)}" '
+        f'data-category="{escape(series.category)}"'
+    )
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="panel" data-category="{name}" {placement}'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="panel" {data} {placement}'
         f'viewBox="0 0 {PANEL_WIDTH} {PANEL_HEIGHT}" font-family="sans-serif" font-size="11" role="img" '
         f'aria-label="{name}: estimated monthly sales by Best Seller Rank, with its 80% interval">',
         f'<title>{name}</title><rect class="panel-frame" width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" fill="white"/>',
@@ -132,9 +153,9 @@ def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, plac
         )
     band = axes.points(*series.high) + axes.points(series.low[0][::-1], series.low[1][::-1])
     parts.append(
-        f'<polygon class="band" data-category="{name}" points="{" ".join(band)}" fill="{colour}" '
+        f'<polygon class="band" {data} points="{" ".join(band)}" fill="{colour}" '
         'fill-opacity="0.22" stroke="none"><title>80% interval</title></polygon>'
-        f'<polyline class="curve" data-category="{name}" points="{" ".join(axes.points(*series.line))}" '
+        f'<polyline class="curve" {data} points="{" ".join(axes.points(*series.line))}" '
         f'fill="none" stroke="{colour}" stroke-width="2.2"><title>{name}: median estimate</title></polyline></g>'
     )
     parts.append(
@@ -150,31 +171,45 @@ def _panel(axes: _Axes, series: _Series, others: list[_Series], index: int, plac
     return "".join(parts)
 
 
-def _layout(model: Drawable, max_rank: int) -> tuple[_Axes, list[_Series]]:
+def _layout(model: Drawable, max_rank: int) -> tuple[_Axes, dict[str, list[_Series]]]:
+    """The shared axes, and each marketplace's series; a category has the same colour in every one."""
     ranks = np.geomspace(1, max_rank, SAMPLES)
-    series = [_Series(model, category, ranks) for category in model.categories]
-    top = max([s.top for s in series] + [10 * Y_FLOOR])
-    return _Axes(10 ** math.ceil(math.log10(max_rank)), 10 ** math.ceil(math.log10(top))), series
+    markets = segments_of(model)
+    colours = {name: index for index, name in enumerate(sorted({c for names in markets.values() for c in names}))}
+    groups = {
+        code: [_Series(model, code, category, ranks, colours[category]) for category in names]
+        for code, names in markets.items()
+    }
+    top = max([s.top for series in groups.values() for s in series] + [10 * Y_FLOOR])
+    return _Axes(10 ** math.ceil(math.log10(max_rank)), 10 ** math.ceil(math.log10(top))), groups
 
 
-def curve_panels(model: Drawable, *, max_rank: int = 1_000_000) -> list[str]:
-    """One complete <svg> per category, on the same axes: the page lays them out in a grid."""
-    axes, series = _layout(model, max_rank)
-    return [_panel(axes, s, [o for o in series if o is not s], i) for i, s in enumerate(series)]
+def curve_panels(model: Drawable, *, max_rank: int = 1_000_000) -> dict[str, list[str]]:
+    """Per marketplace, one complete <svg> per category, all on the same axes: the page lays them out."""
+    axes, groups = _layout(model, max_rank)
+    shown: dict[str, list[str]] = {}
+    index = 0
+    for code, series in groups.items():
+        shown[code] = []
+        for one in series:
+            shown[code].append(_panel(axes, one, [o for o in series if o is not one], index))
+            index += 1
+    return shown
 
 
 LEGEND = (
-    "Shared axes (log-log). Line: the median estimate; shaded: its 80% interval; grey: the other "
-    "categories; tinted background: ranks outside the training data."
+    "Shared axes (log-log). Line: the median estimate; shaded: its 80% interval; grey: the marketplace's "
+    "other categories; tinted background: ranks outside the training data."
 )
 
 
 def curves_svg(model: Drawable, *, max_rank: int = 1_000_000, title: str = "", columns: int = COLUMNS) -> str:
-    """Every category's panel in one standalone SVG, COLUMNS across; it scales down to its container."""
-    axes, series = _layout(model, max_rank)
-    columns = max(1, min(columns, len(series)))
-    rows = math.ceil(len(series) / columns)
-    width, height = columns * PANEL_WIDTH, HEADER + rows * PANEL_HEIGHT + FOOTER
+    """Every segment's panel in one standalone SVG: per marketplace a heading, then its panels COLUMNS across;
+    it scales down to its container."""
+    axes, groups = _layout(model, max_rank)
+    columns = max(1, min(columns, max(len(series) for series in groups.values())))
+    heights = [MARKET_HEADER + math.ceil(len(series) / columns) * PANEL_HEIGHT for series in groups.values()]
+    width, height = columns * PANEL_WIDTH, HEADER + sum(heights) + FOOTER
     heading = escape(title or f"Model version {model.version}")
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="curves" width="{width}" height="{height}" '
@@ -184,13 +219,21 @@ def curves_svg(model: Drawable, *, max_rank: int = 1_000_000, title: str = "", c
         f'<text x="12" y="22" font-size="16">{heading}: estimated monthly sales by Best Seller Rank</text>',
         f'<text x="12" y="40" fill="#555">{escape(LEGEND)}</text>',
     ]
-    for index, one in enumerate(series):
-        row, column = divmod(index, columns)
-        placement = (
-            f'x="{column * PANEL_WIDTH}" y="{HEADER + row * PANEL_HEIGHT}" '
-            f'width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" '
+    top, index = HEADER, 0
+    for (code, series), block in zip(groups.items(), heights, strict=True):
+        parts.append(
+            f'<text class="marketplace" data-marketplace="{escape(code)}" x="12" y="{top + 18}" font-size="15" '
+            f'font-weight="bold">Marketplace {escape(code)}</text>'
         )
-        parts.append(_panel(axes, one, [o for o in series if o is not one], index, placement))
+        for position, one in enumerate(series):
+            row, column = divmod(position, columns)
+            placement = (
+                f'x="{column * PANEL_WIDTH}" y="{top + MARKET_HEADER + row * PANEL_HEIGHT}" '
+                f'width="{PANEL_WIDTH}" height="{PANEL_HEIGHT}" '
+            )
+            parts.append(_panel(axes, one, [o for o in series if o is not one], index, placement))
+            index += 1
+        top += block
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -200,16 +243,24 @@ HOLDOUT_COLOUR, LIVE_COLOUR = "#9aa5b1", "#1f77b4"
 
 
 def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
-    """Share of estimates within 2x of the truth, per category: the holdout's (grey) beside the live
-    figure from recorded actuals (blue, with its count). A category without actuals shows no blue bar."""
-    names = ["overall", *sorted(live["per_category"])]
+    """Share of estimates within 2x of the truth, overall, per marketplace and per segment (the keys of
+    ``per_category``: "uk/books", "books" in us): the holdout's (grey) beside the live figure from
+    recorded actuals (blue, with its count). A row without actuals shows no blue bar."""
+    markets: dict[str, list[str]] = {}
+    for name in sorted(live["per_category"], key=lambda name: (split_segment(name)[0] != DEFAULT_MARKETPLACE, name)):
+        markets.setdefault(split_segment(name)[0], []).append(name)
+    names = ["overall", *(name for code, members in markets.items() for name in (f"marketplace:{code}", *members))]
     label_width, plot_left = 150, 160
     plot_width = ACCURACY_WIDTH - plot_left - 110
     row_height = 2 * BAR + GAP
     height = 50 + row_height * len(names) + 30
 
     def figures(source: dict, name: str) -> dict:
-        return source["overall"] if name == "overall" else source["per_category"].get(name, {})
+        if name == "overall":
+            return source["overall"]
+        if name.startswith("marketplace:"):
+            return (source.get("per_marketplace") or {}).get(name.partition(":")[2], {})
+        return source["per_category"].get(name, {})
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{ACCURACY_WIDTH}" height="{height}" '
@@ -227,7 +278,14 @@ def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
         parts.append(f'<text x="{px:.1f}" y="{height - 10}" text-anchor="middle">{tick}%</text>')
     for index, name in enumerate(names):
         top = 50 + index * row_height
-        parts.append(f'<text x="{label_width}" y="{top + BAR + 4}" text-anchor="end">{escape(name)}</text>')
+        market = name.startswith("marketplace:")
+        shown_name = name.partition(":")[2] if market else " / ".join(split_segment(name)) if index else name
+        weight = ' font-weight="bold"' if market or name == "overall" else ""
+        parts.append(
+            f'<text x="{label_width}" y="{top + BAR + 4}" text-anchor="end"{weight}>{escape(shown_name)}</text>'
+        )
+        row = 'data-row="overall"' if not index else f'data-marketplace="{escape(shown_name)}"'
+        row = f'data-segment="{escape(name)}"' if index and not market else row
         for offset, source, colour, kind in ((0, holdout, HOLDOUT_COLOUR, "holdout"), (BAR, live, LIVE_COLOUR, "live")):
             shown = figures(source, name)
             share = shown.get("within_2x")
@@ -235,7 +293,7 @@ def accuracy_svg(version: int, live: dict, holdout: dict) -> str:
                 continue
             width = plot_width * share
             parts.append(
-                f'<rect class="bar {kind}" data-category="{escape(name)}" x="{plot_left}" y="{top + offset}" '
+                f'<rect class="bar {kind}" {row} x="{plot_left}" y="{top + offset}" '
                 f'width="{width:.1f}" height="{BAR - 1}" fill="{colour}"><title>{kind}: {share:.1%} of '
                 f"{shown.get('rows', 0):,}</title></rect>"
             )

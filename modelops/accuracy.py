@@ -12,10 +12,13 @@ from typing import Any
 import numpy as np
 
 from estimations.selectors import estimations_with_actuals
+from ml.markets import segment
 from ml.train import metrics
+from modelops import segments
 
 PROJECTION = {
     "_id": 0,
+    "marketplace": 1,
     "category": 1,
     "estimated_sales": 1,
     "estimated_sales_low": 1,
@@ -26,7 +29,7 @@ PROJECTION = {
 
 @dataclass(frozen=True)
 class Recorded:
-    """One category's estimations with actuals, as arrays (an absent interval bound is NaN)."""
+    """One segment's estimations with actuals, as arrays (an absent interval bound is NaN)."""
 
     estimated: np.ndarray
     low: np.ndarray
@@ -35,10 +38,11 @@ class Recorded:
 
 
 def recorded_actuals(version: int) -> dict[str, Recorded]:
-    """Per category, ``version``'s stored estimates (with their intervals) and the actuals recorded on them."""
+    """Per segment ("uk/books", "books" in us; no marketplace stored: us), ``version``'s stored estimates (with their
+    intervals) and the actuals recorded on them."""
     columns: dict[str, list[list[float]]] = defaultdict(lambda: [[], [], [], []])
     for document in estimations_with_actuals(version=version, projection=PROJECTION):
-        row = columns[document["category"]]
+        row = columns[segment(*segments.of_document(document))]
         row[0].append(document["estimated_sales"])
         row[1].append(_bound(document.get("estimated_sales_low")))
         row[2].append(_bound(document.get("estimated_sales_high")))
@@ -50,17 +54,35 @@ def _bound(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else float("nan")
 
 
+def _joined(parts: list[Recorded]) -> Recorded:
+    return Recorded(*(np.concatenate([getattr(part, name) for part in parts] or [np.empty(0)]) for name in _COLUMNS))
+
+
+_COLUMNS = ("estimated", "low", "high", "actual")
+
+
 def live_accuracy(
-    *, version: int, categories: list[str], recorded: dict[str, Recorded] | None = None
+    *, version: int, segment_names: list[str], recorded: dict[str, Recorded] | None = None
 ) -> dict[str, Any]:
-    """Overall and per-category metrics of ``version``'s stored estimates against recorded actuals
-    (``recorded``: those already read with ``recorded_actuals``)."""
+    """Overall, per-marketplace and per-segment ("per_category", keyed "uk/books", "books" in us) metrics of
+    ``version``'s stored estimates against recorded actuals (``recorded``: already read by recorded_actuals)."""
     recorded = recorded_actuals(version) if recorded is None else recorded
-    empty = Recorded(*(np.empty(0) for _ in range(4)))
-    names = sorted(set(categories) | set(recorded))
-    per_category = {
-        name: metrics(recorded.get(name, empty).actual, recorded.get(name, empty).estimated) for name in names
+    empty = Recorded(*(np.empty(0) for _ in _COLUMNS))
+    names = sorted(set(segment_names) | set(recorded))
+    per_segment = {name: recorded.get(name, empty) for name in names}
+    markets = {
+        code: _joined([per_segment[name] for name in members])
+        for code, members in segments.by_marketplace(names).items()
     }
-    actual = np.concatenate([recorded.get(name, empty).actual for name in names] or [np.empty(0)])
-    estimated = np.concatenate([recorded.get(name, empty).estimated for name in names] or [np.empty(0)])
-    return {"overall": metrics(actual, estimated), "per_category": per_category}
+    every = _joined(list(per_segment.values()))
+    return {
+        "overall": metrics(every.actual, every.estimated),
+        "per_marketplace": {code: metrics(rows.actual, rows.estimated) for code, rows in markets.items()},
+        "per_category": {name: metrics(rows.actual, rows.estimated) for name, rows in per_segment.items()},
+    }
+
+
+def holdout_metrics(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A version's stored holdout metrics with "per_category" keyed by segment name (not a mapping: {})."""
+    stored = metadata.get("metrics") or {}
+    return {**stored, "per_category": segments.keyed(stored.get("per_category"))}

@@ -22,7 +22,8 @@ from core.parsers import LimitedJSONParser
 from ml.api import ERR_404, MSG_UNKNOWN_VERSION, VERSION, ModelRefused, metadata_or_404
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.serving import model_registry
-from modelops.accuracy import live_accuracy, recorded_actuals
+from modelops import segments
+from modelops.accuracy import holdout_metrics, live_accuracy, recorded_actuals
 from modelops.drift import COVERAGE, MEDIAN_ERROR, RULE, version_drift
 from modelops.replay_reports import replay_reports
 from modelops.services import NothingToCompare, model_replay
@@ -39,11 +40,20 @@ class MetricsSerializer(serializers.Serializer):
 
 class MetricsByCategorySerializer(serializers.Serializer):
     overall = MetricsSerializer()
-    per_category = serializers.DictField(child=MetricsSerializer())
+    per_marketplace = serializers.DictField(
+        child=MetricsSerializer(), required=False, help_text="Per marketplace code (us, uk, ...), all its categories."
+    )
+    per_category = serializers.DictField(
+        child=MetricsSerializer(),
+        help_text='Per segment: "uk/books", or the bare category in us ("books"), as versions trained before '
+        "marketplaces name theirs.",
+    )
 
 
 class DriftCategorySerializer(serializers.Serializer):
-    actuals = serializers.IntegerField(help_text="Recorded actual sales on this version's estimates in the category.")
+    actuals = serializers.IntegerField(
+        help_text="Recorded actual sales on this version's estimates in the marketplace and category."
+    )
     needed = serializers.IntegerField(help_text="How many more actuals before an alarm can be raised (0: enough).")
     live_coverage = serializers.FloatField(
         allow_null=True, help_text="Share of the actuals within [estimated_sales_low, estimated_sales_high]."
@@ -65,14 +75,18 @@ class DriftCategorySerializer(serializers.Serializer):
 
 
 class DriftSerializer(serializers.Serializer):
-    alarm = serializers.BooleanField(help_text="True when any category's alarm is raised.")
-    drifted = serializers.ListField(child=serializers.CharField(), help_text="The categories whose alarm is raised.")
+    alarm = serializers.BooleanField(help_text="True when any segment's alarm is raised.")
+    drifted = serializers.ListField(
+        child=serializers.CharField(), help_text='The segments ("uk/books"; "books" in us) whose alarm is raised.'
+    )
     holdout_figures = serializers.BooleanField(
         help_text="False for versions trained without a model card: no holdout figures, so no alarm."
     )
     note = serializers.CharField(allow_null=True)
     rule = serializers.CharField(help_text="The alarm rule, with its margins.")
-    per_category = serializers.DictField(child=DriftCategorySerializer())
+    per_category = serializers.DictField(
+        child=DriftCategorySerializer(), help_text='Per segment, keyed "uk/books" ("books" in us).'
+    )
 
 
 class AccuracySerializer(serializers.Serializer):
@@ -96,13 +110,13 @@ class ModelAccuracyView(APIView):
         registry = model_registry()
         metadata = metadata_or_404(registry, version)
         recorded = recorded_actuals(version)
-        live = live_accuracy(version=version, categories=metadata["categories"], recorded=recorded)
+        live = live_accuracy(version=version, segment_names=segments.of_version(metadata), recorded=recorded)
         return Response(
             {
                 "version": version,
                 "active": registry.active_version() == version,
                 "live": live,
-                "holdout": metadata["metrics"],
+                "holdout": holdout_metrics(metadata),
                 "drift": version_drift(metadata, recorded),
                 "_links": {
                     "self": {"title": "accuracy", "href": f"models/{version}/accuracy"},
@@ -144,6 +158,15 @@ class ReplayCategorySerializer(serializers.Serializer):
     )
 
 
+class ReplaySkippedSerializer(serializers.Serializer):
+    rows = serializers.IntegerField(help_text="Estimations of this segment left out of the replay.")
+    lacking = serializers.ListField(
+        child=serializers.ChoiceField(choices=["candidate", "active"]),
+        help_text="Which model has no curve for the segment (empty: their rank_history could not be read).",
+    )
+    message = serializers.CharField(help_text="The same in a sentence.")
+
+
 class ReplayReportSerializer(serializers.Serializer):
     _id = serializers.CharField()
     created = serializers.CharField()
@@ -152,9 +175,17 @@ class ReplayReportSerializer(serializers.Serializer):
     actor = serializers.DictField()
     sample = serializers.IntegerField(allow_null=True)
     rows = serializers.IntegerField()
-    skipped_rows = serializers.IntegerField(help_text="Estimations in a category one of the two models lacks.")
+    skipped_rows = serializers.IntegerField(
+        help_text="Estimations in a marketplace and category one of the two models lacks (see skipped)."
+    )
+    skipped = serializers.DictField(
+        child=ReplaySkippedSerializer(), required=False, help_text='Per segment ("uk/books"; "books" in us) skipped.'
+    )
     overall = ReplayCategorySerializer()
-    per_category = serializers.DictField(child=ReplayCategorySerializer())
+    per_marketplace = serializers.DictField(child=ReplayCategorySerializer(), required=False)
+    per_category = serializers.DictField(
+        child=ReplayCategorySerializer(), help_text='Per segment, keyed "uk/books" ("books" in us).'
+    )
 
 
 class ReplayListSerializer(serializers.Serializer):

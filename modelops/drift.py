@@ -11,33 +11,34 @@ from typing import Any
 import numpy as np
 
 from ml.card_serializers import readable_card
+from modelops import segments
 from modelops.accuracy import Recorded, recorded_actuals
 
-MIN_ACTUALS = 30  # fewer recorded actuals in a category: no alarm, whatever the figures
+MIN_ACTUALS = 30  # fewer recorded actuals in a segment (marketplace x category): no alarm, whatever the figures
 MIN_LIVE_COVERAGE = 0.70  # live share of actuals within the stored 80% interval below this: alarm
 MAX_ERROR_FACTOR = 1.5  # live median error above this many times the holdout's: alarm
 COVERAGE, MEDIAN_ERROR = "coverage", "median_error"
 REASONS = (COVERAGE, MEDIAN_ERROR)
 RULE = (
-    f"Per category, with at least {MIN_ACTUALS} recorded actuals: an alarm when the live interval coverage "
-    f"(share of actuals within [estimated_sales_low, estimated_sales_high]) is under {MIN_LIVE_COVERAGE:.2f}, "
-    f"or the live median error (median |estimated_sales - actual| / actual, actuals > 0) is over "
-    f"{MAX_ERROR_FACTOR}x the holdout median_error of the version's model card. Versions without a model "
-    "card have no holdout figures and raise no alarm."
+    f"Per segment (marketplace x category), with at least {MIN_ACTUALS} recorded actuals: an alarm when the live "
+    f"interval coverage (share of actuals within [estimated_sales_low, estimated_sales_high]) is under "
+    f"{MIN_LIVE_COVERAGE:.2f}, or the live median error (median |estimated_sales - actual| / actual, "
+    f"actuals > 0) is over {MAX_ERROR_FACTOR}x the holdout median_error of the version's model card. "
+    "Versions without a model card have no holdout figures and raise no alarm."
 )
 NO_CARD = "no holdout figures (the version was trained without a model card): no alarm"
 
 
 def version_drift(metadata: dict[str, Any], recorded: dict[str, Recorded] | None = None) -> dict[str, Any]:
-    """The drift figures of a version (its registry ``metadata``), per category and overall: ``alarm``
-    is true when any category's is. ``recorded``: the version's actuals, if already read."""
+    """The drift figures of a version (its registry ``metadata``), per segment ("per_category", keyed
+    by segment name, "books" in us, "uk/books" elsewhere) and overall: ``alarm`` is true when any segment's is.
+    ``recorded``: the version's actuals, if already read."""
     recorded = recorded_actuals(metadata["version"]) if recorded is None else recorded
     card = readable_card(metadata.get("model_card"))  # an unreadable card counts as none: no alarm, no 500
-    card_categories = (card or {}).get("per_category")
-    card_categories = card_categories if isinstance(card_categories, dict) else {}
-    names = sorted(set(metadata.get("categories", [])) | set(recorded) | set(map(str, card_categories)))
+    card_segments = segments.keyed((card or {}).get("per_category"))
+    names = sorted(set(segments.of_version(metadata)) | set(recorded) | set(card_segments))
     per_category = {
-        name: category_drift(metadata["version"], name, recorded.get(name), _entry(card_categories.get(name)))
+        name: category_drift(metadata["version"], name, recorded.get(name), _entry(card_segments.get(name)))
         for name in names
     }
     drifted = [name for name, figures in per_category.items() if figures["alarm"]]
@@ -55,9 +56,9 @@ def _entry(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def category_drift(version: int, category: str, recorded: Recorded | None, holdout: dict[str, Any] | None) -> dict:
-    """One category's live figures beside its holdout ones, the alarm, its reasons and a line saying so.
-    ``holdout``: the category's entry in the model card, None without one."""
+def category_drift(version: int, name: str, recorded: Recorded | None, holdout: dict[str, Any] | None) -> dict:
+    """One segment's live figures beside its holdout ones, the alarm, its reasons and a line saying so.
+    ``name``: the segment's ("uk/books", "books" in us); ``holdout``: its entry in the model card, None without one."""
     actuals = 0 if recorded is None else len(recorded.actual)
     coverage = error = None
     if recorded is not None:
@@ -91,7 +92,7 @@ def category_drift(version: int, category: str, recorded: Recorded | None, holdo
         "alarm": bool(reasons),
         "reasons": reasons,
     }
-    figures["message"] = _message(version, category, figures, has_card=holdout is not None)
+    figures["message"] = _message(version, name, figures, has_card=holdout is not None)
     return figures
 
 
@@ -99,11 +100,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _message(version: int, category: str, figures: dict[str, Any], *, has_card: bool) -> str:
+def _message(version: int, name: str, figures: dict[str, Any], *, has_card: bool) -> str:
     """What a person reads: which figure drifted, live against holdout, on how many actuals."""
-    where = f"version {version}, {category}"
+    where = f"version {version}, {segments.label(name)}"
     if not has_card:
-        return f"{where}: no holdout figures for this category, no alarm"
+        return f"{where}: no holdout figures for this marketplace and category, no alarm"
     if figures["needed"]:
         return (
             f"{where}: {figures['actuals']} actual{'s' if figures['actuals'] != 1 else ''} recorded, "

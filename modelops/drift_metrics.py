@@ -17,45 +17,51 @@ from prometheus_client.metrics_core import Metric
 
 from core import mongo
 from estimations.selectors import versions_with_actuals
+from ml.markets import split_segment
 from ml.serving import model_registry
+from modelops import segments
 from modelops.drift import MAX_ERROR_FACTOR, MIN_ACTUALS, MIN_LIVE_COVERAGE, REASONS, version_drift
 
 logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 60.0  # a worker reads the actuals at most once a minute, however often it is scraped
 VERSIONS = 3  # the newest versions with a model card and actuals (and the active one): bounded series
+# Series per family: at most VERSIONS x the segments (marketplace x category) each version was trained for
+# (x the reasons, for the alarm); actuals in a segment the version lacks add none.
 ALARM_HELP = (
-    f"1 when a version's category drifted (reason: coverage under {MIN_LIVE_COVERAGE}, or median_error over "
-    f"{MAX_ERROR_FACTOR}x the holdout's), with at least {MIN_ACTUALS} recorded actuals; else 0"
+    f"1 when a version's marketplace x category drifted (reason: coverage under {MIN_LIVE_COVERAGE}, or "
+    f"median_error over {MAX_ERROR_FACTOR}x the holdout's), with at least {MIN_ACTUALS} recorded actuals; else 0"
 )
 
 
 def drift_families() -> list[Metric]:
     """The gauges, from one read of the registry and of each version's actuals."""
-    alarm = GaugeMetricFamily("model_drift_alarm", ALARM_HELP, labels=["version", "category", "reason"])
+    labels = ["version", "marketplace", "category"]
+    alarm = GaugeMetricFamily("model_drift_alarm", ALARM_HELP, labels=[*labels, "reason"])
     actuals = GaugeMetricFamily(
-        "model_drift_actuals", "Recorded actual sales per version and category", labels=["version", "category"]
+        "model_drift_actuals", "Recorded actual sales per version, marketplace and category", labels=labels
     )
     coverage = GaugeMetricFamily(
-        "model_drift_live_coverage",
-        "Share of recorded actuals within the stored 80% interval",
-        labels=["version", "category"],
+        "model_drift_live_coverage", "Share of recorded actuals within the stored 80% interval", labels=labels
     )
     error = GaugeMetricFamily(
         "model_drift_live_median_error",
         "Median |estimated_sales - actual| / actual over recorded actuals > 0",
-        labels=["version", "category"],
+        labels=labels,
     )
     for metadata in _versions_in_scope():
-        version = str(metadata["version"])
-        for category, figures in version_drift(metadata)["per_category"].items():
+        version, trained = str(metadata["version"]), set(segments.of_version(metadata))
+        for name, figures in version_drift(metadata)["per_category"].items():
+            if name not in trained:
+                continue  # the labels stay those of the version's own curves, whatever is stored
+            series = [version, *split_segment(name)]
             for reason in REASONS:
-                alarm.add_metric([version, category, reason], 1.0 if reason in figures["reasons"] else 0.0)
-            actuals.add_metric([version, category], figures["actuals"])
+                alarm.add_metric([*series, reason], 1.0 if reason in figures["reasons"] else 0.0)
+            actuals.add_metric(series, figures["actuals"])
             if figures["live_coverage"] is not None:
-                coverage.add_metric([version, category], figures["live_coverage"])
+                coverage.add_metric(series, figures["live_coverage"])
             if figures["live_median_error"] is not None:
-                error.add_metric([version, category], figures["live_median_error"])
+                error.add_metric(series, figures["live_median_error"])
     return [alarm, actuals, coverage, error]
 
 

@@ -1,8 +1,7 @@
-"""/inspect/: an admin's view of the service: the active model and its card, its versions, live accuracy
-from recorded actuals (drawn beside the holdout), shadow replay reports, the audit trail, recent
-estimations and the model's curves (also alone, as one SVG file: /inspect/curves.svg). Admin API keys
-only: a browser signs in once with the key (kept as its hash in a signed, HTTP-only session cookie);
-scripts may send the key in the Authorization header instead."""
+"""/inspect/: an admin's view: the active model and its card, versions, live accuracy (beside the holdout),
+shadow replays, the audit trail, recent estimations and the curves (alone: /inspect/curves.svg), each per
+marketplace x category, grouped by marketplace. Admin API keys only: a browser signs in once with the key
+(its hash kept in a signed, HTTP-only session cookie); scripts may send it in the Authorization header."""
 
 from __future__ import annotations
 
@@ -26,11 +25,13 @@ from core.errors import envelope
 from core.http import http_date
 from core.limits import whole_number
 from estimations.selectors import estimations_newest, versions_with_actuals
+from ml.markets import DEFAULT_MARKETPLACE, split_segment
 from ml.plot import LEGEND, accuracy_svg, curve_panels, curves_svg
 from ml.serving import NoActiveModel, get_estimator, model_registry
-from modelops.accuracy import live_accuracy, recorded_actuals
+from modelops import segments
+from modelops.accuracy import holdout_metrics, live_accuracy, recorded_actuals
 from modelops.drift import RULE, version_drift
-from modelops.model_card import card_tables
+from modelops.model_card import card_tables, segment_label
 from modelops.replay_reports import replay_reports
 
 SESSION_KEY = "inspect_key_hash"
@@ -121,11 +122,20 @@ def logout(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(LOGIN_URL)
 
 
-def _filters(request: HttpRequest, categories: list[str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+def _filters(
+    request: HttpRequest, categories: list[str], marketplaces: list[str]
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """The estimations filter from the form, the values to show back, and what was ignored."""
-    shown = {name: request.GET.get(name, "").strip() for name in ("category", "min_rank", "max_rank")}
+    shown = {name: request.GET.get(name, "").strip() for name in ("marketplace", "category", "min_rank", "max_rank")}
     query: dict[str, Any] = {}
     ignored = []
+    if shown["marketplace"]:
+        if shown["marketplace"] not in marketplaces:
+            ignored.append(f"unknown marketplace '{shown['marketplace'][:40]}'")
+        elif shown["marketplace"] == DEFAULT_MARKETPLACE:  # estimations stored before marketplaces are us
+            query["marketplace"] = {"$in": [DEFAULT_MARKETPLACE, None]}
+        else:
+            query["marketplace"] = shown["marketplace"]
     if shown["category"]:
         if shown["category"] in categories:
             query["category"] = shown["category"]
@@ -214,20 +224,22 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     versions = registry.list()
     active_version = registry.active_version()
     active = next((meta for meta in versions if meta["version"] == active_version), None)
-    categories = active["categories"] if active else []
-    query, shown, ignored = _filters(request, categories)
+    trained = segments.by_marketplace(segments.of_version(active)) if active else {}
+    categories = sorted({split_segment(name)[1] for members in trained.values() for name in members})
+    query, shown, ignored = _filters(request, categories, list(trained))
     recent = estimations_newest(filter_=query, limit=RECENT)
     try:
-        chart = [mark_safe(panel) for panel in curve_panels(get_estimator())]  # noqa: S308 - ours, names escaped
+        panels = curve_panels(get_estimator())
+        chart = [
+            {"marketplace": code, "panels": [mark_safe(panel) for panel in drawn]}  # noqa: S308 - ours, escaped
+            for code, drawn in panels.items()
+        ]
     except NoActiveModel:
         chart = []
     audit, _ = audit_log().find(action=None, skip=0, limit=AUDIT_SHOWN)
     return {
         "accuracy": _accuracy(versions, active_version),
-        "replays": [
-            {**report, "created": http_date(report["created"])}
-            for report in replay_reports().latest(limit=REPLAYS_SHOWN)
-        ],
+        "replays": [_replay(report) for report in replay_reports().latest(limit=REPLAYS_SHOWN)],
         "audit": [{**entry, "at": http_date(entry["at"])} for entry in audit],
         "active": _card(active) if active else None,
         "model_card": card_tables(active) if active else None,
@@ -235,9 +247,18 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "versions": [_card(meta) for meta in versions],
         "active_version": active_version,
         "categories": categories,
+        "marketplaces": list(trained),
         "filters": shown,
         "ignored": ignored,
-        "recent": [{**doc, "id": str(doc["_id"]), "created": http_date(doc["_created"])} for doc in recent],
+        "recent": [
+            {
+                **doc,
+                "id": str(doc["_id"]),
+                "created": http_date(doc["_created"]),
+                "marketplace": segments.of_document(doc)[0],
+            }
+            for doc in recent
+        ],
         "recent_limit": RECENT,
         "chart": chart,
     }
@@ -253,15 +274,29 @@ def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> lis
     for version in sorted((v for v in measured if v in by_version), reverse=True)[:ACCURACY_VERSIONS]:
         meta = by_version[version]
         recorded = recorded_actuals(version)
-        live = live_accuracy(version=version, categories=meta["categories"], recorded=recorded)
+        live = live_accuracy(version=version, segment_names=segments.of_version(meta), recorded=recorded)
         drift = version_drift(meta, recorded)
-        holdout = meta["metrics"]
-        rows = [{"name": "overall", "live": live["overall"], "holdout": holdout["overall"]}] + [
-            {"name": name, "live": live_row, "holdout": holdout["per_category"].get(name, {})}
-            for name, live_row in sorted(live["per_category"].items())
+        holdout = holdout_metrics(meta)
+        rows = [{"name": "overall", "kind": "overall", "live": live["overall"], "holdout": holdout["overall"]}]
+        for code, members in segments.by_marketplace(live["per_category"]).items():
+            held = (holdout.get("per_marketplace") or {}).get(code, {})
+            rows.append({"name": code, "kind": "marketplace", "live": live["per_marketplace"][code], "holdout": held})
+            rows += [
+                {
+                    "name": name,
+                    "kind": "segment",
+                    "label": segment_label(name),
+                    "live": live["per_category"][name],
+                    "holdout": holdout["per_category"].get(name, {}),
+                }
+                for name in members
+            ]
+        chart = mark_safe(accuracy_svg(version, live, holdout))  # noqa: S308 - our own SVG, escaped
+        alarms = [
+            {"segment": name, "marketplace": split_segment(name)[0], "category": split_segment(name)[1], **row}
+            for name, row in drift["per_category"].items()
+            if row["alarm"]
         ]
-        chart = mark_safe(accuracy_svg(version, live, meta["metrics"]))  # noqa: S308 - our own SVG, escaped
-        alarms = [{"category": name, **row} for name, row in drift["per_category"].items() if row["alarm"]]
         shown.append(
             {
                 "version": version,
@@ -274,6 +309,32 @@ def _accuracy(versions: list[dict[str, Any]], active_version: int | None) -> lis
     return shown
 
 
+def _replay(report: dict[str, Any]) -> dict[str, Any]:
+    """A stored replay report for the page: its rows grouped by marketplace (an older report's bare
+    categories are us)."""
+    per_segment = segments.keyed(report.get("per_category"))
+    markets = report.get("per_marketplace") or {}
+    groups = [
+        {
+            "marketplace": code,
+            "figures": markets.get(code),
+            "rows": [(name, segment_label(name), per_segment[name]) for name in members],
+        }
+        for code, members in segments.by_marketplace(per_segment).items()
+    ]
+    notes = list((report.get("skipped") or {}).values())
+    return {**report, "created": http_date(report["created"]), "groups": groups, "skipped_notes": notes}
+
+
 def _card(meta: dict[str, Any]) -> dict[str, Any]:
-    per_category = sorted(meta["metrics"]["per_category"].items())
-    return {**meta, "created": http_date(meta["created"]), "per_category": per_category}
+    """A version's figures for the page; its holdout metrics per segment, grouped by marketplace."""
+    holdout = holdout_metrics(meta)
+    groups = [
+        {
+            "marketplace": code,
+            "figures": (holdout.get("per_marketplace") or {}).get(code),
+            "rows": [(name, segment_label(name), holdout["per_category"][name]) for name in members],
+        }
+        for code, members in segments.by_marketplace(holdout["per_category"]).items()
+    ]
+    return {**meta, "created": http_date(meta["created"]), "holdout_groups": groups}

@@ -1,5 +1,6 @@
-"""The model card as /inspect/ shows it: one row per category (training rows, interval coverage by rank
-band, median error; and the fitted slope by decade of rank), every figure formatted for reading."""
+"""The model card as /inspect/ shows it: one row per segment, grouped by marketplace (training rows,
+interval coverage by rank band, median error; and the fitted slope by decade of rank), formatted for reading.
+A card of a version trained before marketplaces (keyed by bare category) shows as us."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 from django.utils.safestring import SafeString, mark_safe
 
 from ml.card_serializers import readable_card
+from ml.markets import split_segment
 from ml.plot import compact_number
+from modelops import segments
 
 BAND_NAMES = ("head", "middle", "tail")
 COVERAGE_BOUNDS = (0.70, 0.90)  # a band's coverage outside these is flagged: every band is held to them
@@ -31,6 +34,12 @@ def breakable(name: str) -> SafeString:
     return mark_safe(escape(name).replace("_", "_<wbr>"))  # noqa: S308 - escaped first
 
 
+def segment_label(name: str) -> SafeString:
+    """ "uk/sports_outdoors" as "uk / sports_outdoors", the marketplace muted, the category breakable."""
+    marketplace, category = split_segment(name)
+    return mark_safe(f'<span class="mp">{escape(marketplace)} /</span> {breakable(category)}')  # noqa: S308
+
+
 def _share(value: float | None, flag: bool = True) -> dict[str, Any]:
     if value is None:
         return {"text": "–", "off": False, "title": "no holdout rows in this band"}
@@ -47,9 +56,12 @@ def _coverage(figures: dict[str, Any]) -> list[dict[str, Any]]:
 def _row(name: str, figures: dict[str, Any], decades: list[tuple[int, int]]) -> dict[str, Any]:
     slopes = {(d["from_rank"], d["to_rank"]): d["slope"] for d in figures["slope_by_decade"]}
     error = figures.get("median_error")
+    marketplace, category = split_segment(name)
     return {
         "name": name,
-        "label": breakable(name),
+        "marketplace": marketplace,
+        "category": category,
+        "label": segment_label(name),
         "training_rows": f"{figures['training_rows']:,}",
         "holdout_rows": f"{figures['holdout_rows']:,}",
         "coverage": _coverage(figures["coverage"]),
@@ -67,8 +79,9 @@ def card_tables(metadata: dict[str, Any]) -> dict[str, Any]:
     if readable_card(card) is None:
         return {"missing": "This version's model card could not be read: it is not of the shape the service writes."}
     try:
-        per_category = card["per_category"]
-        names = sorted(per_category)
+        per_category = segments.keyed(card["per_category"])
+        groups = segments.by_marketplace(per_category)
+        names = [name for members in groups.values() for name in members]
         decades = sorted({(d["from_rank"], d["to_rank"]) for n in names for d in per_category[n]["slope_by_decade"]})
         rows = [_row(name, per_category[name], decades) for name in names]
         overall = {
@@ -87,6 +100,9 @@ def card_tables(metadata: dict[str, Any]) -> dict[str, Any]:
         "bands": [{"name": name, "ranks": band_label(bands.get(name))} for name in BAND_NAMES],
         "decades": [f"{compact_number(low)}–{compact_number(high)}" for low, high in decades],
         "rows": rows,
+        "groups": [
+            {"marketplace": code, "rows": [row for row in rows if row["marketplace"] == code]} for code in groups
+        ],
         "overall": overall,
         "bounds": f"{COVERAGE_BOUNDS[0]:.0%}–{COVERAGE_BOUNDS[1]:.0%}",
     }

@@ -1,6 +1,6 @@
 """In a real headless browser (Debian's chromium, driven by Playwright): the inspection page loads, its
-model card and curves read at desktop and phone widths, and the browsable API's form creates an estimation.
-Screenshots go to test-output/."""
+model card and curves (one per marketplace x category, grouped by marketplace) read at desktop and phone
+widths, and the browsable API's form creates an estimation. Screenshots go to test-output/."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ import pytest
 
 from core import mongo
 from core.api_keys import api_key_store
+from ml.markets import split_segment
+from modelops import segments
 from tests.live import LiveServer, trained_database
 from tests.model_card import model_card
+from tests.modelops.fakes import ordered
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +108,10 @@ def test_inspection_page_loads_and_its_charts_render(live, browser):
 
     assert "Version 1" in page.inner_text("#model-card")
     curves = page.locator("#chart svg polyline.curve")
-    assert curves.count() == 8
+    assert curves.count() == len(trained_segments())
     box = curves.first.bounding_box()
     assert box is not None and box["width"] > 150 and box["height"] > 50  # drawn, not just present
-    live_bar = page.locator('#accuracy svg rect.bar.live[data-category="books"]')
+    live_bar = page.locator('#accuracy svg rect.bar.live[data-segment="books"]')
     bar = live_bar.bounding_box()
     assert bar is not None and bar["width"] > 100  # 100% within 2x: a full-length bar
     OUTPUT.mkdir(exist_ok=True)
@@ -176,6 +179,11 @@ def boxes_apart(boxes: list[dict]) -> bool:
     )
 
 
+def trained_segments() -> list[str]:
+    """Version 1's segments ("uk/books"), as the page orders them: by marketplace, us first."""
+    return ordered(segments.of_version(mongo.get_database()["models"].find_one({"version": 1})))
+
+
 def no_sideways_scrolling(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -183,7 +191,7 @@ def no_sideways_scrolling(page) -> bool:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser, width):
     server, admin_key = live
-    expected = mongo.get_database()["models"].find_one({"version": 1})["model_card"]["per_category"]
+    expected = segments.keyed(mongo.get_database()["models"].find_one({"version": 1})["model_card"]["per_category"])
     context, page = signed_in(browser, server, admin_key, width)
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / f"inspect-{width}.png"), full_page=True)
@@ -191,13 +199,23 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
     page.locator("#model-card").screenshot(path=str(OUTPUT / f"card-{width}.png"))
 
     panels = page.locator("#chart svg.panel")
-    assert panels.count() == len(expected) == 8
+    names = ordered(list(expected))
+    assert panels.count() == len(expected) == len(trained_segments())
+    assert len({split_segment(name)[0] for name in names}) >= 3  # the sample model: several marketplaces
+    headings = {h.get_attribute("data-marketplace"): h for h in page.locator("#chart h3.marketplace").all()}
+    assert list(headings) == list(segments.by_marketplace(names))
     boxes = []
-    for index, name in enumerate(sorted(expected)):
+    for index, name in enumerate(names):
         panel = panels.nth(index)
         box = panel.locator("rect.panel-frame").bounding_box()  # the panel's area (its clipped lines reach past)
         title = panel.locator("text.panel-title")
-        assert panel.get_attribute("data-category") == name and title.text_content() == name
+        assert panel.get_attribute("data-segment") == name and title.text_content() == segments.label(name)
+        codes = list(headings)
+        position = codes.index(split_segment(name)[0])
+        heading = headings[codes[position]].bounding_box()
+        assert heading["y"] + heading["height"] <= box["y"]  # under its marketplace's heading
+        if position + 1 < len(codes):  # and above the next marketplace's
+            assert box["y"] + box["height"] <= headings[codes[position + 1]].bounding_box()["y"]
         assert title.is_visible()
         inside = title.bounding_box()
         assert box["x"] <= inside["x"] and inside["x"] + inside["width"] <= box["x"] + box["width"]  # not cut off
@@ -205,7 +223,7 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
         boxes.append(box)
     assert boxes_apart(boxes)
     for name, figures in expected.items():
-        row = page.locator(f'#card-coverage tr.card-row[data-category="{name}"]')
+        row = page.locator(f'#card-coverage tr.card-row[data-segment="{name}"]')
         assert row.is_visible()
         assert row.locator("td.training-rows").inner_text() == f"{figures['training_rows']:,}"
         shown = [cell.strip() for cell in row.locator("td.coverage").all_inner_texts()]
@@ -213,9 +231,11 @@ def test_the_card_and_one_panel_per_category_as_a_person_sees_them(live, browser
             "–" if figures["coverage"][band] is None else f"{figures['coverage'][band]:.0%}"
             for band in ("overall", "head", "middle", "tail")
         ]
-    for table in ("#card-coverage", "#card-slopes"):
+    section = page.locator("#model-card").bounding_box()
+    for table in ("#holdout-metrics", "#card-coverage", "#card-slopes"):
         box = page.locator(table).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS[width][0]  # whole, without scrolling it
+        assert box["x"] + box["width"] <= section["x"] + section["width"], (table, box, section)  # not clipped
     assert no_sideways_scrolling(page)
     context.close()
 
@@ -228,8 +248,9 @@ def test_the_curves_file_scales_to_the_screen(live, browser, width):
     page.goto(server.url + "/inspect/curves.svg")
 
     panels = page.locator("svg.panel")
-    assert panels.count() == 8
-    boxes = [panels.nth(index).locator("rect.panel-frame").bounding_box() for index in range(8)]
+    count = len(trained_segments())
+    assert panels.count() == count
+    boxes = [panels.nth(index).locator("rect.panel-frame").bounding_box() for index in range(count)]
     assert boxes_apart(boxes)
     assert max(box["x"] + box["width"] for box in boxes) <= WIDTHS[width][0] + 0.5
     assert no_sideways_scrolling(page)

@@ -75,8 +75,9 @@ def test_train_model_draws_the_curves(mongo_db, tmp_path):
     svg = ET.parse(chart).getroot()
     curves = svg.findall(".//{http://www.w3.org/2000/svg}polyline[@class='curve']")
     bands = svg.findall(".//{http://www.w3.org/2000/svg}polygon[@class='band']")
-    assert {curve.get("data-category") for curve in curves} == set(model_registry().get(1)["categories"])
-    assert len(bands) == len(curves) == 8
+    trained = model_registry().get(1)["categories"]  # its segments: "books" in us, "uk/books" elsewhere
+    assert {curve.get("data-segment") for curve in curves} == set(trained)
+    assert len(bands) == len(curves) == len(trained) == 24
 
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3"])

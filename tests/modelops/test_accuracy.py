@@ -71,6 +71,7 @@ class TestAccuracy:
         assert_metrics(body["live"]["per_category"]["books"], by_hand(recorded["books"]))
         assert_metrics(body["live"]["per_category"]["electronics"], by_hand(recorded["electronics"]))
         assert_metrics(body["live"]["overall"], by_hand(recorded["books"] + recorded["electronics"]))
+        assert_metrics(body["live"]["per_marketplace"]["us"], by_hand(recorded["books"] + recorded["electronics"]))
         # And the hand values themselves: 1x, 2x and 4x give APEs 0, 0.5, 0.75 and two of three within 2x.
         assert by_hand(recorded["books"])["median_ape"] == 0.5
         assert by_hand(recorded["books"])["within_2x"] == pytest.approx(2 / 3)
@@ -104,6 +105,21 @@ class TestAccuracy:
 
         assert newer_body["live"]["overall"]["rows"] == 1 and newer_body["live"]["overall"]["rmse_log1p"] == 0
         assert older_body["live"]["overall"]["rows"] == 4 and older_body["active"] is False
+
+    def test_per_marketplace_and_segment_with_the_sample_models_three(self, api, mongo_db, recorded, active_model):
+        template = mongo_db["estimations"].find_one({"category": "books", "actual_sales": {"$exists": True}})
+        for actual in (10, 40):  # as the API stores a uk estimation with actuals (put in directly here)
+            document = {**template, "marketplace": "uk", "estimated_sales": 20, "actual_sales": actual}
+            mongo_db["estimations"].insert_one({key: value for key, value in document.items() if key != "_id"})
+
+        live = api.get(f"/models/{active_model['version']}/accuracy").json()["live"]
+
+        assert list(live["per_marketplace"]) == ["us", "de", "uk"]
+        assert_metrics(live["per_marketplace"]["uk"], by_hand([(20, 10), (20, 40)]))
+        assert_metrics(live["per_category"]["uk/books"], by_hand([(20, 10), (20, 40)]))
+        assert live["per_category"]["de/books"]["rows"] == 0 and live["per_marketplace"]["de"]["rows"] == 0
+        assert_metrics(live["per_category"]["books"], by_hand(recorded["books"]))  # us's: unchanged
+        assert live["overall"]["rows"] == 6
 
     def test_unknown_version_is_404(self, api, active_model):
         assert_error_envelope(api.get("/models/42/accuracy"), 404)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ml import serving
+from ml import markets, serving
 from ml.train import TrainedModel
-from modelops import drift, drift_metrics
+from modelops import drift, drift_metrics, segments
 from modelops.accuracy import Recorded
 from modelops.drift_metrics import COLLECTOR
 from tests.helpers import legacy_trained_model, post_json
@@ -108,7 +108,9 @@ def gauges(api) -> dict[tuple, float]:
     for family in text_string_to_metric_families(response.content.decode()):
         for sample in family.samples:
             if sample.name.startswith("model_drift_"):
-                labels = tuple(sample.labels.get(name) for name in ("version", "category", "reason"))
+                where = sample.labels
+                segment = markets.segment(where["marketplace"], where["category"]) if "category" in where else None
+                labels = (where.get("version"), segment, where.get("reason"))
                 found[(sample.name, *(label for label in labels if label is not None))] = sample.value
     return found
 
@@ -154,7 +156,7 @@ class TestAShiftedCurve:
         assert figures[SHIFTED]["reasons"] == ["coverage", "median_error"]
         assert figures[SHIFTED]["live_coverage"] == 0.0
         assert figures[SHIFTED]["live_median_error"] == pytest.approx(0.6, abs=0.01)
-        holdout = drifted["model_card"]["per_category"][SHIFTED]["median_error"]
+        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED]["median_error"]
         assert figures[SHIFTED]["median_error_limit"] == pytest.approx(1.5 * holdout)
         # the honest category: 80% inside, an error like the holdout's, no alarm
         assert figures[HONEST]["alarm"] is False and figures[HONEST]["reasons"] == []
@@ -181,10 +183,10 @@ class TestAShiftedCurve:
     def test_puts_a_line_naming_it_on_the_inspection_page(self, admin, drifted):
         lines = drift_lines(admin.get("/inspect/").content.decode())
 
-        holdout = drifted["model_card"]["per_category"][SHIFTED]["median_error"]
+        holdout = segments.keyed(drifted["model_card"]["per_category"])[SHIFTED]["median_error"]
         assert len(lines) == 1, lines
         line = lines[0]
-        assert f"version {drifted['version']}, {SHIFTED}" in line and "on 40 actuals" in line
+        assert f"version {drifted['version']}, us / {SHIFTED}" in line and "on 40 actuals" in line
         assert "live interval coverage 0% is under 70% (holdout 80%)" in line
         assert f"live median error 60% is over 1.5x the holdout's {holdout:.0%}" in line
 
@@ -214,7 +216,7 @@ class TestNoAlarm:
         registry.activate(old)
         serving.reset()
         books = estimate(api, SHIFTED)
-        record(api, books, shifted(books))
+        record(api, books, [3 * item["estimated_sales_high"] + 1 for item in books])  # all above the interval
 
         body = api.get(f"/models/{old}/accuracy").json()
 
@@ -295,14 +297,14 @@ def test_on_the_production_server_every_worker_scrapes_the_same_alarm(wire_serve
             server.stop()
 
     # Then every scrape raised the alarm once, for books, whichever worker answered it
-    alarm = f'model_drift_alarm{{category="books",reason="coverage",version="{version}"}}'
+    alarm = f'model_drift_alarm{{category="books",marketplace="us",reason="coverage",version="{version}"}}'
     assert all(f"{alarm} 1.0" in text for text in scrapes), [
         line for line in scrapes[0].splitlines() if "drift" in line
     ]
-    assert all('category="electronics",reason="coverage"' in text for text in scrapes)
+    assert all('category="electronics",marketplace="us",reason="coverage"' in text for text in scrapes)
     assert not any(
-        re.search(r'model_drift_alarm\{category="(?!books)[^"]+",reason="\w+",version="\d+"\} 1', text)
-        for text in scrapes
+        re.search(r'model_drift_alarm\{category="(?!books)[^"]+",marketplace="\w+",reason="\w+",version="\d+"\} 1', t)
+        for t in scrapes
     )
     answered = counts_by_worker(metrics, '"http_requests_total"', '"metrics"')
     assert len(answered) == 2 and sum(answered.values()) == 20, answered  # both workers answered scrapes

@@ -9,7 +9,9 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
+from modelops import segments
 from tests.helpers import post_json
+from tests.modelops.fakes import ordered
 
 
 @pytest.fixture
@@ -84,10 +86,12 @@ class TestPage:
 
         assert f"Version {active_model['version']}</strong>" in html
         assert active_model["training_data"]["sha256"][:12] in html
-        assert html.count("<td>books</td>") >= 1 and 'id="holdout-metrics"' in html
-        for category in active_model["categories"]:
-            assert f'data-category="{category}"' in html
-        assert len(re.findall(r'<polyline class="curve"', html)) == len(active_model["categories"])
+        holdout = re.search(r'<table id="holdout-metrics">(.*?)</table>', html, re.S).group(1)
+        trained = segments.of_version(active_model)
+        assert re.findall(r'<tr class="segment" data-segment="([^"]+)"', holdout) == ordered(trained)
+        for name in active_model["categories"]:  # its segments
+            assert f'data-segment="{name}"' in html
+        assert len(re.findall(r'<polyline class="curve"', html)) == len(trained)
 
     def test_recent_estimations_newest_first(self, signed_in, active_model, estimations):
         found = rows(signed_in.get("/inspect/"))
@@ -166,14 +170,14 @@ class TestLoopSections:
         html = signed_in.get("/inspect/").content.decode()
 
         table = re.search(r'<table class="accuracy-table" data-version="1">(.*?)</table>', html, re.S).group(1)
-        books = re.search(r"<tr><td>books</td>(.*?)</tr>", table, re.S).group(1)
+        books = re.search(r'<tr class="segment" data-segment="books"><td>.*?</td>(.*?)</tr>', table, re.S).group(1)
         cells = re.findall(r"<td>(.*?)</td>", books, re.S)
         # one estimation, four times the estimate: APE 75%, not within 2x
         assert cells[:4] == ["1", cells[1], "75%", "0%"] and cells[1] != "–"
         assert "1 estimation with actuals" in html
-        assert re.search(r'<rect class="bar live" data-category="books"', html)
-        assert re.search(r'<rect class="bar holdout" data-category="books"', html)
-        assert not re.search(r'<rect class="bar live" data-category="toys_games"', html)  # no actuals there
+        assert re.search(r'<rect class="bar live" data-segment="books"', html)
+        assert re.search(r'<rect class="bar holdout" data-segment="books"', html)
+        assert not re.search(r'<rect class="bar live" data-segment="toys_games"', html)  # no actuals there
 
     def test_replay_reports_and_audit_entries(self, signed_in, api, keys, active_model, trained_model, with_actuals):
         from ml.serving import model_registry

@@ -9,10 +9,13 @@ from http import HTTPStatus
 
 import pytest
 
+from ml.markets import split_segment
 from ml.serving import model_registry
+from modelops import segments
 from modelops.model_card import card_tables
 from tests.helpers import assert_error_envelope
 from tests.model_card import model_card, with_card
+from tests.modelops.fakes import ordered
 
 
 @pytest.fixture
@@ -48,31 +51,32 @@ def test_the_card_shows_each_categorys_rows_coverage_and_slopes(signed_in, mongo
     html = signed_in.get("/inspect/").content.decode()
 
     coverage = table(html, "card-coverage")
-    assert coverage["category"] == ["training rows", "interval coverage", "median error"]
+    assert coverage["marketplace / category"] == ["training rows", "interval coverage", "median error"]
     assert coverage["all"] == ["head 1–299", "middle 300–30k", "tail > 30k"]  # the second header row
-    for name, figures in card.items():
-        shown = coverage[name]
+    for name, figures in segments.keyed(card).items():
+        assert coverage[split_segment(name)[0]] == []  # its marketplace's heading row
+        shown = coverage[segments.label(name)]
         assert shown[0] == f"{figures['training_rows']:,}"
         assert f'title="and {figures["holdout_rows"]:,} held out">{figures["training_rows"]:,}<' in html
         expected = [figures["coverage"][band] for band in ("overall", "head", "middle", "tail")]
         assert shown[1:5] == ["–" if share is None else f"{share:.0%}" for share in expected]
         assert shown[5] == f"{figures['median_error']:.0%}"
-    assert coverage["all categories"][0] == f"{sum(f['training_rows'] for f in card.values()):,}"
+    assert coverage["all segments"][0] == f"{sum(f['training_rows'] for f in card.values()):,}"
     slopes = table(html, "card-slopes")
-    assert slopes["category"] == ["1–10", "10–100", "100–1k", "1k–10k", "10k–100k", "100k–1M", "sigma"]
-    for name, figures in card.items():
-        assert slopes[name][:6] == [f"{d['slope']:.2f}" for d in figures["slope_by_decade"]]
+    assert slopes["marketplace / category"] == ["1–10", "10–100", "100–1k", "1k–10k", "10k–100k", "100k–1M", "sigma"]
+    for name, figures in segments.keyed(card).items():
+        assert slopes[segments.label(name)][:6] == [f"{d['slope']:.2f}" for d in figures["slope_by_decade"]]
 
 
 def test_coverage_outside_70_to_90_percent_is_flagged(signed_in, mongo_db, trained_model):
-    card = model_card(trained_model.metadata["categories"])
+    card = model_card(trained_model.metadata["markets"]["us"])  # every band inside 70-90% but this one
     card["per_category"]["books"]["coverage"]["head"] = 0.64
     activate(trained_model, card)
 
     html = signed_in.get("/inspect/").content.decode()
 
     flagged = re.findall(
-        r'<tr class="card-row" data-category="([^"]+)">(?:(?!</tr>).)*class="coverage off"', html, re.S
+        r'<tr class="card-row" data-segment="([^"]+)"[^>]*>(?:(?!</tr>).)*class="coverage off"', html, re.S
     )
     assert flagged == ["books"]
     assert 'title="64.0%: outside 70%–90%"' in html
@@ -104,8 +108,8 @@ def test_a_card_that_cannot_be_read_is_said_so(card):
 def test_the_curves_are_one_panel_per_category(signed_in, active_model):
     html = signed_in.get("/inspect/").content.decode()
 
-    names = re.findall(r'<svg xmlns="http://www.w3.org/2000/svg" class="panel" data-category="([^"]+)"', html)
-    assert names == active_model["categories"]
+    names = re.findall(r'<svg xmlns="http://www.w3.org/2000/svg" class="panel" data-segment="([^"]+)"', html)
+    assert names == ordered(segments.of_version(active_model))
     assert len(re.findall(r'class="panel-title"', html)) == len(names)
     assert 'href="/inspect/curves.svg"' in html
 
@@ -116,7 +120,7 @@ def test_the_curves_file(signed_in, active_model):
     assert response.status_code == HTTPStatus.OK and response["Content-Type"].startswith("image/svg+xml")
     svg = ET.fromstring(response.content)
     panels = svg.findall("{http://www.w3.org/2000/svg}svg[@class='panel']")
-    assert [p.get("data-category") for p in panels] == active_model["categories"]
+    assert [p.get("data-segment") for p in panels] == ordered(segments.of_version(active_model))
 
 
 def test_the_curves_file_needs_an_admin_and_a_model(client, signed_in, mongo_db):

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import statistics
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
@@ -21,6 +22,7 @@ from ml.serving import model_registry
 from ml.train import TrainedModel, train
 from tests.helpers import SAMPLE_CSV, assert_error_envelope, post_json
 
+HISTORY = [(0, 40), (3, 2500), (4, 900), (9, 60), (12, 50)]  # (day, rank): a volatile product
 ROWS = [(rank, category) for category in ("books", "toys_games", "electronics") for rank in (3, 80, 1500, 40_000)]
 
 
@@ -109,7 +111,8 @@ class TestReplayApi:
         active, candidate = fast(trained_model, 1), fast(doubled_model, stored["candidate"])
         assert (report["version"], report["against_version"], report["rows"]) == (stored["candidate"], 1, 12)
         for category in ("books", "toys_games", "electronics"):
-            shown, expected = report["per_category"][category], by_hand(active, candidate, mongo_db, category)
+            shown = report["per_category"][category]  # stored without a marketplace: us, named by its category
+            expected = by_hand(active, candidate, mongo_db, category)
             assert shown["rows"] == expected["rows"] == 4
             for name in ("median_ratio", "mean_abs_log1p_change", "share_over_2x"):
                 assert shown[name] == pytest.approx(expected[name], rel=1e-9), (category, name)
@@ -128,6 +131,7 @@ class TestReplayApi:
         assert (books["candidate"]["rmse_log1p"], books["active"]["rmse_log1p"]) == pytest.approx(expected["rmse"])
         assert books["closer"] == "candidate"  # the actuals were twice the active model's estimates
         assert report["per_category"]["toys_games"]["closer"] is None
+        assert report["per_marketplace"]["us"]["with_actuals"] == 4 and report["skipped_rows"] == 0
 
     def test_is_stored_listed_and_audited(self, api, mongo_db, keys, stored):
         report = api.post(f"/models/{stored['candidate']}/replay", {"sample": 5}, format="json", **admin(keys)).json()
@@ -155,6 +159,75 @@ class TestReplayApi:
         assert_error_envelope(api.post("/models/77/replay", **admin(keys)), 404)
 
 
+class TestReplayPerMarketplace:
+    """With the sample model of three marketplaces: estimations stored as the API stores them (here put in
+    directly), in uk and de, one with a rank history; the candidate is the doubled model."""
+
+    @pytest.fixture
+    def stored_in_markets(self, mongo_db, stored) -> list[dict]:
+        template = mongo_db["estimations"].find_one({"category": "books"}, {"_id": 0})
+        start = datetime(2026, 10, 1, tzinfo=UTC)
+        documents = [
+            {**template, "marketplace": "uk", "bestseller_rank": 300},
+            {
+                **template,
+                "marketplace": "de",
+                "bestseller_rank": 50,
+                "rank_history": [{"at": start + timedelta(days=day), "rank": rank} for day, rank in HISTORY],
+            },
+        ]
+        for document in documents:
+            document.pop("actual_sales", None)
+            document.pop("actual_period", None)
+        mongo_db["estimations"].insert_many([dict(document) for document in documents])
+        return documents
+
+    def test_each_is_estimated_in_its_marketplace_and_from_its_history(
+        self, api, keys, stored, stored_in_markets, trained_model, doubled_model
+    ):
+        report = api.post(f"/models/{stored['candidate']}/replay", **admin(keys)).json()
+
+        active, candidate = fast(trained_model, 1), fast(doubled_model, stored["candidate"])
+        assert report["rows"] == 14 and report["skipped_rows"] == 0
+        assert list(report["per_marketplace"]) == ["de", "uk", "us"]
+        assert report["per_marketplace"]["us"]["rows"] == 12
+        uk = report["per_category"]["uk/books"]
+        new, old = candidate.estimate(300, "books", "uk").sales, active.estimate(300, "books", "uk").sales
+        assert uk["rows"] == 1 and uk["median_ratio"] == pytest.approx((new + 1) / (old + 1))
+        assert old != active.estimate(300, "books").sales  # the uk curve, not us's
+        seconds = [(datetime(2026, 10, 1, tzinfo=UTC) + timedelta(days=day)).timestamp() for day, _ in HISTORY]
+        ranks = [rank for _, rank in HISTORY]
+        new, old = (model.estimate_history(seconds, ranks, "books", "de").sales for model in (candidate, active))
+        de = report["per_category"]["de/books"]
+        assert de["median_ratio"] == pytest.approx((new + 1) / (old + 1))
+        snapshot = candidate.estimate(50, "books", "de").sales, active.estimate(50, "books", "de").sales
+        assert (new, old) != snapshot  # from the history, not from the last rank
+
+    def test_a_candidate_without_a_marketplace_skips_its_estimations_and_says_so(
+        self, api, keys, mongo_db, stored, stored_in_markets, tmp_path
+    ):
+        path = tmp_path / "us_only.csv"
+        with SAMPLE_CSV.open() as source, path.open("w", newline="") as target:
+            reader = csv.DictReader(source)
+            writer = csv.DictWriter(target, fieldnames=reader.fieldnames)
+            writer.writeheader()
+            writer.writerows(row for row in reader if row.get("marketplace", "us") in ("", "us"))
+        us_only = model_registry().save(train(read_training_csv(path, progress=False)))["version"]
+
+        response = api.post(f"/models/{us_only}/replay", **admin(keys))
+
+        assert response.status_code == HTTPStatus.CREATED, response.json()
+        report = response.json()
+        assert report["rows"] == 12 and report["skipped_rows"] == 2
+        assert report["skipped"]["uk/books"] == {
+            "rows": 1,
+            "lacking": ["candidate"],
+            "message": f"1 estimation in uk/books: the candidate (version {us_only}) has no curve for it, so they "
+            "were not replayed",
+        }
+        assert report["skipped"]["de/books"]["lacking"] == ["candidate"]
+
+
 class TestReplayCommand:
     def test_prints_the_table_and_changes_nothing(self, api, mongo_db, stored):
         before = snapshot(mongo_db)
@@ -167,6 +240,21 @@ class TestReplayCommand:
         assert "Replayed 12 stored estimations with version 2 beside active version 1" in text
         assert "books" in text and "candidate" in text
         assert mongo_db["replays"].count_documents({}) == 1
+
+    def test_says_what_it_skipped_in_a_marketplace_the_models_lack(self, api, mongo_db, stored):
+        document = mongo_db["estimations"].find_one({"category": "books"}, {"_id": 0})
+        mongo_db["estimations"].insert_one({**document, "marketplace": "eg"})  # neither model has eg
+        out = io.StringIO()
+
+        call_command("replay_model", str(stored["candidate"]), "--no-progress", stdout=out)
+
+        text = out.getvalue()
+        assert "Replayed 12 stored estimations with version 2 beside active version 1 (1 skipped" in text
+        assert (
+            "Skipped: 1 estimation in eg/books: the candidate (version 2) and the active (version 1) have no curve "
+            "for it, so they were not replayed." in text
+        )
+        assert mongo_db["replays"].find_one()["skipped"]["eg/books"]["lacking"] == ["candidate", "active"]
 
     def test_a_sample_replays_that_many(self, api, mongo_db, stored):
         call_command("replay_model", str(stored["candidate"]), "--sample", "3", "--no-progress", stdout=io.StringIO())

@@ -17,8 +17,8 @@ def positive(raw: str) -> int:
 class Command(BaseCommand):
     help = (
         "Shadow replay: re-estimate stored estimations with VERSION beside the active model and report the "
-        "difference per category (and, where actual sales were recorded, which is closer). Stored estimations "
-        "are only read; the report is stored and shown on /inspect/."
+        "difference per marketplace and category (and, where actual sales were recorded, which is closer). "
+        "Stored estimations are only read; the report is stored and shown on /inspect/."
     )
 
     def add_arguments(self, parser):
@@ -39,8 +39,10 @@ class Command(BaseCommand):
             raise CommandError(f"No replay of version {version}: {exc}.") from exc
         self.stdout.write(
             f"Replayed {report['rows']:,} stored estimations with version {version} beside active version "
-            f"{report['against_version']} ({report['skipped_rows']:,} skipped: category unknown to one of them). "
-            "Nothing stored was changed."
+            f"{report['against_version']} ({report['skipped_rows']:,} skipped: marketplace and category unknown to "
+            "one of them, or an unreadable rank history). Nothing stored was changed."
         )
+        for skipped in report["skipped"].values():
+            self.stdout.write(f"Skipped: {skipped['message']}.")
         self.stdout.write(replay_table(report))
         self.stdout.write(self.style.SUCCESS(f"Report {report['_id']} stored."))
