@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint format bench bench-switches bench-estimator bench-models profile soak fuzz browser curl deploy-tools clean
+.PHONY: help run test lint readme-session format bench bench-switches bench-estimator bench-models profile soak fuzz browser curl deploy-tools clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ lint: $(VENV)/.dev-installed ## Lint and type-check only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy core ml estimations modelops estimator_project
+
+readme-session: curl $(VENV)/.dev-installed ## Write the live answers of the README's curl session into README.md (after a model or field change)
+	README_REWRITE=1 $(BIN)/python -m pytest -q tests/test_readme.py -k test_every_answer_is_as_the_readme_shows
 
 format: $(VENV)/.dev-installed ## Reformat and fix what ruff can
 	$(BIN)/ruff format .

@@ -274,3 +274,57 @@ def assert_readme_session(
     failed = [step for step in steps if step.problems]
     assert not failed, "the README's session answered otherwise:\n\n" + "\n\n".join(s.describe() for s in failed)
     return steps
+
+
+def rewrite_readme_session(base_url: str, workdir: Path, readme: Path = README) -> int:
+    """Run the README's session against ``base_url`` and write each live answer in place of the one shown (for
+    a change of model or fields: `make readme-session`); the README's ids and etags become the live ones.
+    Returns the steps whose answer changed. A ``curl -i`` answer keeps the headers the README chose to show."""
+    base_url = base_url.rstrip("/")
+    lines = readme.read_text().splitlines()
+    bindings = Bindings()
+    changed = 0
+    for step in reversed(_run_plain(base_url, workdir, readme, bindings)):
+        new = _shown_answer(step, base_url)
+        if new != step.expected:
+            changed += 1
+            start = step.line + step.command.count("\n")  # the first line under the command's last one
+            lines[start : start + len(step.expected)] = new
+    text = bindings.substitute("\n".join(lines) + "\n")
+    readme.write_text(text)
+    return changed
+
+
+def _run_plain(base_url: str, workdir: Path, readme: Path, bindings: Bindings) -> list[Step]:
+    """The steps with their live output; ids and etags bound in the order the README and the answer show them."""
+    steps = parse_console_blocks(readme.read_text())
+    for step in steps:
+        wrote = CAT.match(step.command.strip())
+        if wrote:
+            (workdir / wrote.group(1)).write_text("\n".join(step.expected) + "\n")
+            step.output = "\n".join(step.expected)
+            continue
+        command = bindings.substitute(step.command).replace(README_HOST, base_url)
+        result = subprocess.run(["bash", "-c", command], cwd=workdir, capture_output=True, text=True, timeout=30)
+        step.output = result.stdout.replace("\r\n", "\n").replace(base_url, f"http://{README_HOST}")
+        shown, live = TOKEN.findall("\n".join(step.expected)), TOKEN.findall(step.output)
+        for readme_value, live_value in zip(shown, live, strict=False):
+            bindings.live.setdefault(readme_value, live_value)
+    return steps
+
+
+def _shown_answer(step: Step, base_url: str) -> list[str]:
+    if CAT.match(step.command.strip()):
+        return step.expected
+    if not step.expected or not step.expected[0].startswith("HTTP/"):
+        return step.output.rstrip("\n").splitlines()
+    head, _, body = step.output.partition("\n\n")
+    status, *headers = head.splitlines()
+    live = {line.partition(":")[0].strip().lower(): line for line in headers}
+    shown_head = [line for line in step.expected[1:] if line.strip()][: len(step.expected)]
+    kept = []
+    for line in shown_head:
+        if not line.strip() or line.startswith("{") or line.startswith("["):
+            break
+        kept.append(live.get(line.partition(":")[0].strip().lower(), line))
+    return [status, *kept, *([""] + body.rstrip("\n").splitlines() if body.strip() else [])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -9,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, trained_database
-from tests.readme_session import README, assert_readme_session, parse_console_blocks, run_readme_session
+from tests.readme_session import (
+    README,
+    assert_readme_session,
+    parse_console_blocks,
+    rewrite_readme_session,
+    run_readme_session,
+)
 
 SIGNING_KEY = "readme-session-signing-key-not-a-secret"
 MAX_README_LINES = 360  # a user's guide of about 350 lines; details live in docs/
@@ -180,6 +187,9 @@ class TestReadmeSession:
     def test_every_answer_is_as_the_readme_shows(self, readme_server, wire_server, tmp_path):
         server, database = readme_server
         forget_estimations(database, wire_server)
+        if os.environ.get("README_REWRITE"):  # `make readme-session`: write the live answers into the README
+            rewrite_readme_session(server.url, tmp_path)
+            forget_estimations(database, wire_server)
 
         steps = assert_readme_session(server.url, tmp_path)
 
