@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pymongo
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
@@ -105,16 +105,24 @@ def backfill_marketplace(collection: Collection, *, batch: int = BACKFILL_BATCH)
     """Give estimations stored before there were marketplaces ``marketplace: "us"`` (and the etag of what
     they now show), so filters and answers agree. Idempotent; each update is conditional on the document
     still lacking the field, so two hosts running it at once write each document once. Returns the count."""
-    missing = {"marketplace": {"$exists": False}}
     done = 0
     with pymongo.timeout(index_sync.timeout_seconds()):
-        while documents := list(collection.find(missing).limit(batch)):
-            updates = []
-            for document in documents:
-                document["marketplace"] = LEGACY_MARKETPLACE
-                change = {"marketplace": LEGACY_MARKETPLACE, "_etag": compute_etag(document)}
-                updates.append(UpdateOne({"_id": document["_id"], **missing}, {"$set": change}))
-            done += collection.bulk_write(updates, ordered=False).modified_count
+        while documents := list(collection.find(LACKS_MARKETPLACE).limit(batch)):
+            for condition, change in backfill_updates(documents):
+                done += collection.update_one(condition, change).modified_count
     if done:
         logger.info("marketplace %s given to %d estimations stored before marketplaces", LEGACY_MARKETPLACE, done)
     return done
+
+
+LACKS_MARKETPLACE = {"marketplace": {"$exists": False}}
+
+
+def backfill_updates(documents: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each document's (filter, update), conditional on it still lacking a marketplace."""
+    updates = []
+    for document in documents:
+        change = {"marketplace": LEGACY_MARKETPLACE}
+        change["_etag"] = compute_etag({**document, **change})
+        updates.append(({"_id": document["_id"], **LACKS_MARKETPLACE}, {"$set": change}))
+    return updates
