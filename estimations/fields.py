@@ -274,6 +274,9 @@ FIELDS: tuple[Field, ...] = (
 BY_NAME = {field.name: field for field in FIELDS}
 
 
+# The input an Idempotency-Key's digest held before issue 21, nulls included; the later inputs are added
+# only when given, so a retry of a POST made before still matches (estimations.services._input_digest).
+DIGEST_WITH_NULLS = ("bestseller_rank", "category", "sku", "actual_sales", "actual_period")
 # What a client may write, in the table's order; sku and the actuals may be null (absent).
 INPUT_FIELDS = tuple(field.name for field in FIELDS if field.written)
 # What the estimate is made from; changing either makes a new estimate.

@@ -28,7 +28,7 @@ from core.runtime import in_turns
 from estimations import rank_history, validation
 from estimations.csv_io import CsvRows
 from estimations.documents import LEGACY_MARKETPLACE, new_document, replacement
-from estimations.fields import ESTIMATE_INPUTS, INPUT_FIELDS
+from estimations.fields import DIGEST_WITH_NULLS, ESTIMATE_INPUTS, INPUT_FIELDS
 from estimations.selectors import MSG_NO_ESTIMATION
 from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome, estimation_store
 from ml.predictor import Estimate, Estimator
@@ -43,9 +43,6 @@ MSG_CSV_INVALID = (
 MAX_LINES_REPORTED = 100
 
 
-# The input fields an Idempotency-Key's digest held before issue 21 (with their nulls); the later ones are
-# added only when given, so a retry of an old POST still matches its digest.
-DIGEST_FIELDS = ("bestseller_rank", "category", "sku", "actual_sales", "actual_period")
 Gaps = list[dict[str, Any]]
 
 
@@ -101,7 +98,7 @@ def estimation_create(
 
 def _input_digest(fields: dict[str, Any]) -> str:
     """What a retry with the same Idempotency-Key must send again: a digest of the validated input."""
-    given = {name: fields.get(name) for name in DIGEST_FIELDS}
+    given = {name: fields.get(name) for name in DIGEST_WITH_NULLS}
     for name in INPUT_FIELDS:
         if name not in given and fields.get(name) is not None:
             given[name] = fields[name]
