@@ -3,9 +3,6 @@ and store; an Idempotency-Key's replay; all-or-nothing bulk inserts; what an upd
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple
-
 import mongomock
 import pytest
 from rest_framework.exceptions import NotFound
@@ -20,38 +17,7 @@ from estimations.services import (
     estimation_update,
 )
 from estimations.store import EstimationStore
-
-
-class Estimate(NamedTuple):  # ml.predictor's, with daily (issue 21 contract), until it is on main
-    sales: int
-    low: int
-    high: int
-    extrapolated: bool = False
-    daily: float | None = None
-
-
-@dataclass
-class FakeModel:
-    """Sells 1,000,000 / rank units, whatever the category (in "de": half that); over a history, the
-    mean of its samples' ranks' sales."""
-
-    version: int = 7
-    categories: tuple[str, ...] = ("books", "toys_games")
-    markets: dict = field(default_factory=lambda: {"us": ("books", "toys_games"), "de": ("books",)})
-
-    def estimate(self, rank: int, category: str, marketplace: str = "us") -> Estimate:
-        if category not in self.markets[marketplace]:
-            raise KeyError((marketplace, category))
-        sales = 1_000_000 // rank // (2 if marketplace == "de" else 1)
-        return Estimate(sales, sales // 2, sales * 2, False, round(sales / 30.4375, 1))
-
-    def estimate_many(self, ranks, categories, marketplaces=None) -> list[Estimate]:
-        marketplaces = marketplaces or ["us"] * len(ranks)
-        return [self.estimate(*row) for row in zip(ranks, categories, marketplaces, strict=True)]
-
-    def estimate_history(self, seconds, ranks, category, marketplace="us") -> Estimate:
-        sales = sum(self.estimate(rank, category, marketplace).sales for rank in ranks) // len(ranks)
-        return Estimate(sales, sales // 2, sales * 2, False, round(sales / 30.4375, 1))
+from tests.helpers import FakeModel
 
 
 @pytest.fixture

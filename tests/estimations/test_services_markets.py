@@ -16,7 +16,7 @@ from estimations import store_indexes
 from estimations.documents import compute_etag
 from estimations.services import _input_digest, estimation_create, estimation_create_many, estimation_update
 from estimations.store import EstimationStore
-from tests.estimations.test_services import FakeModel
+from tests.helpers import FakeModel
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
