@@ -12,7 +12,6 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from core.environment import CheckedEnv
-from ml.markets import CURRENCIES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -278,13 +277,8 @@ for _name in ("THROTTLE_ANON_RATE", "THROTTLE_KEY_RATE", "THROTTLE_LOGIN_RATE"):
 # Proxies in front of the service, so the client address is read from X-Forwarded-For.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0, at_least=0)
 DEFAULT_CATEGORY = env.str("DEFAULT_CATEGORY", default="books")
-# The marketplace an estimation without one is in (a lower-case code of ml.markets.CURRENCIES).
+# The marketplace (ml.markets.CURRENCIES' codes) of an estimation that names none.
 DEFAULT_MARKETPLACE = env.str("DEFAULT_MARKETPLACE", default="us")
-if DEFAULT_MARKETPLACE not in CURRENCIES:
-    raise ImproperlyConfigured(
-        f"DEFAULT_MARKETPLACE={DEFAULT_MARKETPLACE[:16]!r}: give a lower-case marketplace code, one of "
-        f"{', '.join(sorted(CURRENCIES))}."
-    )
 # Retention: estimations older than this many days are removed by a MongoDB TTL index (0: kept forever).
 # `manage.py ensure_indexes` applies a change. Estimations with recorded actuals are kept unless
 # ESTIMATION_TTL_KEEP_ACTUALS is false: they are what live accuracy is measured on.

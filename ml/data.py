@@ -1,8 +1,8 @@
 """Reading a training CSV: streamed, every row checked, bad rows reported by line number and reason.
 
-Format: a header naming ``category,bestseller_rank,monthly_sales`` (any order; other columns are
-ignored), then one row per observation. The file is read once, in a stream, while its sha256 is taken,
-so a 1,000,000-row file never sits in memory as text.
+Format: a header naming category, bestseller_rank and monthly_sales or monthly_sales_min (any order;
+optional: monthly_sales_max, marketplace; others ignored), then one row per observation. Read once, in a
+stream, while its sha256 is taken. Ranges: docs/model.md, "Training from badges".
 """
 
 from __future__ import annotations
@@ -20,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-REQUIRED_COLUMNS = ("category", "bestseller_rank", "monthly_sales")
+from ml.markets import DEFAULT_MARKETPLACE, MARKETPLACES
+
+REQUIRED_COLUMNS = ("category", "bestseller_rank", "monthly_sales")  # the plain form; or a range instead:
+RANGE_COLUMNS = ("monthly_sales_min", "monthly_sales_max")  # either may be empty: 0 and no upper bound
+COLUMNS = ("category", "bestseller_rank", "monthly_sales", *RANGE_COLUMNS, "marketplace")
 BAD_ROWS_SHOWN = 20
+KNOWN_MARKETPLACES = frozenset(MARKETPLACES)
+MSG_UNKNOWN_MARKETPLACE = "marketplace {code!r} is not known (known: " + ", ".join(MARKETPLACES) + ")"
+MSG_NO_SALES = "no monthly_sales, monthly_sales_min or monthly_sales_max: a row needs its sales or their range"
 
 
 class DataError(Exception):
@@ -41,8 +48,15 @@ class BadRow:
         return f"line {self.line}: {self.reason}"
 
 
+def _empty() -> np.ndarray:
+    return np.empty(0)
+
+
 @dataclass
 class Dataset:
+    """The rows read. Left empty, ``marketplaces`` is all DEFAULT_MARKETPLACE and ``sales_min`` and
+    ``sales_max`` are ``sales`` (every row exact). A range row has NaN ``sales`` and max inf when open."""
+
     categories: np.ndarray  # str
     ranks: np.ndarray  # int64
     sales: np.ndarray  # float64
@@ -50,10 +64,32 @@ class Dataset:
     source: str
     bad_rows: list[BadRow] = field(default_factory=list)  # the first BAD_ROWS_SHOWN
     bad_count: int = 0
+    marketplaces: np.ndarray = field(default_factory=_empty)  # str
+    sales_min: np.ndarray = field(default_factory=_empty)  # float64
+    sales_max: np.ndarray = field(default_factory=_empty)  # float64
+
+    def __post_init__(self) -> None:
+        if not len(self.marketplaces):
+            self.marketplaces = np.full(len(self.ranks), DEFAULT_MARKETPLACE)
+        if not len(self.sales_min):
+            self.sales_min = np.asarray(self.sales, dtype=np.float64).copy()
+        if not len(self.sales_max):
+            self.sales_max = np.asarray(self.sales, dtype=np.float64).copy()
 
     @property
     def rows(self) -> int:
         return len(self.ranks)
+
+    @property
+    def censored(self) -> np.ndarray:
+        """The range rows (min < max): their units are known to lie in [sales_min, sales_max]."""
+        return self.sales_min != self.sales_max
+
+    def target(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """MonotoneCountCurve.fit's y for ``rows``: the sales (n,) when all are exact, else [min, max] (n, 2)."""
+        if not self.censored[rows].any():
+            return self.sales_min[rows]
+        return np.column_stack([self.sales_min[rows], self.sales_max[rows]])
 
 
 class _HashingReader(io.RawIOBase):
@@ -75,13 +111,15 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-def _check_row(row: list[str], columns: dict[str, int]) -> tuple[str, int, float] | str:
+Row = tuple[str, str, int, float, float, float]  # marketplace, category, rank, sales (NaN: a range), min, max
+
+
+def _check_row(row: list[str], columns: dict[str, int], last: int) -> Row | str:
     """The parsed row, or the reason it is bad."""
-    if len(row) < len(columns) or any(columns[name] >= len(row) for name in REQUIRED_COLUMNS):
-        return f"missing column (expected {', '.join(REQUIRED_COLUMNS)})"
+    if len(row) <= last:
+        return f"missing column (expected {', '.join(name for name in COLUMNS if name in columns)})"
     category = row[columns["category"]].strip()
     rank_text = row[columns["bestseller_rank"]].strip()
-    sales_text = row[columns["monthly_sales"]].strip()
     if not category:
         return "empty category"
     digits = rank_text.removeprefix("-")
@@ -90,15 +128,49 @@ def _check_row(row: list[str], columns: dict[str, int]) -> tuple[str, int, float
     rank = int(rank_text)  # a negative one is a whole number, out of range as 0 is
     if rank < 1:
         return "bestseller_rank must be at least 1"
+    marketplace = DEFAULT_MARKETPLACE
+    if "marketplace" in columns:
+        marketplace = row[columns["marketplace"]].strip().lower() or DEFAULT_MARKETPLACE
+        if marketplace not in KNOWN_MARKETPLACES:
+            return MSG_UNKNOWN_MARKETPLACE.format(code=marketplace[:20])
+    index = columns.get("monthly_sales")
+    sales_text = row[index].strip() if index is not None else ""
+    if sales_text or not ("monthly_sales_min" in columns or "monthly_sales_max" in columns):
+        sales = _amount(sales_text, "monthly_sales")
+        return sales if isinstance(sales, str) else (marketplace, category, rank, sales, sales, sales)
+    return _range(row, columns, (marketplace, category, rank))
+
+
+def _amount(text: str, name: str) -> float | str:
     try:
-        sales = float(sales_text)
+        value = float(text)
     except ValueError:
-        return f"monthly_sales {sales_text[:20]!r} is not a number"
-    if not math.isfinite(sales):
-        return "monthly_sales must be a finite number"
-    if sales < 0:
-        return "monthly_sales cannot be negative"
-    return category, rank, sales
+        return f"{name} {text[:20]!r} is not a number"
+    if not math.isfinite(value):
+        return f"{name} must be a finite number"
+    if value < 0:
+        return f"{name} cannot be negative"
+    return value
+
+
+def _range(row: list[str], columns: dict[str, int], key: tuple[str, str, int]) -> Row | str:
+    """A row's [monthly_sales_min, monthly_sales_max]: whole numbers; an empty min is 0, an empty max open."""
+    texts = [row[columns[name]].strip() if name in columns else "" for name in RANGE_COLUMNS]
+    if not any(texts):
+        return MSG_NO_SALES
+    bounds = [0.0, math.inf]
+    for place, (name, text) in enumerate(zip(RANGE_COLUMNS, texts, strict=True)):
+        if text:
+            value = _amount(text, name)
+            if isinstance(value, str):
+                return value
+            if not value.is_integer():
+                return f"{name} {text[:20]!r} is not a whole number (a bound is a count of units)"
+            bounds[place] = value
+    low, high = bounds
+    if low > high:
+        return f"monthly_sales_min {low:,.0f} is more than monthly_sales_max {high:,.0f}"
+    return (*key, low if low == high else math.nan, low, high)
 
 
 def read_training_csv(
@@ -141,19 +213,27 @@ def read_training_csv(
     text = io.TextIOWrapper(io.BufferedReader(hashing, buffer_size=1 << 20), encoding="utf-8", newline="")
 
     categories: list[str] = []
+    marketplaces: list[str] = []
     interned: dict[str, str] = {}
     ranks = array("q")
-    sales = array("d")
+    sales, lows, highs = array("d"), array("d"), array("d")
     bad: list[BadRow] = []
     bad_count = 0
     try:
         reader = csv.reader(text)
         header = next(reader, None)
         columns = _columns(header, shown)
+        # A row may stop before its trailing optional cells (a spreadsheet drops empty ones): they read as empty.
+        needed = REQUIRED_COLUMNS if columns.keys().isdisjoint(RANGE_COLUMNS) else REQUIRED_COLUMNS[:2]
+        last = max(index for name, index in columns.items() if name in needed)
+        width = max(columns.values()) + 1
+        by_market, ranged = "marketplace" in columns, not columns.keys().isdisjoint(RANGE_COLUMNS)
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # a blank line
-            checked = _check_row(row, columns)
+            if last < len(row) < width:
+                row += [""] * (width - len(row))
+            checked = _check_row(row, columns, last)
             if isinstance(checked, str):
                 bad_count += 1
                 if len(bad) < BAD_ROWS_SHOWN:
@@ -161,10 +241,15 @@ def read_training_csv(
                 if not skip_bad_rows and bad_count >= BAD_ROWS_SHOWN:
                     break
                 continue
-            category, rank, amount = checked
+            marketplace, category, rank, amount, low, high = checked
             categories.append(interned.setdefault(category, category))
             ranks.append(rank)
             sales.append(amount)
+            if by_market:  # else all DEFAULT_MARKETPLACE, and exact: the Dataset fills them in
+                marketplaces.append(interned.setdefault(marketplace, marketplace))
+            if ranged:
+                lows.append(low)
+                highs.append(high)
     except UnicodeDecodeError as exc:
         raise DataError(f"{shown} is not UTF-8 text (byte {exc.start} of a line near row {len(ranks) + 2}).") from exc
     except csv.Error as exc:
@@ -190,20 +275,27 @@ def read_training_csv(
         source=name or Path(path).name,
         bad_rows=bad,
         bad_count=bad_count,
+        marketplaces=np.array(marketplaces) if marketplaces else _empty(),
+        sales_min=np.frombuffer(lows, dtype=np.float64).copy(),
+        sales_max=np.frombuffer(highs, dtype=np.float64).copy(),
     )
 
 
 def _columns(header: list[str] | None, path: str) -> dict[str, int]:
+    """The index of each column read; the header must name category, bestseller_rank and the sales or a min."""
     if not header:
         raise DataError(f"{path} has no header: the first line must name {','.join(REQUIRED_COLUMNS)}.")
     names = [name.strip().lstrip("\ufeff").lower() for name in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    missing = [name for name in REQUIRED_COLUMNS[:2] if name not in names]
+    if "monthly_sales" not in names and "monthly_sales_min" not in names:
+        missing.append("monthly_sales (or monthly_sales_min)")
     if missing:
         raise DataError(
-            f"{path}: the header lacks {', '.join(missing)}; it must name {','.join(REQUIRED_COLUMNS)} "
+            f"{path}: the header lacks {', '.join(missing)}; it must name {','.join(REQUIRED_COLUMNS)}, or "
+            f"monthly_sales_min and optionally monthly_sales_max in place of monthly_sales "
             f"(found: {','.join(names)[:200]})."
         )
-    return {name: names.index(name) for name in REQUIRED_COLUMNS}
+    return {name: names.index(name) for name in COLUMNS if name in names}
 
 
 def _progress_bar(total: int, label: str):

@@ -13,6 +13,9 @@ import numpy as np
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 
+from ml import history
+from ml.history import DAYS_PER_MONTH
+from ml.markets import DEFAULT_MARKETPLACE
 from ml.pipeline import CategoryLogRank, ConcaveLogLogRegressor
 from ml.predictor import CategoryRows, Estimate
 
@@ -45,8 +48,8 @@ class LegacyPredictor(CategoryRows):
         features = pipeline.regressor_.named_steps["features"]
         curve = pipeline.regressor_.named_steps["curve"]
         self.version = version
-        self.categories: tuple[str, ...] = tuple(str(name) for name in features.categories_)
-        self._code = {name: code for code, name in enumerate(self.categories)}
+        names = [str(name) for name in features.categories_]
+        self._index((DEFAULT_MARKETPLACE, name) for name in names)  # it knew one marketplace
         self._knots = curve.log_knots_.copy()
         # Segment i covers ln(rank) in [t_{i-1}, t_i): value = intercept[i] + slope[i] * x.
         c, b, d = curve.coef_[:, 0], curve.coef_[:, 1], curve.coef_[:, 2:]
@@ -54,9 +57,9 @@ class LegacyPredictor(CategoryRows):
         weighted = np.concatenate([np.zeros((len(c), 1)), np.cumsum(d * curve.log_knots_, axis=1)], axis=1)
         self._slopes = -(b[:, None] + passed)
         self._intercepts = c[:, None] + weighted
-        self._quantiles = np.array([residual_quantiles[name] for name in self.categories], dtype=np.float64)
+        self._quantiles = np.array([residual_quantiles[name] for name in names], dtype=np.float64)
         # Per category: ln of the lowest and highest rank seen in training.
-        self._log_ranges = np.log(np.array([rank_range[name] for name in self.categories], dtype=np.float64))
+        self._log_ranges = np.log(np.array([rank_range[name] for name in names], dtype=np.float64))
 
     @classmethod
     def from_metadata(cls, pipeline: Any, *, version: int, metadata: dict[str, Any]) -> LegacyPredictor:
@@ -68,18 +71,38 @@ class LegacyPredictor(CategoryRows):
             rank_range=metadata["rank_range"],
         )
 
-    def estimate(self, rank: int, category: str) -> Estimate:
-        code = self._code[category]
+    def estimate(self, rank: int, category: str, marketplace: str = DEFAULT_MARKETPLACE) -> Estimate:
+        code = self._code[marketplace, category]
         x = math.log(rank)
         segment = int(np.searchsorted(self._knots, x, side="right"))
         value = float(self._intercepts[code, segment] + self._slopes[code, segment] * x)
-        low, high = self._quantiles[code].tolist()
         first, last = self._log_ranges[code].tolist()
         beyond = first - x if x < first else x - last if x > last else 0.0
+        return self._estimate(code, value, beyond)
+
+    def _estimate(self, code: int, value: float, beyond: float) -> Estimate:
+        low, high = self._quantiles[code].tolist()
+        daily = max(math.expm1(min(value, 700.0)), 0.0) / DAYS_PER_MONTH
         if beyond > 0.0:
             widen = EXTRAPOLATION_WIDENING * beyond
-            return Estimate(_sales(value), _sales(value + low - widen), _sales(value + high + widen), True)
-        return Estimate(_sales(value), _sales(value + low), _sales(value + high), False)
+            return Estimate(_sales(value), _sales(value + low - widen), _sales(value + high + widen), True, daily)
+        return Estimate(_sales(value), _sales(value + low), _sales(value + high), False, daily)
+
+    def estimate_history(
+        self,
+        seconds: Sequence[float],
+        ranks: Sequence[int],
+        category: str,
+        marketplace: str = DEFAULT_MARKETPLACE,
+    ) -> Estimate:
+        """A month at the history's time-weighted mean rate, as ml.predictor.Predictor.estimate_history."""
+        values = np.asarray(ranks, dtype=np.float64)
+        codes = np.full(len(values), self._code[marketplace, category], dtype=np.int64)
+        weights = history.time_weights(seconds)
+        rate = float(weights @ np.maximum(np.expm1(np.minimum(self.predict_log1p(values, codes), 700.0)), 0.0))
+        beyond = self.beyond_training(values, codes)
+        estimate = self._estimate(int(codes[0]), math.log1p(rate), float(weights @ beyond))
+        return estimate._replace(extrapolated=bool(beyond.any()))
 
     def predict_log1p(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         x = np.log(ranks)
@@ -92,9 +115,11 @@ class LegacyPredictor(CategoryRows):
         ranges = self._log_ranges[codes]
         return np.maximum(ranges[:, 0] - x, 0.0) + np.maximum(x - ranges[:, 1], 0.0)
 
-    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]:
+    def daily_codes(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return np.maximum(np.expm1(np.minimum(self.predict_log1p(ranks, codes), 700.0)), 0.0) / DAYS_PER_MONTH
+
+    def estimate_codes(self, ranks: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, ...]:
         """(sales, low, high, extrapolated) for each row."""
-        codes = self.codes(categories)
         value = self.predict_log1p(ranks, codes)
         beyond = self.beyond_training(ranks, codes)
         widen = EXTRAPOLATION_WIDENING * beyond

@@ -32,15 +32,29 @@ CURRENCIES: dict[str, str] = {
     "au": "AUD",
 }
 MARKETPLACES = tuple(CURRENCIES)
-# A segment (one fitted curve) is named "marketplace/category": the code holds no "/", so the first one splits.
+# A segment (one fitted curve) is named by its category in DEFAULT_MARKETPLACE, else "marketplace/category":
+# so versions trained before marketplaces (bare categories) name theirs as new ones do.
 SEPARATOR = "/"
 
 
 def segment(marketplace: str, category: str) -> str:
-    return f"{marketplace}{SEPARATOR}{category}"
+    return category if marketplace == DEFAULT_MARKETPLACE else f"{marketplace}{SEPARATOR}{category}"
 
 
 def split_segment(name: str) -> tuple[str, str]:
-    """(marketplace, category) of a segment name."""
-    marketplace, _, category = name.partition(SEPARATOR)
-    return marketplace, category
+    """(marketplace, category) of a segment name (a category may hold "/": only a known code before it splits)."""
+    marketplace, separator, category = name.partition(SEPARATOR)
+    if separator and marketplace in CURRENCIES and marketplace != DEFAULT_MARKETPLACE:
+        return marketplace, category
+    return DEFAULT_MARKETPLACE, name
+
+
+def shown(name: str) -> str:
+    """A segment as messages name it: its category in DEFAULT_MARKETPLACE, else "category (marketplace)"."""
+    marketplace, category = split_segment(name)
+    return category if marketplace == DEFAULT_MARKETPLACE else f"{category} ({marketplace})"
+
+
+def in_order(names) -> list[str]:
+    """Segment names as messages list them: DEFAULT_MARKETPLACE's categories first, then each marketplace's."""
+    return sorted(names, key=lambda name: (split_segment(name)[0] != DEFAULT_MARKETPLACE, split_segment(name)))

@@ -1,4 +1,4 @@
-"""The sales model as a scikit-learn Pipeline: [category, rank] -> quantiles of next month's units.
+"""The sales model as a scikit-learn Pipeline: [segment, rank] -> quantiles of next month's units.
 
 ConcaveLogLogRegressor is the model before issue 20, kept so that versions trained with it still load.
 More: docs/model.md and docs/architecture.md, "ml/pipeline.py".
@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ml import curve
+from ml.markets import segment
 
 KNOT_RANKS = (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000)
 MIN_ROWS_PER_CATEGORY = 20
@@ -147,9 +148,13 @@ def build_pipeline() -> Pipeline:
     return Pipeline([("features", CategoryLogRank()), ("curve", MonotoneCountCurve())])
 
 
-def model_input(categories, ranks) -> np.ndarray:
-    """The Pipeline's X: an object array of [category, rank] rows."""
+def model_input(categories, ranks, marketplaces=None) -> np.ndarray:
+    """The Pipeline's X: an object array of [segment, rank] rows (ml.markets.segment; no ``marketplaces``:
+    all in DEFAULT_MARKETPLACE, whose segments are the bare categories)."""
     X = np.empty((len(ranks), 2), dtype=object)
-    X[:, 0] = categories
+    if marketplaces is None:
+        X[:, 0] = categories
+    else:
+        X[:, 0] = [segment(market, name) for market, name in zip(marketplaces, categories, strict=True)]
     X[:, 1] = ranks
     return X

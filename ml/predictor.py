@@ -8,13 +8,16 @@ and its 80% interval widens (ml.pipeline.EXTRAPOLATION_WIDENING).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ml import curve
+from ml import curve, history
 from ml.curve import MAX_LOG_UNITS, MAX_UNITS, PER_KNOT, TABLE_COUNTS
+from ml.history import DAYS_PER_MONTH
+from ml.markets import DEFAULT_MARKETPLACE, split_segment
 from ml.pipeline import EXTRAPOLATION_WIDENING
 
 Z_HIGH = curve.Z["high"]
@@ -25,6 +28,7 @@ class Estimate(NamedTuple):
     low: int
     high: int
     extrapolated: bool = False
+    daily: float | None = None  # units a day: the curve's (median) rate, time-weighted over a rank history
 
 
 _estimate = tuple.__new__  # Estimate's own __new__ takes keywords, and costs a third of an estimate
@@ -34,35 +38,87 @@ class Estimator(Protocol):
     """What the API needs from a sales model; ``Predictor`` is the implementation, tests pass fakes."""
 
     version: int
-    categories: tuple[str, ...]
+    categories: tuple[str, ...]  # every marketplace's, sorted
+    markets: dict[str, tuple[str, ...]]  # marketplace -> its categories, sorted
 
-    def estimate(self, rank: int, category: str) -> Estimate: ...
+    def estimate(self, rank: int, category: str, marketplace: str = DEFAULT_MARKETPLACE) -> Estimate: ...
 
-    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]: ...
+    def estimate_many(
+        self, ranks: Sequence[int], categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> list[Estimate]: ...
+
+    def estimate_history(
+        self,
+        seconds: Sequence[float],
+        ranks: Sequence[int],
+        category: str,
+        marketplace: str = DEFAULT_MARKETPLACE,
+    ) -> Estimate: ...
 
 
 class ServedModel(Estimator, Protocol):
     """A model a registry version serves: this module's Predictor, or ml.legacy's for older versions."""
 
-    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]: ...
+    def estimate_arrays(
+        self, ranks: np.ndarray, categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, ...]: ...
 
 
 class CategoryRows:
-    """What both serving models share: category codes, and many estimates from ``estimate_arrays``."""
+    """What both serving models share: (marketplace, category) codes, and many estimates at once."""
 
-    _code: dict[str, int]
+    _code: dict[tuple[str, str], int]
+    segments: tuple[tuple[str, str], ...]
 
-    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]:
+    def _index(self, segments: Iterable[tuple[str, str]]) -> None:
+        """Code each (marketplace, category) in the order the fitted model has them."""
+        self.segments = tuple(segments)
+        self._code = {pair: code for code, pair in enumerate(self.segments)}
+        markets: dict[str, list[str]] = defaultdict(list)
+        for marketplace, category in self.segments:
+            markets[marketplace].append(category)
+        self.markets = {name: tuple(sorted(names)) for name, names in sorted(markets.items())}
+        self.categories: tuple[str, ...] = tuple(sorted({category for _, category in self.segments}))
+
+    def estimate_arrays(
+        self, ranks: np.ndarray, categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, ...]:
+        """(sales, low, high, extrapolated) for each row."""
+        return self.estimate_codes(ranks, self.codes(categories, marketplaces))
+
+    def estimate_codes(self, ranks: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, ...]:
         raise NotImplementedError
 
-    def estimate_many(self, ranks: Sequence[int], categories: Sequence[str]) -> list[Estimate]:
-        sales, low, high, extrapolated = self.estimate_arrays(np.asarray(ranks, dtype=np.float64), categories)
-        rows = zip(sales.tolist(), low.tolist(), high.tolist(), extrapolated.tolist(), strict=True)
+    def daily_codes(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Units a day at each rank: the curve's rate."""
+        raise NotImplementedError
+
+    def daily_arrays(
+        self, ranks: np.ndarray, categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> np.ndarray:
+        return self.daily_codes(ranks, self.codes(categories, marketplaces))
+
+    def estimate_many(
+        self, ranks: Sequence[int], categories: Sequence[str], marketplaces: Sequence[str] | None = None
+    ) -> list[Estimate]:
+        values = np.asarray(ranks, dtype=np.float64)
+        codes = self.codes(categories, marketplaces)
+        sales, low, high, extrapolated = self.estimate_codes(values, codes)
+        daily = self.daily_codes(values, codes)
+        rows = zip(sales.tolist(), low.tolist(), high.tolist(), extrapolated.tolist(), daily.tolist(), strict=True)
         return [Estimate(*row) for row in rows]
 
-    def codes(self, categories: Sequence[str]) -> np.ndarray:
+    def codes(self, categories: Sequence[str], marketplaces: Sequence[str] | None = None) -> np.ndarray:
+        """The segment code of each row (no ``marketplaces``: all DEFAULT_MARKETPLACE); KeyError if unknown."""
         lookup = self._code
-        return np.fromiter((lookup[name] for name in categories), dtype=np.int64, count=len(categories))
+        if marketplaces is None:
+            pairs: Iterable[tuple[str, str]] = ((DEFAULT_MARKETPLACE, name) for name in categories)
+        else:
+            pairs = zip(marketplaces, categories, strict=True)
+        return np.fromiter((lookup[pair] for pair in pairs), dtype=np.int64, count=len(categories))
+
+    def code(self, category: str, marketplace: str = DEFAULT_MARKETPLACE) -> int:
+        return self._code[marketplace, category]
 
 
 class Predictor(CategoryRows):
@@ -72,9 +128,8 @@ class Predictor(CategoryRows):
         features = pipeline.named_steps["features"]
         model = pipeline.named_steps["curve"]
         self.version = version
-        self.categories: tuple[str, ...] = tuple(str(name) for name in features.categories_)
-        self._code = {name: code for code, name in enumerate(self.categories)}
-        self._segments = int(model.segments_)
+        self._index(split_segment(str(name)) for name in features.categories_)
+        self._spans = int(model.segments_)
         self._knots = model.knots_.copy()
         self._rise = self._knots[:, 1:] - self._knots[:, :-1]
         self._table = model.table_
@@ -106,16 +161,18 @@ class Predictor(CategoryRows):
         """From a registry version (verified); everything it serves is in the artifact itself."""
         return cls(pipeline, version=version)
 
-    def estimate(self, rank: int, category: str) -> Estimate:
+    def estimate(self, rank: int, category: str, marketplace: str = DEFAULT_MARKETPLACE) -> Estimate:
         """One estimate: curve.QuantileTable.quantiles on Python floats."""
-        knots, rise, first, last, sigma2, base = self._rows[self._code[category]]
+        knots, rise, first, last, sigma2, base = self._rows[self._code[marketplace, category]]
         x = math.log(rank)
         t = x * PER_KNOT
         seg = int(t)
-        if seg >= self._segments:
-            seg = self._segments - 1
+        if seg >= self._spans:
+            seg = self._spans - 1
         u = knots[seg] + rise[seg] * (t - seg)
         start, per_cell, top, cells = self._grid
+        rate = math.exp(min(max(u, -MAX_LOG_UNITS), MAX_LOG_UNITS))
+        daily = rate / DAYS_PER_MONTH
         if first <= x <= last:  # inside the trained ranks: the three quantiles share one grid cell
             below, after = self._below, self._next
             where = base + int(min(max((u - start) * per_cell, 0), top))
@@ -123,23 +180,42 @@ class Predictor(CategoryRows):
             median = below[where + cells] + (u >= after[where + cells])
             high = below[where + 2 * cells] + (u >= after[where + 2 * cells])
             if high < TABLE_COUNTS:
-                return _estimate(Estimate, (median, low, high, False))
-            rate = math.exp(min(max(u, -MAX_LOG_UNITS), MAX_LOG_UNITS))
+                return _estimate(Estimate, (median, low, high, False, daily))
             outer = math.exp(0.0 + Z_HIGH * math.sqrt(sigma2 + 1.0 / rate))
             if median >= TABLE_COUNTS:
                 median = round(min(max(rate, TABLE_COUNTS), MAX_UNITS))
             if low >= TABLE_COUNTS:
                 low = round(min(max(rate / outer, TABLE_COUNTS), MAX_UNITS))
-            return _estimate(Estimate, (median, low, round(min(max(rate * outer, TABLE_COUNTS), MAX_UNITS)), False))
+            high = round(min(max(rate * outer, TABLE_COUNTS), MAX_UNITS))
+            return _estimate(Estimate, (median, low, high, False, daily))
         beyond = (first - x if x < first else 0.0) + (x - last if x > last else 0.0)
         widen = EXTRAPOLATION_WIDENING * beyond
-        rate = math.exp(min(max(u, -MAX_LOG_UNITS), MAX_LOG_UNITS))
         outer = math.exp(widen + Z_HIGH * math.sqrt(sigma2 + 1.0 / rate))
         low, median, high = (
             self._count(value, base + index * cells, far)
             for index, (value, far) in enumerate(((u - widen, rate / outer), (u, rate), (u + widen, rate * outer)))
         )
-        return _estimate(Estimate, (median, low, high, True))
+        return _estimate(Estimate, (median, low, high, True, daily))
+
+    def estimate_history(
+        self,
+        seconds: Sequence[float],
+        ranks: Sequence[int],
+        category: str,
+        marketplace: str = DEFAULT_MARKETPLACE,
+    ) -> Estimate:
+        """The month at a rank history's mean rate (ml.history): its samples' rates weighted by time, and the
+        quantiles of a month at that rate. Outside the trained ranks, the interval widens by the time-weighted
+        distance."""
+        values = np.asarray(ranks, dtype=np.float64)
+        codes = np.full(len(values), self._code[marketplace, category], dtype=np.int64)
+        weights = history.time_weights(seconds)
+        x = np.log(values)
+        rate = float(weights @ np.exp(self._log_rate(x, codes)))
+        beyond = self._beyond(x, codes)
+        widen = np.array([EXTRAPOLATION_WIDENING * float(weights @ beyond)])
+        low, sales, high = self._table.quantiles(np.array([math.log(max(rate, 1e-300))]), widen, codes[:1])
+        return Estimate(int(sales[0]), int(low[0]), int(high[0]), bool(beyond.any()), rate / DAYS_PER_MONTH)
 
     def _count(self, value: float, table_start: int, far: float) -> int:
         start, per_cell, top, _ = self._grid
@@ -154,10 +230,8 @@ class Predictor(CategoryRows):
         return self._log_rate(np.log(ranks), codes)
 
     def _log_rate(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        seg, frac = curve.locate(x, self._segments)
-        return (
-            self._flat_knots[codes * (self._segments + 1) + seg] + self._flat_rise[codes * self._segments + seg] * frac
-        )
+        seg, frac = curve.locate(x, self._spans)
+        return self._flat_knots[codes * (self._spans + 1) + seg] + self._flat_rise[codes * self._spans + seg] * frac
 
     def beyond_training(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """How far each rank lies outside its category's trained range, in ln(rank); 0 inside."""
@@ -165,10 +239,6 @@ class Predictor(CategoryRows):
 
     def _beyond(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return np.maximum(self._first[codes] - x, 0.0) + np.maximum(x - self._last[codes], 0.0)
-
-    def estimate_arrays(self, ranks: np.ndarray, categories: Sequence[str]) -> tuple[np.ndarray, ...]:
-        """(sales, low, high, extrapolated) for each row."""
-        return self.estimate_codes(ranks, self.codes(categories))
 
     def estimate_codes(self, ranks: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, ...]:
         """(sales, low, high, extrapolated) for ranks and category codes (``codes``)."""
@@ -178,3 +248,6 @@ class Predictor(CategoryRows):
         widen = EXTRAPOLATION_WIDENING * beyond
         low, sales, high = self._table.quantiles(u, widen, codes)
         return sales, low, high, beyond > 0.0
+
+    def daily_codes(self, ranks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return np.exp(np.clip(self.log_rate(ranks, codes), -MAX_LOG_UNITS, MAX_LOG_UNITS)) / DAYS_PER_MONTH

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from core.audit import MODEL_ACTIVATE, MODEL_ROLLBACK, MODEL_TRAIN, Actor, audit_log
 from ml.data import read_training_csv
+from ml.markets import DEFAULT_MARKETPLACE, in_order, segment, shown, split_segment
 from ml.registry import ModelRegistry
 from ml.serving import model_registry
 from ml.train import train
@@ -103,14 +104,14 @@ def held_back_reason(*, current: dict[str, Any] | None, candidate: dict[str, Any
     /models/{version}/activate) only warns."""
     if current is None:
         return None
-    version, categories = candidate["version"], set(candidate["categories"])
-    default = settings.DEFAULT_CATEGORY
-    lacks = sorted(set(current["categories"]) - categories) if current["version"] != version else []
-    if default not in categories and default not in lacks:
-        lacks = sorted([*lacks, default])
+    version, segments = candidate["version"], set(candidate["categories"])
+    default = _default_segment()
+    lacks = in_order(set(current["categories"]) - segments) if current["version"] != version else []
+    if default not in segments and default not in lacks:
+        lacks = in_order([*lacks, default])
     if not lacks:
         return None
-    named = ", ".join(f"{name} (DEFAULT_CATEGORY)" if name == default else name for name in lacks)
+    named = ", ".join(shown(name) + (" (DEFAULT_CATEGORY)" if name == default else "") for name in lacks)
     several = len(lacks) > 1
     return (
         f"version {version} was stored but not activated: it lacks categor{'ies' if several else 'y'} {named}, "
@@ -120,24 +121,30 @@ def held_back_reason(*, current: dict[str, Any] | None, candidate: dict[str, Any
     )
 
 
+def _default_segment() -> str:
+    return segment(settings.DEFAULT_MARKETPLACE, settings.DEFAULT_CATEGORY)
+
+
 def activation_changes(*, current: dict[str, Any] | None, candidate: dict[str, Any]) -> list[str]:
     """What activating ``candidate`` in place of ``current`` (versions' metadata; None: no active version)
     stops accepting, one sentence each; empty when it accepts all that the current one does."""
-    version, categories = candidate["version"], set(candidate["categories"])
+    version, segments = candidate["version"], set(candidate["categories"])
     changes = []
-    default = settings.DEFAULT_CATEGORY
-    if default not in categories:
+    if _default_segment() not in segments:
+        default, marketplace = settings.DEFAULT_CATEGORY, settings.DEFAULT_MARKETPLACE
+        served = sorted(category for market, category in map(split_segment, segments) if market == marketplace)
+        where = "" if marketplace == DEFAULT_MARKETPLACE else f" in marketplace '{marketplace}' (DEFAULT_MARKETPLACE)"
         changes.append(
-            f"version {version} has no category '{default}' (DEFAULT_CATEGORY), so a POST without a category "
-            f"will answer 422; train on data with '{default}' rows, or set DEFAULT_CATEGORY to one of "
-            f"{', '.join(sorted(categories))}"
+            f"version {version} has no category '{default}' (DEFAULT_CATEGORY){where}, so a POST without a "
+            f"category will answer 422; train on data with '{default}' rows, or set DEFAULT_CATEGORY to one of "
+            f"{', '.join(served) or 'its categories'}"
         )
     if current is not None and current["version"] != version:
-        lost = sorted(set(current["categories"]) - categories)
+        lost = in_order(set(current["categories"]) - segments)
         if lost:
             changes.append(
                 f"version {version} lacks {len(lost)} categor{'y' if len(lost) == 1 else 'ies'} that version "
-                f"{current['version']} serves ({', '.join(lost)}): estimations in them will answer 422"
+                f"{current['version']} serves ({', '.join(map(shown, lost))}): estimations in them will answer 422"
             )
     return changes
 

@@ -13,6 +13,7 @@ import sklearn
 
 from ml import card
 from ml.data import DataError, Dataset
+from ml.markets import shown, split_segment
 from ml.pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
@@ -54,14 +55,14 @@ def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float | None
     }
 
 
-def _check_rows_per_category(dataset: Dataset, fit_rows: np.ndarray) -> None:
-    """Each category's curve needs MIN_ROWS_PER_CATEGORY rows to fit, after the holdout is set aside."""
-    names, in_file = np.unique(dataset.categories, return_counts=True)
-    fitted = dict(zip(*np.unique(dataset.categories[fit_rows], return_counts=True), strict=True))
+def _check_rows_per_segment(dataset: Dataset, names: np.ndarray, fit_rows: np.ndarray) -> None:
+    """Each segment's curve needs MIN_ROWS_PER_CATEGORY rows to fit, after the holdout is set aside."""
+    segments, in_file = np.unique(names, return_counts=True)
+    fitted = dict(zip(*np.unique(names[fit_rows], return_counts=True), strict=True))
     short = [
-        f"'{name}' has {count:,} valid row{'s' if count != 1 else ''} ({int(fitted.get(name, 0)):,} left to fit "
-        f"after the {HOLDOUT_FRACTION:.0%} holdout)"
-        for name, count in zip(names, in_file, strict=True)
+        f"'{shown(name)}' has {count:,} valid row{'s' if count != 1 else ''} ({int(fitted.get(name, 0)):,} left to "
+        f"fit after the {HOLDOUT_FRACTION:.0%} holdout)"
+        for name, count in zip(segments, in_file, strict=True)
         if fitted.get(name, 0) < MIN_ROWS_PER_CATEGORY
     ]
     if short:
@@ -78,15 +79,16 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     order = rng.permutation(dataset.rows)
     cut = int(round(dataset.rows * (1 - HOLDOUT_FRACTION)))
     fit_rows, holdout_rows = order[:cut], order[cut:]
-    _check_rows_per_category(dataset, fit_rows)
+    X = model_input(dataset.categories, dataset.ranks, dataset.marketplaces)
+    names = X[:, 0].astype(str)
+    _check_rows_per_segment(dataset, names, fit_rows)
 
-    X = model_input(dataset.categories, dataset.ranks)
     pipeline = build_pipeline()
     pipeline.fit(X[fit_rows], dataset.sales[fit_rows])
     features, model = pipeline.named_steps["features"], pipeline.named_steps["curve"]
 
-    categories = [str(name) for name in features.categories_]
-    held_categories = dataset.categories[holdout_rows]
+    segments = [str(name) for name in features.categories_]
+    held_names = names[holdout_rows]
     held_ranks = dataset.ranks[holdout_rows]
     actual = dataset.sales[holdout_rows]
     low, predicted, high, _ = model.predict_quantiles(features.transform(X[holdout_rows]))
@@ -94,13 +96,16 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     per_category: dict[str, dict[str, Any]] = {}
     rank_range: dict[str, list[int]] = {}
     cards: dict[str, dict[str, Any]] = {}
-    fit_categories = dataset.categories[fit_rows]
-    for code, name in enumerate(categories):
-        rows = held_categories == name
+    fit_names = names[fit_rows]
+    for code, name in enumerate(segments):
+        rows = held_names == name
         per_category[name] = metrics(actual[rows], predicted[rows]) if rows.any() else {"rows": 0}
-        trained = dataset.ranks[fit_rows][fit_categories == name]
+        trained = dataset.ranks[fit_rows][fit_names == name]
         rank_range[name] = [int(trained.min()), int(trained.max())]
+        marketplace, category = split_segment(name)
         cards[name] = {
+            "marketplace": marketplace,
+            "category": category,
             "training_rows": int(len(trained)),
             "holdout_rows": int(rows.sum()),
             "slope_by_decade": card.slopes_by_decade(
@@ -110,6 +115,10 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "median_error": per_category[name].get("median_ape"),
             "sigma": round(float(model.sigma_[code]), 4),
         }
+    markets: dict[str, list[str]] = {}
+    for name in segments:
+        marketplace, category = split_segment(name)
+        markets.setdefault(marketplace, []).append(category)
 
     model_card = {
         "statistic": STATISTIC,
@@ -130,7 +139,8 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "holdout_rows": int(len(holdout_rows)),
             "seed": seed,
         },
-        "categories": categories,
+        "categories": segments,  # "marketplace/category" (ml.markets.segment), one curve each
+        "markets": markets,
         "metrics": {"overall": metrics(actual, predicted), "per_category": per_category},
         "interval": list(INTERVAL),
         "rank_range": rank_range,

@@ -80,7 +80,7 @@ class TestModelActions:
         [trained] = entries(mongo_db, MODEL_TRAIN)
         [activated] = entries(mongo_db, MODEL_ACTIVATE)
         assert trained["actor"]["via"] == "command" and trained["actor"]["name"]
-        assert trained["details"]["rows"] == 20_000 and trained["details"]["source"] == SAMPLE_CSV.name
+        assert trained["details"]["rows"] == 40_000 and trained["details"]["source"] == SAMPLE_CSV.name
         assert activated["target"] == trained["target"] == {"model_version": 1}
         assert activated["details"] == {"previous_version": None}
 

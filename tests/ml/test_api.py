@@ -25,7 +25,7 @@ def test_list_shows_versions_metrics_and_which_is_active(api, two_versions):
     assert body["active_version"] == 1
     assert [(m["version"], m["active"]) for m in body["_items"]] == [(2, False), (1, True)]
     first = body["_items"][1]
-    assert first["metrics"]["overall"]["rows"] == 4000
+    assert first["metrics"]["overall"]["rows"] == 8000
     assert "signature" not in first and "file_id" not in first["artifact"]
     assert first["created"].endswith(" GMT")
 

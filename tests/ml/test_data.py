@@ -24,7 +24,7 @@ def write(tmp_path, text: str, name: str = "data.csv", mode: str = "w"):
 def test_reads_the_shipped_csv_with_its_checksum():
     dataset = read_training_csv(SAMPLE_CSV, progress=False)
 
-    assert dataset.rows == 20_000
+    assert dataset.rows == 40_000
     assert dataset.sha256 == hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
     assert dataset.bad_count == 0
     assert set(dataset.categories) == {

@@ -9,14 +9,14 @@ import math
 import numpy as np
 from django.core.management import call_command
 
-from ml.sample_data import CSV_HEADER, CURVES, HEAD_RANK, TAIL_RANK, generate, log_sales
+from ml.sample_data import CSV_HEADER, CURVES, HEAD_RANK, SCALES, TAIL_RANK, generate, log_sales
 from tests.helpers import SAMPLE_CSV
 
 
 def test_the_shipped_csv_is_what_the_documented_command_makes(tmp_path):
     out = tmp_path / "sample.csv"
 
-    call_command("make_sample_data", "--rows", "20000", "--seed", "42", "--out", str(out), stdout=io.StringIO())
+    call_command("make_sample_data", "--rows", "40000", "--seed", "42", "--out", str(out), stdout=io.StringIO())
 
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(SAMPLE_CSV.read_bytes()).hexdigest()
 
@@ -29,10 +29,26 @@ def test_same_seed_same_rows_other_seed_other_rows():
 def test_rows_cover_every_category_with_whole_ranks_and_counts():
     rows = list(generate(4000, seed=3))
 
-    assert {category for category, _, _ in rows} == set(CURVES)
-    assert all(isinstance(rank, int) and rank >= 1 for _, rank, _ in rows)
-    assert all(isinstance(sales, int) and sales >= 0 for _, _, sales in rows)
-    assert any(sales == 0 for _, _, sales in rows), "the Poisson tail should have zero-sale months"
+    assert {(market, category) for category, _, _, market in rows} == {(m, c) for m in SCALES for c in CURVES}
+    assert all(isinstance(rank, int) and rank >= 1 for _, rank, _, _ in rows)
+    assert all(isinstance(sales, int) and sales >= 0 for _, _, sales, _ in rows)
+    assert any(sales == 0 for _, _, sales, _ in rows), "the Poisson tail should have zero-sale months"
+
+
+def test_each_marketplace_sells_its_scale_of_the_us_at_the_same_rank():
+    rows = list(generate(40_000, seed=5))
+    totals = {market: sum(sales for _, rank, sales, m in rows if m == market and rank < 10_000) for market in SCALES}
+    counts = {market: sum(1 for _, rank, _, m in rows if m == market and rank < 10_000) for market in SCALES}
+
+    for market in ("uk", "de"):
+        ratio = (totals[market] / counts[market]) / (totals["us"] / counts["us"])
+        assert ratio == pytest_approx_rel(SCALES[market]), (market, ratio)
+
+
+def pytest_approx_rel(value):
+    import pytest
+
+    return pytest.approx(value, rel=0.25)
 
 
 def test_curve_has_the_published_slopes_and_is_continuous():

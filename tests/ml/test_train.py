@@ -15,7 +15,8 @@ from sklearn.pipeline import Pipeline
 from ml.data import read_training_csv
 from ml.legacy import build_legacy_pipeline
 from ml.pipeline import MonotoneCountCurve, model_input
-from ml.sample_data import CURVES, write_csv
+from ml.markets import segment
+from ml.sample_data import CURVES, SCALES, write_csv
 from ml.serving import model_registry
 from ml.train import HOLDOUT_FRACTION, metrics
 from tests.helpers import SAMPLE_CSV
@@ -89,8 +90,8 @@ class TestHoldout:
     def test_metrics_overall_and_per_category(self, trained_model):
         metrics = trained_model.metadata["metrics"]
 
-        assert metrics["overall"]["rows"] == 4000
-        assert set(metrics["per_category"]) == set(CURVES)
+        assert metrics["overall"]["rows"] == 8000
+        assert set(metrics["per_category"]) == {segment(market, name) for market in SCALES for name in CURVES}
         # The data's own noise is sigma 0.40-0.55 in log space: a model that found the curve sits near it.
         assert 0.3 < metrics["overall"]["rmse_log1p"] < 0.6
         assert metrics["overall"]["within_2x"] > 0.8
@@ -104,7 +105,7 @@ class TestHoldout:
         fresh = read_training_csv(tmp_path / "fresh.csv", progress=False)
         model = Predictor.from_metadata(trained_model.pipeline, version=1, metadata=trained_model.metadata)
 
-        _, low, high, _ = model.estimate_arrays(fresh.ranks.astype(float), fresh.categories)
+        _, low, high, _ = model.estimate_arrays(fresh.ranks.astype(float), fresh.categories, fresh.marketplaces)
         inside = np.mean((fresh.sales >= low) & (fresh.sales <= high))
 
         assert 0.77 <= inside <= 0.83, inside
@@ -125,7 +126,7 @@ class TestHoldout:
     def test_metadata_names_the_data_and_the_library(self, trained_model):
         meta = trained_model.metadata
 
-        assert meta["training_data"]["rows"] == 20_000 and len(meta["training_data"]["sha256"]) == 64
+        assert meta["training_data"]["rows"] == 40_000 and len(meta["training_data"]["sha256"]) == 64
         assert meta["sklearn_version"] == __import__("sklearn").__version__
         assert "residual_quantiles" not in meta  # the model before kept them; the card has the coverage now
         assert meta["rank_range"]["books"][0] >= 1
@@ -174,7 +175,7 @@ class TestCommand:
         path = tmp_path / "mixed.csv"
         path.write_text(SAMPLE_CSV.read_text() + "books,zero,1\n")
 
-        with pytest.raises(CommandError, match="line 20002: bestseller_rank 'zero'"):
+        with pytest.raises(CommandError, match="line 40002: bestseller_rank 'zero'"):
             call_command("train_model", "--csv", str(path), stdout=io.StringIO())
         out = io.StringIO()
         call_command("train_model", "--csv", str(path), "--skip-bad-rows", stdout=out)

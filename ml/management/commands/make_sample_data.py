@@ -7,12 +7,12 @@ from ml.sample_data import write_csv
 
 class Command(BaseCommand):
     help = (
-        "Write a synthetic CSV of category,bestseller_rank,monthly_sales drawn from the published "
-        "power law of Amazon sales in rank (see ml/sample_data.py for the parameters and sources)."
+        "Write a synthetic CSV of marketplace,category,bestseller_rank,monthly_sales (us, uk, de) drawn from "
+        "the published power law of Amazon sales in rank (see ml/sample_data.py for the parameters and sources)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--rows", type=int, default=20_000, help="rows to write (default 20,000)")
+        parser.add_argument("--rows", type=int, default=40_000, help="rows to write (default 40,000)")
         parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
         parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
 
