@@ -74,9 +74,8 @@ def _with_estimate(
     content["estimated_sales"] = estimate.sales
     content["estimated_sales_low"] = estimate.low
     content["estimated_sales_high"] = estimate.high
-    daily = getattr(estimate, "daily", None)
-    if daily is not None:  # units per day, to 4 significant digits
-        content["estimated_daily_sales"] = float(f"{float(daily):.4g}")
+    if estimate.daily is not None:  # units per day, to 4 significant digits
+        content["estimated_daily_sales"] = float(f"{float(estimate.daily):.4g}")
     if gaps:
         content["rank_history_gaps"] = gaps
     content["extrapolated"] = bool(estimate.extrapolated)

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ml.history import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS
+
 # integer, number, string and boolean are JSON's; id (an ObjectId) and date (a BSON date) are stored as such
 # and shown as strings; history is a list of {"at": date, "rank": integer} samples and gaps a list of
 # {"from": date, "to": date} (dates shown as ISO 8601 UTC); links is the computed _links object.
@@ -72,8 +74,6 @@ MAX_CATEGORY_LENGTH = 64
 MAX_SKU_LENGTH = 64
 MAX_ACTUAL_SALES = 1_000_000_000
 MAX_PRICE = 1_000_000
-MAX_HISTORY_DAYS = 90  # ml.history's
-MAX_HISTORY_POINTS = 2160
 MIN_PRICE = 0.01  # positive, with at most 2 decimals
 MAX_MARKETPLACE_LENGTH = 8
 PERIOD = re.compile(r"(19|20)[0-9][0-9]-(0[1-9]|1[0-2])")  # whole value: fullmatch, so no "2026-10\n"

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from estimations.fields import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS, MAX_RANK, MIN_RANK
+from estimations.fields import MAX_RANK, MIN_RANK
+from ml.history import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS
 
 # A sample may be this much later than the server's clock (the client's clock may run ahead).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -126,15 +127,6 @@ def ranks(samples: Sequence[dict[str, Any]]) -> list[int]:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-GAP_SECONDS = 2 * 86400  # ml.history's (until it is on main)
-
-
-def gaps(seconds: Sequence[float]) -> list[tuple[int, int]]:
-    return [
-        (index, index + 1) for index in range(len(seconds) - 1) if seconds[index + 1] - seconds[index] > GAP_SECONDS
-    ]
 
 
 def gap_spans(samples: Sequence[dict[str, Any]], gaps: Sequence[tuple[int, int]]) -> list[dict[str, datetime]]:

@@ -31,6 +31,7 @@ from estimations.documents import LEGACY_MARKETPLACE, new_document, replacement
 from estimations.fields import DIGEST_WITH_NULLS, ESTIMATE_INPUTS, INPUT_FIELDS
 from estimations.selectors import MSG_NO_ESTIMATION
 from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome, estimation_store
+from ml import history
 from ml.predictor import Estimate, Estimator
 from ml.serving import get_estimator
 
@@ -63,7 +64,7 @@ def _estimate(estimator: Estimator, fields: dict[str, Any]) -> tuple[Estimate, G
         return estimator.estimate(fields["bestseller_rank"], fields["category"], marketplace), []
     seconds = rank_history.seconds(samples)
     estimate = estimator.estimate_history(seconds, rank_history.ranks(samples), fields["category"], marketplace)
-    return estimate, rank_history.gap_spans(samples, rank_history.gaps(seconds))
+    return estimate, rank_history.gap_spans(samples, history.gaps(seconds))
 
 
 def estimation_create(

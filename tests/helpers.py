@@ -9,13 +9,14 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import gridfs
 import pytest
 from bson import ObjectId
 
 from estimations.documents import stamp
+from ml.predictor import Estimate
 from ml.registry import BUCKET
 
 if TYPE_CHECKING:
@@ -209,14 +210,6 @@ def legacy_trained_model() -> TrainedModel:
 
 
 # --- a fake model (issue 21's estimator contract) ------------------------------------------------
-
-
-class Estimate(NamedTuple):  # ml.predictor's, with daily (issue 21 contract), until it is on main
-    sales: int
-    low: int
-    high: int
-    extrapolated: bool = False
-    daily: float | None = None
 
 
 @dataclass

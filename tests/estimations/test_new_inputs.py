@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from estimations import rank_history, validation
-from estimations.fields import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS
+from ml.history import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS
 
 MARKETS = {"us": ("books", "toys_games"), "uk": ("books",), "de": ("books", "electronics")}
 RULES = validation.Rules(categories=("books", "electronics", "toys_games"), default_category="books", markets=MARKETS)

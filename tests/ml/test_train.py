@@ -14,8 +14,8 @@ from sklearn.pipeline import Pipeline
 
 from ml.data import read_training_csv
 from ml.legacy import build_legacy_pipeline
-from ml.pipeline import MonotoneCountCurve, model_input
 from ml.markets import segment
+from ml.pipeline import MonotoneCountCurve, model_input
 from ml.sample_data import CURVES, SCALES, write_csv
 from ml.serving import model_registry
 from ml.train import HOLDOUT_FRACTION, metrics
