@@ -267,10 +267,11 @@ def field_lists(source: str) -> list[tuple[int, list[str]]]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
-            named = [
-                item.value for item in node.elts if isinstance(item, ast.Constant) and item.value in fields.BY_NAME
-            ]
-            if len(named) >= 3:
+            texts = [item.value for item in node.elts if isinstance(item, ast.Constant) and isinstance(item.value, str)]
+            named = [text for text in texts if text in fields.BY_NAME]
+            # Three or more of the table's names and nothing else (a training CSV's columns, which share
+            # some names, are another list).
+            if len(named) >= 3 and len(named) == len(texts):
                 found.append((node.lineno, named))
     return found
 
@@ -292,6 +293,7 @@ def test_the_check_sees_a_field_list():
     source = 'COLUMNS = ("bestseller_rank", "category", "sku")\nWHERE = {"category": 1}\nPAIR = ["_id", "sku"]\n'
 
     assert field_lists(source) == [(1, ["bestseller_rank", "category", "sku"])]
+    assert field_lists('TRAINING = ("category", "bestseller_rank", "monthly_sales", "marketplace")\n') == []
 
 
 def test_the_api_guide_lists_the_table_fields():
