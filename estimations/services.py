@@ -174,14 +174,11 @@ def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[
         marketplaces = [inputs[index].get("marketplace", LEGACY_MARKETPLACE) for index in snapshots]
         for index, estimate in zip(snapshots, estimator.estimate_many(ranks, categories, marketplaces), strict=True):
             estimates[index] = (estimate, [])
-    for index in in_turns(range(len(inputs))):
-        if estimates[index] is None:
-            estimates[index] = _estimate(estimator, inputs[index])
     now = utc_now()  # one insert, one moment: Eve stamps a bulk insert's documents alike
     documents = []
     for fields, made in in_turns(zip(inputs, estimates, strict=True)):
-        assert made is not None
-        documents.append(new_document(fields, made[0], estimator.version, now=now, gaps=made[1]))
+        estimate, gaps = made or _estimate(estimator, fields)  # a history: estimated here, in turns too
+        documents.append(new_document(fields, estimate, estimator.version, now=now, gaps=gaps))
     stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
     return stored
