@@ -17,6 +17,7 @@ from core.audit import api_actor
 from core.http import http_date
 from core.openapi import COMMON, EnvelopeAutoSchema, error_response
 from ml.card_serializers import MSG_NO_CARD, MSG_UNREADABLE_CARD, ModelCardSerializer, readable_card
+from ml.markets import markets_of
 from ml.registry import ArtifactRefused, UnknownVersion
 from ml.services import model_activate
 from ml.serving import model_registry
@@ -34,6 +35,7 @@ def model_resource(metadata: dict[str, Any], active: int | None) -> dict[str, An
     shown = {key: value for key, value in metadata.items() if key not in ("_id", "artifact", "signature", "status")}
     shown["created"] = http_date(metadata["created"])
     shown["active"] = metadata["version"] == active
+    shown["markets"] = markets_of(metadata["categories"])  # versions before marketplaces: all "us"
     shown["artifact"] = {"sha256": metadata["artifact"]["sha256"], "bytes": metadata["artifact"]["bytes"]}
     shown["_links"] = {"self": {"title": "models", "href": f"models/{metadata['version']}"}}
     card = metadata.get("model_card")
@@ -51,7 +53,14 @@ class ModelSerializer(serializers.Serializer):
     created = serializers.CharField(help_text="RFC 1123 date the version was trained.")
     sklearn_version = serializers.CharField()
     training_data = serializers.DictField(help_text="source file name, sha256, rows, bad rows skipped, split, seed")
-    categories = serializers.ListField(child=serializers.CharField())
+    categories = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Its curves, one per marketplace x category: the category alone in us, else marketplace/category.",
+    )
+    markets = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Marketplace -> the categories this version estimates there.",
+    )
     metrics = serializers.DictField(help_text="holdout metrics: overall and per_category")
     interval = serializers.ListField(child=serializers.FloatField(), help_text="the quantiles of the stored interval")
     residual_quantiles = serializers.DictField(

@@ -55,6 +55,14 @@ def shown(name: str) -> str:
     return category if marketplace == DEFAULT_MARKETPLACE else f"{category} ({marketplace})"
 
 
+def markets_of(names) -> dict[str, list[str]]:
+    """Segment names as marketplace -> its categories (both sorted)."""
+    markets: dict[str, list[str]] = {}
+    for marketplace, category in sorted(map(split_segment, names)):
+        markets.setdefault(marketplace, []).append(category)
+    return markets
+
+
 def in_order(names) -> list[str]:
     """Segment names as messages list them: DEFAULT_MARKETPLACE's categories first, then each marketplace's."""
     return sorted(names, key=lambda name: (split_segment(name)[0] != DEFAULT_MARKETPLACE, split_segment(name)))

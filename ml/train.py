@@ -13,7 +13,7 @@ import sklearn
 
 from ml import card
 from ml.data import DataError, Dataset
-from ml.markets import shown, split_segment
+from ml.markets import markets_of, shown, split_segment
 from ml.pipeline import MIN_ROWS_PER_CATEGORY, build_pipeline, model_input
 
 HOLDOUT_FRACTION = 0.2
@@ -74,6 +74,15 @@ def _check_rows_per_segment(dataset: Dataset, names: np.ndarray, fit_rows: np.nd
         )
 
 
+def _badge_check(dataset: Dataset, rows: np.ndarray, median: np.ndarray) -> dict[str, Any] | None:
+    """Held-out range rows ("bought in past month" badges): how many, and the share whose median estimate lies
+    in the row's range (None without any)."""
+    if not len(rows):
+        return None
+    inside = (median >= dataset.sales_min[rows]) & (median <= dataset.sales_max[rows])
+    return {"holdout_rows": int(len(rows)), "median_in_range": round(float(inside.mean()), 4)}
+
+
 def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     rng = np.random.default_rng(seed)
     order = rng.permutation(dataset.rows)
@@ -84,14 +93,18 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
     _check_rows_per_segment(dataset, names, fit_rows)
 
     pipeline = build_pipeline()
-    pipeline.fit(X[fit_rows], dataset.sales[fit_rows])
+    pipeline.fit(X[fit_rows], dataset.target(fit_rows))  # range rows (badges) by their censored likelihood
     features, model = pipeline.named_steps["features"], pipeline.named_steps["curve"]
 
     segments = [str(name) for name in features.categories_]
-    held_names = names[holdout_rows]
-    held_ranks = dataset.ranks[holdout_rows]
-    actual = dataset.sales[holdout_rows]
     low, predicted, high, _ = model.predict_quantiles(features.transform(X[holdout_rows]))
+    ranged = dataset.censored[holdout_rows]
+    badges = _badge_check(dataset, holdout_rows[ranged], predicted[ranged])
+    exact = ~ranged  # the holdout's metrics and coverage are of the months whose units are known
+    held, low, predicted, high = holdout_rows[exact], low[exact], predicted[exact], high[exact]
+    held_names = names[held]
+    held_ranks = dataset.ranks[held]
+    actual = dataset.sales[held]
 
     per_category: dict[str, dict[str, Any]] = {}
     rank_range: dict[str, list[int]] = {}
@@ -115,10 +128,6 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "median_error": per_category[name].get("median_ape"),
             "sigma": round(float(model.sigma_[code]), 4),
         }
-    markets: dict[str, list[str]] = {}
-    for name in segments:
-        marketplace, category = split_segment(name)
-        markets.setdefault(marketplace, []).append(category)
 
     model_card = {
         "statistic": STATISTIC,
@@ -126,6 +135,7 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
         "bands": {name: list(bounds) for name, bounds in card.BANDS.items()},
         "coverage": card.coverage(actual, low, high, held_ranks),
         "per_category": cards,
+        "badges": badges,
     }
     metadata = {
         "created": datetime.now(UTC),
@@ -137,10 +147,11 @@ def train(dataset: Dataset, *, seed: int = 0) -> TrainedModel:
             "bad_rows_skipped": dataset.bad_count,
             "fit_rows": int(len(fit_rows)),
             "holdout_rows": int(len(holdout_rows)),
+            "range_rows": int(dataset.censored.sum()),
             "seed": seed,
         },
         "categories": segments,  # "marketplace/category" (ml.markets.segment), one curve each
-        "markets": markets,
+        "markets": markets_of(segments),
         "metrics": {"overall": metrics(actual, predicted), "per_category": per_category},
         "interval": list(INTERVAL),
         "rank_range": rank_range,

@@ -128,7 +128,7 @@ COMMAND_GROUPS = [
     [["list_models"], ["ensure_indexes"]],
     [["create_api_key", "--name", "image-test", "--scope", "admin"], ["revoke_api_key", "image-test"]],
     [
-        ["make_sample_data", "--rows", "400", "--seed", "3", "--out", "/tmp/sales.csv"],
+        ["make_sample_data", "--rows", "2000", "--seed", "3", "--out", "/tmp/sales.csv"],
         ["train_model", "--csv", "/tmp/sales.csv", "--no-activate"],
         ["replay_model", "2", "--no-progress"],
         ["activate_model", "2"],

@@ -30,6 +30,20 @@ def test_list_shows_versions_metrics_and_which_is_active(api, two_versions):
     assert first["created"].endswith(" GMT")
 
 
+def test_a_version_lists_its_marketplaces_and_their_categories(api, two_versions, mongo_db):
+    from ml.registry import MODELS
+    from ml.sample_data import CURVES, SCALES
+
+    shown = api.get("/models/2").json()
+    # A version from before marketplaces (bare categories in its metadata) reads as us-only.
+    mongo_db[MODELS].update_one({"version": 2}, {"$set": {"categories": ["books", "toys_games"]}})
+    before = api.get("/models/2").json()
+
+    assert shown["markets"] == {market: sorted(CURVES) for market in sorted(SCALES)}
+    assert "uk/books" in shown["categories"] and "books" in shown["categories"]
+    assert before["markets"] == {"us": ["books", "toys_games"]}
+
+
 def test_one_version_and_an_unknown_one(api, two_versions):
     assert api.get("/models/2").json()["version"] == 2
     assert "/models" in assert_error_envelope(api.get("/models/9"), 404)["_error"]["message"]
