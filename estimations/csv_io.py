@@ -19,19 +19,23 @@ from rest_framework.renderers import BaseRenderer
 from core import limits
 from core.http import http_date
 from core.parsers import read_limited
+from estimations import rank_history
 from estimations.fields import BY_NAME, CSV_EXPORT_COLUMNS, CSV_IMPORT_COLUMNS
 
 MEDIA_TYPE = "text/csv"
 # The columns, from the field table: an upload's (each a field a client sends; the required ones must
-# be named) and an export's, in the order answers show the fields.
+# be named, or the one each may be sent instead of) and an export's, in the order answers show the fields.
 IMPORT_COLUMNS = CSV_IMPORT_COLUMNS
 REQUIRED_COLUMNS = tuple(name for name in IMPORT_COLUMNS if (sent := BY_NAME[name].sent) and sent.required)
+INSTEAD = {name: sent.instead for name in REQUIRED_COLUMNS if (sent := BY_NAME[name].sent) and sent.instead}
 EXPORT_COLUMNS = CSV_EXPORT_COLUMNS
+LISTS = frozenset(name for name in EXPORT_COLUMNS if BY_NAME[name].kind in ("history", "gaps"))
 IGNORED_ON_IMPORT = frozenset(EXPORT_COLUMNS) - frozenset(IMPORT_COLUMNS)
 ROWS_PER_CHUNK = 500
 
 MSG_CSV_EMPTY = f"The CSV is empty: send a header row ({','.join(IMPORT_COLUMNS)}) and one row per product."
 MSG_CSV_MISSING_COLUMN = "The CSV header must name a {required} column; it names: {columns}."
+MSG_CSV_MISSING_EITHER = "The CSV header must name a {required} or a {instead} column (or both); it names: {columns}."
 MSG_CSV_UNKNOWN = "The CSV header names unknown column(s) {unknown}; the columns are " + ", ".join(IMPORT_COLUMNS) + "."
 MSG_CSV_DUPLICATE = "The CSV header names '{column}' twice."
 MSG_CSV_EXTRA_CELLS = "Line {line} has more cells than the header has columns."
@@ -81,8 +85,11 @@ def _check_header(columns: list[str]) -> None:
     if unknown:
         raise ParseError(MSG_CSV_UNKNOWN.format(unknown=", ".join(repr(column[:40]) for column in unknown[:10])))
     for required in REQUIRED_COLUMNS:
-        if required not in columns:
+        instead = INSTEAD.get(required)
+        if required not in columns and instead is None:
             raise ParseError(MSG_CSV_MISSING_COLUMN.format(required=required, columns=shown))
+        if required not in columns and instead not in columns:
+            raise ParseError(MSG_CSV_MISSING_EITHER.format(required=required, instead=instead, columns=shown))
     seen: set[str] = set()
     for column in columns:
         if column in seen:
@@ -97,6 +104,8 @@ def _cell(document: dict[str, Any], column: str) -> Any:
         return http_date(value)
     if column == "_id":
         return str(value)
+    if column in LISTS and value is not None:
+        return rank_history.as_text(value)  # a JSON list as a resource shows it
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else value

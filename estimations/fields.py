@@ -9,9 +9,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-# integer, string and boolean are JSON's; id (an ObjectId) and date (a BSON date) are stored as such and
-# shown as strings; links is the computed _links object.
-Kind = Literal["integer", "string", "boolean", "id", "date", "links"]
+from ml.history import MAX_HISTORY_DAYS, MAX_HISTORY_POINTS
+
+# integer, number, string and boolean are JSON's; id (an ObjectId) and date (a BSON date) are stored as such
+# and shown as strings; history is a list of {"at": date, "rank": integer} samples and gaps a list of
+# {"from": date, "to": date} (dates shown as ISO 8601 UTC); links is the computed _links object.
+Kind = Literal["integer", "number", "string", "boolean", "id", "date", "history", "gaps", "links"]
 # input: what the estimate is made from (a change makes a new estimate); label: the client's own, kept as
 # sent; estimate: what the model adds; actual: what a client records afterwards; meta: what the store
 # stamps; link: computed for the answer, never stored.
@@ -26,11 +29,12 @@ class Sent:
 
     help: str
     required: bool = False  # a POST or PUT without it is refused (a PATCH may leave it out)
+    instead: str | None = None  # required unless this other field is sent (the schema does not require it)
     nullable: bool = False  # null removes it
     form: bool = False  # the browsable API's form asks for it (the rest is JSON-only)
     form_help: str | None = None  # the form's own wording, when it differs
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     max_length: int | None = None
     pattern: str | None = None  # the whole value must match
 
@@ -69,6 +73,9 @@ MAX_RANK = 100_000_000  # Amazon's largest departments rank a few tens of millio
 MAX_CATEGORY_LENGTH = 64
 MAX_SKU_LENGTH = 64
 MAX_ACTUAL_SALES = 1_000_000_000
+MAX_PRICE = 1_000_000
+MIN_PRICE = 0.01  # positive, with at most 2 decimals
+MAX_MARKETPLACE_LENGTH = 8
 PERIOD = re.compile(r"(19|20)[0-9][0-9]-(0[1-9]|1[0-2])")  # whole value: fullmatch, so no "2026-10\n"
 
 CATEGORY_HELP = (
@@ -79,6 +86,20 @@ SKU_HELP = (
     "Your own product identifier, free text up to 64 printable characters (not starting with = + - @), "
     "indexed and filterable."
 )
+MARKETPLACE_HELP = (
+    "The Amazon marketplace, a lower-case code (us, uk, de, ...; the active model's are listed in its card). "
+    "Omitted: the service's DEFAULT_MARKETPLACE, stored so the answer shows what was assumed."
+)
+HISTORY_HELP = (
+    'The rank over time, oldest first: a list of {{"at": ISO 8601 date-time with offset or Z, "rank": integer}} '
+    "samples, at most {points} of them within {days} days, none later than now. Estimated over time: "
+    "bestseller_rank becomes the latest sample's rank."
+)
+PRICE_HELP = (
+    "Your price in the marketplace's currency (see currency), a decimal with at most 2 decimals up to "
+    f"{MAX_PRICE:,}: gives estimated_revenue. A change keeps the estimate and recomputes the revenue."
+)
+REVENUE_HELP = "{what} in the marketplace's currency: price times {units}, rounded to 2 decimals."
 # One entry per field, in the order an answer shows them (and the etag hashes the content). A new field
 # is one entry here: it is then validated if sent (add its check to estimations.validation.CHECKS, which a
 # test asks for), stored, shown, projectable, filtered and in the CSV export as its entry says; a sort
@@ -89,14 +110,16 @@ INTERVAL_HELP = (
 )
 
 FIELDS: tuple[Field, ...] = (
-    Field("_id", "id", "meta", "The estimation's id (a 24-hex-digit ObjectId).", filter=True, sort=5),
+    Field("_id", "id", "meta", "The estimation's id (a 24-hex-digit ObjectId).", filter=True, sort=8),
     Field(
         "bestseller_rank",
         "integer",
         "input",
         sent=Sent(
-            "The product's Amazon Best Seller Rank in its category (1 is the best seller).",
+            "The product's Amazon Best Seller Rank in its category (1 is the best seller). Required unless "
+            "rank_history is sent; with it, its latest sample's rank (if both are sent, they must agree).",
             required=True,
+            instead="rank_history",
             form=True,
             minimum=MIN_RANK,
             maximum=MAX_RANK,
@@ -106,12 +129,50 @@ FIELDS: tuple[Field, ...] = (
         csv_in=True,
     ),
     Field(
+        "rank_history",
+        "history",
+        "input",
+        "The rank samples the estimate was made from (their dates in ISO 8601 UTC).",
+        sent=Sent(
+            HISTORY_HELP.format(points=f"{MAX_HISTORY_POINTS:,}", days=MAX_HISTORY_DAYS)
+            + " null removes it (the estimate is then the rank's).",
+            nullable=True,
+        ),
+        csv_in=True,
+    ),
+    Field(
+        "marketplace",
+        "string",
+        "input",
+        sent=Sent(MARKETPLACE_HELP, form=True, max_length=MAX_MARKETPLACE_LENGTH),
+        filter=True,
+        sort=5,
+        csv_in=True,
+    ),
+    Field(
         "category",
         "string",
         "input",
         sent=Sent(CATEGORY_HELP, form=True, max_length=MAX_CATEGORY_LENGTH),
         filter=True,
-        sort=3,
+        sort=6,
+        csv_in=True,
+    ),
+    Field(
+        "price",
+        "number",
+        "label",
+        "Your price, in currency.",
+        sent=Sent(
+            PRICE_HELP + " null removes it.",
+            nullable=True,
+            form=True,
+            form_help=PRICE_HELP + " Left empty in the form: none.",
+            minimum=MIN_PRICE,
+            maximum=MAX_PRICE,
+        ),
+        filter=True,
+        sort=4,
         csv_in=True,
     ),
     Field(
@@ -140,6 +201,39 @@ FIELDS: tuple[Field, ...] = (
     Field("estimated_sales_low", "integer", "estimate", INTERVAL_HELP.format(end="Low", percentile=10)),
     Field("estimated_sales_high", "integer", "estimate", INTERVAL_HELP.format(end="High", percentile=90)),
     Field(
+        "estimated_daily_sales",
+        "number",
+        "estimate",
+        "Estimated units per day: the mean daily rate (over rank_history's span when sent), 4 significant digits.",
+    ),
+    Field("currency", "string", "estimate", "The ISO 4217 currency of price and revenue (the marketplace's)."),
+    Field(
+        "estimated_revenue",
+        "number",
+        "estimate",
+        REVENUE_HELP.format(what="Estimated monthly revenue", units="estimated_sales"),
+        filter=True,
+        sort=3,
+    ),
+    Field(
+        "estimated_revenue_low",
+        "number",
+        "estimate",
+        REVENUE_HELP.format(what="Low end of the revenue's 80% interval", units="estimated_sales_low"),
+    ),
+    Field(
+        "estimated_revenue_high",
+        "number",
+        "estimate",
+        REVENUE_HELP.format(what="High end of the revenue's 80% interval", units="estimated_sales_high"),
+    ),
+    Field(
+        "rank_history_gaps",
+        "gaps",
+        "estimate",
+        "The spans of rank_history longer than 2 days without a sample, bridged by the samples either side.",
+    ),
+    Field(
         "extrapolated",
         "boolean",
         "estimate",
@@ -147,7 +241,7 @@ FIELDS: tuple[Field, ...] = (
         "the estimate is an extrapolation and its interval is widened accordingly.",
         filter=True,
     ),
-    Field("model_version", "integer", "estimate", "The model version that made the estimate.", filter=True, sort=4),
+    Field("model_version", "integer", "estimate", "The model version that made the estimate.", filter=True, sort=7),
     Field(
         "actual_sales",
         "integer",
@@ -172,14 +266,17 @@ FIELDS: tuple[Field, ...] = (
         filter=True,
         csv_in=True,
     ),
-    Field("_created", "date", "meta", "RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.", filter=True, sort=6),
-    Field("_updated", "date", "meta", "RFC 1123 date of the last change.", filter=True, sort=7),
+    Field("_created", "date", "meta", "RFC 1123 date, e.g. 'Thu, 25 Jun 2020 06:42:02 GMT'.", filter=True, sort=9),
+    Field("_updated", "date", "meta", "RFC 1123 date of the last change.", filter=True, sort=10),
     Field("_etag", "string", "meta", "Send it back in If-Match to change or delete the estimation."),
     Field("_links", "links", "link"),
 )
 BY_NAME = {field.name: field for field in FIELDS}
 
 
+# The input an Idempotency-Key's digest held before issue 21, nulls included; the later inputs are added
+# only when given, so a retry of a POST made before still matches (estimations.services._input_digest).
+DIGEST_WITH_NULLS = ("bestseller_rank", "category", "sku", "actual_sales", "actual_period")
 # What a client may write, in the table's order; sku and the actuals may be null (absent).
 INPUT_FIELDS = tuple(field.name for field in FIELDS if field.written)
 # What the estimate is made from; changing either makes a new estimate.

@@ -87,6 +87,7 @@ def _datetime(value: Any) -> datetime:
 # ``sort`` and a ``projection`` may name comes from the field table (estimations.fields).
 KIND_TYPES: dict[str, Callable[[Any], Any]] = {
     "integer": _number,
+    "number": _number,
     "string": _string,
     "boolean": _boolean,
     "id": _object_id,

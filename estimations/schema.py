@@ -17,7 +17,7 @@ from core.openapi import (
     ERR_403,
     error_response,
 )
-from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS, REQUIRED_COLUMNS
+from estimations.csv_io import EXPORT_COLUMNS, IMPORT_COLUMNS, INSTEAD, REQUIRED_COLUMNS
 from estimations.fields import FILTERABLE_FIELDS
 from estimations.serializers import (
     BulkCreatedSerializer,
@@ -90,12 +90,13 @@ CSV_EXPORT = OpenApiResponse(
     description="With Accept: text/csv or format=csv: every estimation the filter matches, in the sort asked "
     f"for, as CSV with a header row ({', '.join(EXPORT_COLUMNS[:5])}, ...).",
 )
+_ALTERNATIVES = "".join(f"(or {other}, the list's JSON text) " for other in INSTEAD.values())
+_OPTIONAL = [column for column in IMPORT_COLUMNS if column not in (*REQUIRED_COLUMNS, *INSTEAD.values())]
 CSV_IMPORT = {
     "type": "string",
-    "description": f"A header row naming {' and '.join(REQUIRED_COLUMNS)} and optionally "
-    f"{' and '.join(column for column in IMPORT_COLUMNS if column not in REQUIRED_COLUMNS)}, then one row per "
-    "product (an empty cell: not given). All rows are valid and stored, or none and the bad ones are "
-    "reported by line.",
+    "description": f"A header row naming {' and '.join(REQUIRED_COLUMNS)} {_ALTERNATIVES}and optionally "
+    f"{' and '.join(_OPTIONAL)}, then one row per product (an empty cell: not given; price as a decimal such "
+    "as 19.99). All rows are valid and stored, or none and the bad ones are reported by line.",
 }
 
 CREATE_REQUEST = PolymorphicProxySerializer(

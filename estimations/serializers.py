@@ -9,20 +9,55 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from pymongo.errors import PyMongoError
 from rest_framework import serializers
 
 from core.openapi import LinkSerializer, MetaSerializer
-from estimations.fields import FIELDS, Field
-from ml.serving import known_categories
+from estimations.fields import FIELDS, MAX_HISTORY_POINTS, MAX_RANK, MIN_RANK, Field
+from ml.serving import NoActiveModel, get_estimator, known_categories
+
+
+class SampleSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="ISO 8601 date-time with an offset or Z, e.g. 2026-11-30T12:00:00Z.")
+    rank = serializers.IntegerField(min_value=MIN_RANK, max_value=MAX_RANK)
+
+
+class GapSerializer(serializers.Serializer):
+    # "from" is a Python keyword: the fields are declared in get_fields.
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            "from": serializers.DateTimeField(help_text="The last sample before the gap."),
+            "to": serializers.DateTimeField(help_text="The first sample after it."),
+        }
+
+
+def _history(**options: Any) -> serializers.Field:
+    return serializers.ListField(child=SampleSerializer(), **options)
+
+
+def _gaps(**options: Any) -> serializers.Field:
+    return serializers.ListField(child=GapSerializer(), **options)
+
 
 # The serializer field of each kind an answer shows (ids and dates are shown as strings).
-SHOWN_KINDS: dict[str, type[serializers.Field]] = {
+SHOWN_KINDS: dict[str, Any] = {
     "integer": serializers.IntegerField,
+    "number": serializers.FloatField,
     "string": serializers.CharField,
     "boolean": serializers.BooleanField,
     "id": serializers.CharField,
     "date": serializers.CharField,
+    "history": _history,
+    "gaps": _gaps,
 }
+
+
+def known_marketplaces() -> tuple[str, ...]:
+    """The active model's marketplaces, or none (for forms and the schema, which must render anyway)."""
+    try:
+        return tuple(sorted(get_estimator().markets))
+    except (NoActiveModel, PyMongoError):
+        return ()
 
 
 def sent_field(field: Field, *, form: bool = False) -> serializers.Field:
@@ -30,7 +65,7 @@ def sent_field(field: Field, *, form: bool = False) -> serializers.Field:
     sent = field.sent
     if sent is None:
         raise ValueError(f"{field.name} is read-only")
-    options: dict[str, Any] = {} if sent.required else {"required": False}
+    options: dict[str, Any] = {} if sent.required and not sent.instead else {"required": False}
     if sent.nullable and not form:
         options["allow_null"] = True
     if sent.minimum is not None:
@@ -42,6 +77,8 @@ def sent_field(field: Field, *, form: bool = False) -> serializers.Field:
     options["help_text"] = sent.form_help if form and sent.form_help else sent.help
     if sent.pattern is not None:
         return serializers.RegexField(sent.pattern, **options)
+    if field.kind == "history":
+        return _history(min_length=1, max_length=MAX_HISTORY_POINTS, **options)
     return SHOWN_KINDS[field.kind](**options)
 
 
@@ -58,7 +95,7 @@ def shown_field(field: Field) -> serializers.Field:
 
 class EstimationFormSerializer(serializers.Serializer):
     """What the browsable API's form asks for: the fields the table marks for the form (a rank, a
-    category and an optional sku; the actuals are JSON-only: they are recorded later, with PATCH)."""
+    marketplace, a category, an optional price and sku; rank_history and the actuals are JSON-only)."""
 
     form = True
 
@@ -76,6 +113,12 @@ class EstimationFormSerializer(serializers.Serializer):
             categories.sort(key=lambda name: name != settings.DEFAULT_CATEGORY)
             declared["category"] = serializers.ChoiceField(
                 choices=categories, required=False, help_text=declared["category"].help_text
+            )
+        marketplaces = list(known_marketplaces())
+        if marketplaces:  # DEFAULT_MARKETPLACE first, as for the category
+            marketplaces.sort(key=lambda name: name != settings.DEFAULT_MARKETPLACE)
+            declared["marketplace"] = serializers.ChoiceField(
+                choices=marketplaces, required=False, help_text=declared["marketplace"].help_text
             )
         return declared
 

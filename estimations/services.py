@@ -25,13 +25,14 @@ from core.errors import (
 from core.http import utc_now
 from core.observability import ESTIMATIONS
 from core.runtime import in_turns
-from estimations import validation
+from estimations import rank_history, validation
 from estimations.csv_io import CsvRows
-from estimations.documents import new_document, replacement
-from estimations.fields import ESTIMATE_INPUTS, INPUT_FIELDS
+from estimations.documents import LEGACY_MARKETPLACE, new_document, replacement
+from estimations.fields import DIGEST_WITH_NULLS, ESTIMATE_INPUTS, INPUT_FIELDS
 from estimations.selectors import MSG_NO_ESTIMATION
 from estimations.store import IDEMPOTENCY_FIELDS, IDEMPOTENCY_INPUT, EstimationStore, Outcome, estimation_store
-from ml.predictor import Estimator
+from ml import history
+from ml.predictor import Estimate, Estimator
 from ml.serving import get_estimator
 
 MSG_EMPTY_BULK = "A bulk insert needs at least one estimation; the list was empty."
@@ -43,8 +44,27 @@ MSG_CSV_INVALID = (
 MAX_LINES_REPORTED = 100
 
 
+Gaps = list[dict[str, Any]]
+
+
 def _rules(estimator: Estimator) -> validation.Rules:
-    return validation.Rules(categories=estimator.categories, default_category=settings.DEFAULT_CATEGORY)
+    return validation.Rules(
+        categories=estimator.categories,
+        default_category=settings.DEFAULT_CATEGORY,
+        markets=estimator.markets,
+        default_marketplace=settings.DEFAULT_MARKETPLACE,
+    )
+
+
+def _estimate(estimator: Estimator, fields: dict[str, Any]) -> tuple[Estimate, Gaps]:
+    """The estimate of validated input: over its rank_history when it has one (with the gaps it bridged)."""
+    marketplace = fields.get("marketplace", LEGACY_MARKETPLACE)
+    samples = fields.get("rank_history")
+    if not samples:
+        return estimator.estimate(fields["bestseller_rank"], fields["category"], marketplace), []
+    seconds = rank_history.seconds(samples)
+    estimate = estimator.estimate_history(seconds, rank_history.ranks(samples), fields["category"], marketplace)
+    return estimate, rank_history.gap_spans(samples, history.gaps(seconds))
 
 
 def estimation_create(
@@ -62,8 +82,8 @@ def estimation_create(
     fields, issues = validation.validate(data, _rules(estimator), from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION.format(count=1), issues=issues)
-    estimate = estimator.estimate(fields["bestseller_rank"], fields["category"])
-    document = new_document(fields, estimate, estimator.version)
+    estimate, gaps = _estimate(estimator, fields)
+    document = new_document(fields, estimate, estimator.version, gaps=gaps)
     if idempotency_key is None:
         created = True
         document = store.insert(document)
@@ -79,7 +99,14 @@ def estimation_create(
 
 def _input_digest(fields: dict[str, Any]) -> str:
     """What a retry with the same Idempotency-Key must send again: a digest of the validated input."""
-    given = {name: fields.get(name) for name in INPUT_FIELDS}
+    given = {name: fields.get(name) for name in DIGEST_WITH_NULLS}
+    for name in INPUT_FIELDS:
+        if name not in given and fields.get(name) is not None:
+            given[name] = fields[name]
+    if given.get("marketplace") == LEGACY_MARKETPLACE:
+        del given["marketplace"]  # as a POST from before marketplaces stored it
+    if "rank_history" in given:
+        given["rank_history"] = rank_history.shown(given["rank_history"])
     return hashlib.sha256(json.dumps(given, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -88,6 +115,7 @@ def _same_input(stored: dict[str, Any], fields: dict[str, Any], digest: str) -> 
     stored before there was one: by their input fields)."""
     if IDEMPOTENCY_INPUT in stored:
         return stored[IDEMPOTENCY_INPUT] == digest
+    stored = {"marketplace": LEGACY_MARKETPLACE, **stored}
     return all(stored.get(name) == fields.get(name) for name in INPUT_FIELDS)
 
 
@@ -136,15 +164,21 @@ def _check_bulk_size(count: int) -> None:
 
 
 def _store_many(store: EstimationStore, estimator: Estimator, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Estimate valid inputs in one vectorised call and store them all, or none."""
-    ranks = [fields["bestseller_rank"] for fields in inputs]
-    categories = [fields["category"] for fields in inputs]
-    estimates = estimator.estimate_many(ranks, categories)
+    """Estimate valid inputs (the snapshots in one vectorised call, each history on its own) and store
+    them all, or none."""
+    snapshots = [index for index, fields in enumerate(inputs) if not fields.get("rank_history")]
+    estimates: list[tuple[Estimate, Gaps] | None] = [None] * len(inputs)
+    if snapshots:
+        ranks = [inputs[index]["bestseller_rank"] for index in snapshots]
+        categories = [inputs[index]["category"] for index in snapshots]
+        marketplaces = [inputs[index].get("marketplace", LEGACY_MARKETPLACE) for index in snapshots]
+        for index, estimate in zip(snapshots, estimator.estimate_many(ranks, categories, marketplaces), strict=True):
+            estimates[index] = (estimate, [])
     now = utc_now()  # one insert, one moment: Eve stamps a bulk insert's documents alike
-    documents = [
-        new_document(fields, estimate, estimator.version, now=now)
-        for fields, estimate in in_turns(zip(inputs, estimates, strict=True))
-    ]
+    documents = []
+    for fields, made in in_turns(zip(inputs, estimates, strict=True)):
+        estimate, gaps = made or _estimate(estimator, fields)  # a history: estimated here, in turns too
+        documents.append(new_document(fields, estimate, estimator.version, now=now, gaps=gaps))
     stored = store.insert_many(documents)
     ESTIMATIONS.labels(str(estimator.version)).inc(len(stored))
     return stored
@@ -174,21 +208,40 @@ def estimation_update(
     fields, issues = validation.validate(data, _rules(estimator), partial=partial, from_form=from_form)
     if issues:
         raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
+    before = {"marketplace": LEGACY_MARKETPLACE, **current}  # stored before there were marketplaces: us
     if partial:
-        fields = {**{name: current[name] for name in INPUT_FIELDS if name in current}, **fields}
-    if all(fields[name] == current.get(name) for name in ESTIMATE_INPUTS):
-        estimate = None  # the same rank and category: the estimate stays
-    elif fields["category"] not in estimator.categories:  # kept from a model that knew it; this one does not
-        problem = validation.category_issue(fields["category"], estimator.categories)
-        raise ValidationFailed(MSG_VALIDATION_UPDATE, issues={"category": problem or validation.ISSUE_REQUIRED})
-    else:
-        estimate = estimator.estimate(fields["bestseller_rank"], fields["category"])
-    document = replacement(current, fields, estimate, estimator.version)
+        fields = {**{name: before[name] for name in INPUT_FIELDS if name in before}, **fields}
+    estimate: Estimate | None = None  # the same inputs: the estimate stays
+    gaps: Gaps = []
+    if any(fields.get(name) != before.get(name) for name in ESTIMATE_INPUTS):
+        _check_merged(fields, _rules(estimator))
+        estimate, gaps = _estimate(estimator, fields)
+    document = replacement(current, fields, estimate, estimator.version, gaps)
     # The Idempotency-Key stays with the document, so a retry of the POST that made it stores no copy.
     document.update({name: current[name] for name in IDEMPOTENCY_FIELDS if name in current})
     # Conditional on the version just read: a write that landed in between makes this one 412.
     _raise_unless_done(store.replace_if_match(document, [current["_etag"]]))
     return document
+
+
+def _check_merged(fields: dict[str, Any], rules: validation.Rules) -> None:
+    """A PATCH's input with what it kept: the rank is the history's latest; the marketplace and category
+    (perhaps kept from a model that knew them) are the current model's."""
+    samples = fields.get("rank_history")
+    issues = {}
+    if samples and fields["bestseller_rank"] != samples[-1]["rank"]:
+        latest = samples[-1]["rank"]
+        issues["bestseller_rank"] = rank_history.ISSUE_RANK_DIFFERS.format(
+            rank=fields["bestseller_rank"], latest=latest
+        )
+    if problem := validation.CHECKS["marketplace"](fields["marketplace"], rules):
+        issues["marketplace"] = problem
+    elif problem := validation.category_issue(fields["category"], rules.categories) or (
+        validation.market_category_issue(fields["marketplace"], fields["category"], rules)
+    ):
+        issues["category"] = problem
+    if issues:
+        raise ValidationFailed(MSG_VALIDATION_UPDATE, issues=issues)
 
 
 def estimation_delete(*, estimation_id: str, if_match: list[str] | None, store: EstimationStore | None = None) -> None:

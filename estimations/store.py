@@ -62,6 +62,10 @@ INDEXES = [
         name="category_rank_desc",
     ),
     IndexModel([("model_version", ASCENDING), ("_id", ASCENDING)], name="model_version"),
+    IndexModel([("marketplace", ASCENDING), ("_id", ASCENDING)], name="marketplace"),
+    # Not partial: a sort on price or revenue reads every estimation (those without one first, as null).
+    IndexModel([("price", ASCENDING), ("_id", ASCENDING)], name="price"),
+    IndexModel([("estimated_revenue", ASCENDING), ("_id", ASCENDING)], name="revenue"),
     IndexModel([("_created", ASCENDING), ("_id", ASCENDING)], name="created"),
     IndexModel([("_updated", ASCENDING), ("_id", ASCENDING)], name="updated"),
     # Sellers find their products by SKU; most estimations have none, so only those with one are indexed.

@@ -12,12 +12,13 @@ from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
 from core import index_sync
-from estimations.documents import EXPIRES_FROM
+from estimations.documents import EXPIRES_FROM, LEGACY_MARKETPLACE, compute_etag
 
 logger = logging.getLogger(__name__)
 
 TTL_INDEX = "retention"
 UNAUTHORIZED = 13
+BACKFILL_BATCH = 1000
 
 
 class RetentionNotChanged(OperationFailure):
@@ -39,9 +40,10 @@ class RetentionNotChanged(OperationFailure):
 def ensure(collection: Collection, indexes: list[IndexModel], *, ttl_days: int) -> list[str]:
     """Idempotent, and resolves conflicts (core/index_sync.py): a changed index is rebuilt, an
     equivalent one under another name adopted. With ``ttl_days``, the retention (TTL) index too;
-    without, any retention index is dropped."""
+    without, any retention index is dropped. Then the marketplace backfill (backfill_marketplace)."""
     names = index_sync.ensure(collection, indexes)
     retention = ensure_retention(collection, ttl_days)
+    backfill_marketplace(collection)  # last: the indexes are in place even if it runs out of time
     return [*names, retention] if retention else names
 
 
@@ -97,3 +99,30 @@ def ensure_retention(collection: Collection, ttl_days: int) -> str | None:
             raise RetentionNotChanged(collection, name, info.get("expireAfterSeconds"), ttl_days) from exc
         logger.info("retention changed to %d days on the TTL index %s", ttl_days, name)
     return name
+
+
+def backfill_marketplace(collection: Collection, *, batch: int = BACKFILL_BATCH) -> int:
+    """Give estimations stored before there were marketplaces ``marketplace: "us"`` (and the etag of what
+    they now show), so filters and answers agree. Idempotent; each update is conditional on the document
+    still lacking the field, so two hosts running it at once write each document once. Returns the count."""
+    done = 0
+    with pymongo.timeout(index_sync.timeout_seconds()):
+        while documents := list(collection.find(LACKS_MARKETPLACE).limit(batch)):
+            for condition, change in backfill_updates(documents):
+                done += collection.update_one(condition, change).modified_count
+    if done:
+        logger.info("marketplace %s given to %d estimations stored before marketplaces", LEGACY_MARKETPLACE, done)
+    return done
+
+
+LACKS_MARKETPLACE = {"marketplace": {"$exists": False}}
+
+
+def backfill_updates(documents: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each document's (filter, update), conditional on it still lacking a marketplace."""
+    updates = []
+    for document in documents:
+        change = {"marketplace": LEGACY_MARKETPLACE}
+        change["_etag"] = compute_etag({**document, **change})
+        updates.append(({"_id": document["_id"], **LACKS_MARKETPLACE}, {"$set": change}))
+    return updates

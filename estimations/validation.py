@@ -5,17 +5,23 @@ More: docs/architecture.md, "estimations/validation.py".
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from core import limits
-from estimations import fields
+from estimations import fields, rank_history
 from estimations.fields import (
     ACTUAL_FIELDS,
     MAX_ACTUAL_SALES,
     MAX_CATEGORY_LENGTH,
+    MAX_MARKETPLACE_LENGTH,
+    MAX_PRICE,
     MAX_RANK,
     MAX_SKU_LENGTH,
     MIN_RANK,
@@ -47,6 +53,16 @@ ISSUE_MAX = f"max value is {MAX_RANK}"
 ISSUE_EMPTY = "empty values not allowed"
 ISSUE_CATEGORY_LENGTH = f"max length is {MAX_CATEGORY_LENGTH}"
 ISSUE_UNKNOWN_CATEGORY = "unallowed value '{value}': known categories are {known}"
+ISSUE_CATEGORY_NOT_IN_MARKETPLACE = (
+    "unallowed value '{value}' in marketplace '{marketplace}': its categories are {known}"
+)
+ISSUE_UNKNOWN_MARKETPLACE = "unallowed value '{value}': known marketplaces are {known}"
+ISSUE_NO_DEFAULT_MARKETPLACE = (
+    "required field here: the default marketplace '{default}' (DEFAULT_MARKETPLACE) is not one the active model "
+    "serves; send one of {known}"
+)
+ISSUE_MARKETPLACE_LENGTH = f"max length is {MAX_MARKETPLACE_LENGTH}"
+ISSUE_PRICE = f"must be a positive number with at most 2 decimals, up to {MAX_PRICE:,}, e.g. 19.99"
 ISSUE_SKU_LENGTH = f"max length is {MAX_SKU_LENGTH}"
 ISSUE_SKU_CHARACTERS = "must be printable text"
 ISSUE_SKU_FORMULA = "must not start with = + - or @ (spreadsheets would run it as a formula)"
@@ -65,6 +81,13 @@ class Rules:
 
     categories: Collection[str]
     default_category: str
+    # marketplace -> its categories (the estimator's ``markets``); None: every category is in "us".
+    markets: Mapping[str, Collection[str]] | None = None
+    default_marketplace: str = "us"
+
+    @property
+    def known_markets(self) -> Mapping[str, Collection[str]]:
+        return self.markets or {"us": self.categories}
 
 
 def validate(
@@ -100,17 +123,21 @@ def validate(
                 continue
             if name == "category":
                 _default_category(rules, clean, issues)
-            elif field.sent and field.sent.required:
+            elif name == "marketplace":
+                _default_marketplace(rules, clean, issues)
+            elif field.sent and field.sent.required and not (field.sent.instead and field.sent.instead in payload):
                 issues[name] = ISSUE_REQUIRED
             continue
         value = payload[name]
-        if from_form and field.kind == "integer":
-            value = _form_number(value)
-        problem = None if value is None and field.sent and field.sent.nullable else CHECKS[name](value, rules)
-        if problem:
+        if from_form and field.kind in FORM_VALUES:
+            value = FORM_VALUES[field.kind](value)
+        if value is None and field.sent and field.sent.nullable:
+            clean[name] = None
+        elif problem := CHECKS[name](value, rules):
             issues[name] = problem
         else:
-            clean[name] = value
+            clean[name] = CLEAN[name](value) if name in CLEAN else value
+    _agree(rules, clean, issues)
     for name, other in (ACTUAL_FIELDS, ACTUAL_FIELDS[::-1]):
         if name in payload and other not in payload:
             issues.setdefault(other, ISSUE_ACTUALS_TOGETHER.format(other=name))
@@ -123,13 +150,52 @@ def validate(
     return clean, issues
 
 
+def _agree(rules: Rules, clean: dict[str, Any], issues: dict[str, str]) -> None:
+    """bestseller_rank is rank_history's latest rank; a category is one of its marketplace's."""
+    history = clean.get("rank_history")
+    if history:
+        latest = history[-1]["rank"]
+        if "bestseller_rank" in clean and clean["bestseller_rank"] != latest:
+            differs = rank_history.ISSUE_RANK_DIFFERS.format(rank=clean["bestseller_rank"], latest=latest)
+            issues["bestseller_rank"] = differs
+        clean["bestseller_rank"] = latest
+    if isinstance(clean.get("category"), str) and isinstance(clean.get("marketplace"), str):
+        if problem := market_category_issue(clean["marketplace"], clean["category"], rules):
+            issues["category"] = problem
+
+
+def market_category_issue(marketplace: str, category: str, rules: Rules) -> str | None:
+    """Whether the model has a curve for ``category`` in ``marketplace`` (both known on their own)."""
+    known = rules.known_markets.get(marketplace)
+    if known is None or category in known:
+        return None
+    if len(rules.known_markets) == 1:
+        return category_issue(category, known)
+    return ISSUE_CATEGORY_NOT_IN_MARKETPLACE.format(
+        value=_printable(category), marketplace=marketplace, known=", ".join(sorted(known))
+    )
+
+
+def _default_marketplace(rules: Rules, clean: dict[str, Any], issues: dict[str, str]) -> None:
+    """A POST or PUT without a marketplace: DEFAULT_MARKETPLACE, if the current model has it."""
+    if rules.default_marketplace in rules.known_markets:
+        clean["marketplace"] = rules.default_marketplace
+    else:
+        issues["marketplace"] = ISSUE_NO_DEFAULT_MARKETPLACE.format(
+            default=rules.default_marketplace, known=", ".join(sorted(rules.known_markets))
+        )
+
+
 def _default_category(rules: Rules, clean: dict[str, Any], issues: dict[str, str]) -> None:
-    """A POST or PUT without a category: DEFAULT_CATEGORY, if the current model knows it."""
-    if rules.default_category in rules.categories:
+    """A POST or PUT without a category: DEFAULT_CATEGORY, if the current model knows it (in the
+    marketplace given, when one is)."""
+    marketplace = clean.get("marketplace")
+    known = rules.known_markets.get(marketplace, rules.categories) if isinstance(marketplace, str) else rules.categories
+    if rules.default_category in known:
         clean["category"] = rules.default_category
     else:  # a DEFAULT_CATEGORY the current model does not know cannot stand in
         issues["category"] = ISSUE_NO_DEFAULT_CATEGORY.format(
-            default=rules.default_category, known=", ".join(sorted(rules.categories))
+            default=rules.default_category, known=", ".join(sorted(known))
         )
 
 
@@ -185,6 +251,60 @@ def _form_number(value: Any) -> Any:
     return value
 
 
+PRICE_TEXT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
+
+
+def _form_price(value: Any) -> Any:
+    """A price a form or CSV row sent as a decimal string (19.99), as a float; anything else as it came."""
+    if isinstance(value, str) and PRICE_TEXT.fullmatch(value):
+        return float(value)
+    return value
+
+
+def _form_history(value: Any) -> Any:
+    """rank_history as a form or CSV cell: its JSON text, parsed (text that is not JSON: NOT_JSON)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return NOT_JSON
+    return value
+
+
+NOT_JSON = object()
+
+
+def _price_issue(price: Any) -> str | None:
+    if not isinstance(price, int | float) or isinstance(price, bool):
+        return ISSUE_PRICE
+    if not math.isfinite(price) or not 0 < price <= MAX_PRICE:
+        return ISSUE_PRICE
+    exponent = Decimal(repr(price)).as_tuple().exponent
+    if not isinstance(exponent, int) or exponent < -2:
+        return ISSUE_PRICE
+    return None
+
+
+def _history_issue(value: Any) -> str | None:
+    return rank_history.ISSUE_NOT_JSON if value is NOT_JSON else rank_history.parse(value)[1]
+
+
+def _history(value: Any) -> list[dict[str, Any]]:
+    return rank_history.parse(value)[0]
+
+
+def _marketplace_issue(value: Any, rules: Rules) -> str | None:
+    if problem := _text_issue(value, MAX_MARKETPLACE_LENGTH, ISSUE_MARKETPLACE_LENGTH):
+        return problem
+    if value not in rules.known_markets:
+        return ISSUE_UNKNOWN_MARKETPLACE.format(value=_printable(value), known=", ".join(sorted(rules.known_markets)))
+    return None
+
+
+def _printable(text: str) -> str:
+    return text if text.isprintable() else text.encode("unicode_escape").decode()
+
+
 def _rank_issue(rank: Any) -> str | None:
     # bool is an int subclass in Python; JSON true is not a rank.
     if not isinstance(rank, int) or isinstance(rank, bool):
@@ -200,8 +320,7 @@ def category_issue(category: Any, known: Collection[str]) -> str | None:
     if problem := _text_issue(category, MAX_CATEGORY_LENGTH, ISSUE_CATEGORY_LENGTH):
         return problem
     if category not in known:
-        shown = category if category.isprintable() else category.encode("unicode_escape").decode()
-        return ISSUE_UNKNOWN_CATEGORY.format(value=shown, known=", ".join(sorted(known)))
+        return ISSUE_UNKNOWN_CATEGORY.format(value=_printable(category), known=", ".join(sorted(known)))
     return None
 
 
@@ -209,8 +328,19 @@ def category_issue(category: Any, known: Collection[str]) -> str | None:
 # tests/estimations/test_fields.py keeps these the field table's writable fields.
 CHECKS: dict[str, Callable[[Any, Rules], str | None]] = {
     "bestseller_rank": lambda value, rules: _rank_issue(value),
+    "rank_history": lambda value, rules: _history_issue(value),
+    "marketplace": _marketplace_issue,
     "category": lambda value, rules: category_issue(value, rules.categories),
+    "price": lambda value, rules: _price_issue(value),
     "sku": lambda value, rules: _sku_issue(value),
     "actual_sales": lambda value, rules: _actual_sales_issue(value),
     "actual_period": lambda value, rules: _period_issue(value),
+}
+# What a valid value is stored as, where that differs from what was sent.
+CLEAN: dict[str, Callable[[Any], Any]] = {"rank_history": _history, "price": float}
+# How a form's or CSV row's text is read, by the field's kind.
+FORM_VALUES: dict[str, Callable[[Any], Any]] = {
+    "integer": _form_number,
+    "number": _form_price,
+    "history": _form_history,
 }

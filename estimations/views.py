@@ -28,6 +28,7 @@ from estimations import selectors, services
 from estimations.csv_io import MEDIA_TYPE as CSV
 from estimations.csv_io import MSG_CSV_EMPTY, CsvParser, CsvRenderer, CsvRows, csv_chunks
 from estimations.documents import RESOURCE, item_href, to_resource
+from estimations.fields import FIELDS
 from estimations.list_query import ListQuery, parse_list_query
 from estimations.serializers import EstimationFormSerializer
 
@@ -69,13 +70,18 @@ class HomeView(CacheHeadersMixin, APIView):
         return Response({"_links": {"child": children}})
 
 
+# The fields a form may leave empty (those null removes): left empty, they are not given.
+LEFT_EMPTY = tuple(field.name for field in FIELDS if field.sent is not None and field.sent.nullable)
+
+
 def _payload(request: Request) -> tuple[Any, bool]:
     """The body and whether it came from an HTML form (whose numbers arrive as strings)."""
     data = request.data
     if isinstance(data, QueryDict):
         form = data.dict()
-        if form.get("sku") == "":  # the form's optional sku, left empty: none, as when a client omits it
-            del form["sku"]
+        for name in LEFT_EMPTY:  # the form's optional sku or price, left empty: none, as when omitted
+            if form.get(name) == "":
+                del form[name]
         return form, True
     return data, False
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import pytest
 from bson import ObjectId
 
 from estimations.documents import stamp
+from ml.predictor import Estimate
 from ml.registry import BUCKET
 
 if TYPE_CHECKING:
@@ -205,3 +207,30 @@ def legacy_trained_model() -> TrainedModel:
         "rank_range": {name: [int(data.ranks[rows[name]].min()), int(data.ranks[rows[name]].max())] for name in names},
     }
     return TrainedModel(pipeline=pipeline, metadata=metadata)
+
+
+# --- a fake model (issue 21's estimator contract) ------------------------------------------------
+
+
+@dataclass
+class FakeModel:
+    """Sells 1,000,000 / rank units, whatever the category (in "de": half that); over a history, the
+    mean of its samples' ranks' sales."""
+
+    version: int = 7
+    categories: tuple[str, ...] = ("books", "toys_games")
+    markets: dict = field(default_factory=lambda: {"us": ("books", "toys_games"), "de": ("books",)})
+
+    def estimate(self, rank: int, category: str, marketplace: str = "us") -> Estimate:
+        if category not in self.markets[marketplace]:
+            raise KeyError((marketplace, category))
+        sales = 1_000_000 // rank // (2 if marketplace == "de" else 1)
+        return Estimate(sales, sales // 2, sales * 2, False, round(sales / 30.4375, 1))
+
+    def estimate_many(self, ranks, categories, marketplaces=None) -> list[Estimate]:
+        marketplaces = marketplaces or ["us"] * len(ranks)
+        return [self.estimate(*row) for row in zip(ranks, categories, marketplaces, strict=True)]
+
+    def estimate_history(self, seconds, ranks, category, marketplace="us") -> Estimate:
+        sales = sum(self.estimate(rank, category, marketplace).sales for rank in ranks) // len(ranks)
+        return Estimate(sales, sales // 2, sales * 2, False, round(sales / 30.4375, 1))

@@ -197,6 +197,7 @@ typed_values = {
     "_updated": dates,
     "extrapolated": st.booleans(),
     "category": any_text | st.just("books"),
+    "marketplace": any_text | st.sampled_from(["us", "uk", "de"]),
     "sku": any_text,
     "actual_period": any_text | st.just("2026-10"),
 }

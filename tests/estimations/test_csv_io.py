@@ -201,8 +201,8 @@ class TestImportIsAllOrNothing:
         ("text", "message"),
         [
             ("", csv_io.MSG_CSV_EMPTY),
-            ("category,sku\nbooks,A\n", "must name a bestseller_rank column"),
-            ("bestseller_rank,price\n5,3\n", "unknown column(s) 'price'"),
+            ("category,sku\nbooks,A\n", "must name a bestseller_rank or a rank_history column"),
+            ("bestseller_rank,colour\n5,3\n", "unknown column(s) 'colour'"),
             ("bestseller_rank,bestseller_rank\n5,5\n", "names 'bestseller_rank' twice"),
             ("bestseller_rank\n5,6\n", csv_io.MSG_CSV_EXTRA_CELLS.format(line=2)),
             (b"bestseller_rank\n\xff\xfe\n", csv_io.MSG_CSV_NOT_UTF8),

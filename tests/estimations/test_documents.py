@@ -29,6 +29,15 @@ BASE = {
     "model_version": 3,
     "actual_sales": 120,
     "actual_period": "2026-10",
+    "rank_history": [{"at": datetime(2026, 11, 1, tzinfo=UTC), "rank": 10}],
+    "marketplace": "us",
+    "price": 19.99,
+    "estimated_daily_sales": 3.285,
+    "currency": "USD",
+    "estimated_revenue": 1999.0,
+    "estimated_revenue_low": 999.5,
+    "estimated_revenue_high": 3998.0,
+    "rank_history_gaps": [{"from": datetime(2026, 11, 1, tzinfo=UTC), "to": datetime(2026, 11, 4, tzinfo=UTC)}],
 }
 CHANGED = {
     "bestseller_rank": 11,
@@ -41,6 +50,15 @@ CHANGED = {
     "model_version": 4,
     "actual_sales": None,
     "actual_period": "2026-11",
+    "rank_history": [{"at": datetime(2026, 11, 1, 0, 0, 0, 1000, tzinfo=UTC), "rank": 10}],
+    "marketplace": "uk",
+    "price": 19.98,
+    "estimated_daily_sales": 3.286,
+    "currency": "GBP",
+    "estimated_revenue": 1998.0,
+    "estimated_revenue_low": 999.0,
+    "estimated_revenue_high": 3996.0,
+    "rank_history_gaps": [],
 }
 
 

@@ -142,6 +142,9 @@ def test_a_sort_no_index_serves_is_refused_listing_the_sortable_combinations(sor
         "category,bestseller_rank",
         "category,-bestseller_rank",
         "model_version",
+        "marketplace",
+        "price",
+        "estimated_revenue",
         "_created",
         "_updated",
     ]

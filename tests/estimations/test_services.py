@@ -3,8 +3,6 @@ and store; an Idempotency-Key's replay; all-or-nothing bulk inserts; what an upd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import mongomock
 import pytest
 from rest_framework.exceptions import NotFound
@@ -19,22 +17,7 @@ from estimations.services import (
     estimation_update,
 )
 from estimations.store import EstimationStore
-from ml.predictor import Estimate
-
-
-@dataclass
-class FakeModel:
-    """Sells 1,000,000 / rank units, whatever the category."""
-
-    version: int = 7
-    categories: frozenset[str] = frozenset({"books", "toys_games"})
-
-    def estimate(self, rank: int, category: str) -> Estimate:
-        sales = 1_000_000 // rank
-        return Estimate(sales, sales // 2, sales * 2)
-
-    def estimate_many(self, ranks, categories) -> list[Estimate]:
-        return [self.estimate(rank, category) for rank, category in zip(ranks, categories, strict=True)]
+from tests.helpers import FakeModel
 
 
 @pytest.fixture

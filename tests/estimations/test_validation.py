@@ -15,7 +15,8 @@ RULES = Rules(categories={"books", "toys_games"}, default_category="books")
 
 
 def test_a_valid_estimation_comes_back_clean_with_the_default_category():
-    assert validate({"bestseller_rank": 70}, RULES) == ({"bestseller_rank": 70, "category": "books"}, {})
+    clean = {"bestseller_rank": 70, "marketplace": "us", "category": "books"}
+    assert validate({"bestseller_rank": 70}, RULES) == (clean, {})
 
 
 def test_a_default_the_model_does_not_know_is_an_issue_not_a_stand_in():
