@@ -206,7 +206,7 @@ class TestReadmeSession:
                 "HTTP/1.1 200 OK",
                 "status: expected 'HTTP/1.1 200 OK', got 'HTTP/1.1 201 Created'",
             ),
-            ("Cache-Control: max-age=20\nExpires", "Cache-Control: max-age=60\nExpires", "header Cache-Control"),
+            ("Content-Type: application/json\nLocation", "Content-Type: text/html\nLocation", "header Content-Type"),
             ('"extrapolated":false,"model_version":1,"_created"', '"model_version":1,"_created"', "keys differ"),
             ('"category":"books","estimated_sales":4801', '"category":"toys","estimated_sales":4801', "'toys'"),
             ('"estimated_sales_low":27,', '"estimated_sales_low":"27",', "expected str '27', got int 27"),
