@@ -74,7 +74,9 @@ def _with_estimate(
     content["estimated_sales"] = estimate.sales
     content["estimated_sales_low"] = estimate.low
     content["estimated_sales_high"] = estimate.high
-    if estimate.daily is not None:  # units per day, to 4 significant digits
+    # A rank history's answer carries its mean daily rate (to 4 significant digits); a rank's answer stays
+    # as it was before rank histories, so clients that send only a rank see only the marketplace added.
+    if estimate.daily is not None and "rank_history" in content:
         content["estimated_daily_sales"] = float(f"{float(estimate.daily):.4g}")
     if gaps:
         content["rank_history_gaps"] = gaps

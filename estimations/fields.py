@@ -204,7 +204,8 @@ FIELDS: tuple[Field, ...] = (
         "estimated_daily_sales",
         "number",
         "estimate",
-        "Estimated units per day: the mean daily rate (over rank_history's span when sent), 4 significant digits.",
+        "With a rank_history: estimated units per day, the time-weighted mean daily rate over its span (4 significant "
+        "digits). Not shown for a single rank, whose answer stays as before rank histories.",
     ),
     Field("currency", "string", "estimate", "The ISO 4217 currency of price and revenue (the marketplace's)."),
     Field(
@@ -294,4 +295,12 @@ SORTABLE_FIELDS = tuple(field.name for field in sorted(FIELDS, key=lambda field:
 FILTERABLE_FIELDS = SORTABLE_FIELDS + tuple(field.name for field in FIELDS if field.filter and not field.sort)
 PROJECTABLE_FIELDS = CONTENT_FIELDS
 CSV_IMPORT_COLUMNS = tuple(field.name for field in FIELDS if field.csv_in)
-CSV_EXPORT_COLUMNS = tuple(field.name for field in FIELDS if field.csv_out)
+# The export's columns: those it had before issue 21 in their places (a client may read them by position),
+# then the later ones.
+CSV_COLUMNS_BEFORE = (
+    "_id", "bestseller_rank", "category", "sku", "estimated_sales", "estimated_sales_low", "estimated_sales_high",
+    "extrapolated", "model_version", "actual_sales", "actual_period", "_created", "_updated",
+)  # fmt: skip
+CSV_EXPORT_COLUMNS = CSV_COLUMNS_BEFORE + tuple(
+    field.name for field in FIELDS if field.csv_out and field.name not in CSV_COLUMNS_BEFORE
+)

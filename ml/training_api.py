@@ -43,7 +43,8 @@ MSG_TOO_LARGE = (
 )
 MSG_SEND_CSV = (
     "Send the training CSV as the body with Content-Type: text/csv (a header line naming "
-    f"{','.join(REQUIRED_COLUMNS)}, then one row per product-month), for example "
+    f"{','.join(REQUIRED_COLUMNS)}, optionally marketplace, or monthly_sales_min/_max in place of monthly_sales; "
+    "then one row per product-month), for example "
     "curl -H 'Content-Type: text/csv' --data-binary @my_sales.csv."
 )
 MSG_EMPTY = "The body is empty. " + MSG_SEND_CSV
@@ -225,7 +226,9 @@ TRAINING_PARAMETERS = [
 TRAINING_CSV = {
     "type": "string",
     "description": f"The training CSV, as manage.py train_model reads it: a header naming {','.join(REQUIRED_COLUMNS)} "
-    "(any order; other columns are ignored), then one row per product-month. At most MODEL_TRAINING_MAX_BYTES "
+    "(any order), optionally marketplace (empty: us), or monthly_sales_min and monthly_sales_max (a range, such as a "
+    "'bought in past month' badge) in place of monthly_sales; other columns are ignored; then one row per "
+    "product-month. At most MODEL_TRAINING_MAX_BYTES "
     "(100 MiB unless changed); MAX_BODY_BYTES does not apply.",
 }
 ADMIN_403 = error_response("The key lacks the admin scope.")

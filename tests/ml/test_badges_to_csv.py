@@ -86,6 +86,14 @@ def test_the_command_writes_a_training_csv_the_reader_takes(tmp_path):
     assert dataset.censored.all()
 
 
+def test_the_spreadsheet_is_never_written_over(tmp_path):
+    (source := tmp_path / "sheet.csv").write_text(SHEET)
+
+    with pytest.raises(CommandError, match="is the spreadsheet being read"):
+        run(source, tmp_path / "." / "sheet.csv")
+    assert source.read_text() == SHEET
+
+
 def test_a_bad_badge_fails_naming_its_line_unless_skipped(tmp_path):
     (source := tmp_path / "sheet.csv").write_text(SHEET + "B05,books,7,many\n")
 

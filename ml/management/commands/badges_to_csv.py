@@ -22,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--skip-bad-rows", action="store_true", help="leave out rows whose badge is unreadable")
 
     def handle(self, *args, source: Path, target: Path, badge_column: str, skip_bad_rows: bool, **options):
+        if source.resolve() == target.resolve():
+            raise CommandError(
+                f"{target} is the spreadsheet being read: name another file to write, so its badges are kept."
+            )
         try:
             written, skipped = convert(source, target, badge_column, skip_bad_rows=skip_bad_rows)
         except BadgeError as exc:

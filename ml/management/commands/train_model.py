@@ -131,6 +131,13 @@ class Command(BaseCommand):
             f"{data['bad_rows_skipped']:,} bad rows skipped; holdout: {data['holdout_rows']:,} rows."
         )
         self.stdout.write(metrics_table(metadata))
+        badges = (metadata.get("model_card") or {}).get("badges")
+        if badges:  # range rows (badges) have no exact units to score; the table above is of the exact ones
+            self.stdout.write(
+                f"Held-out range rows (badges): {badges['holdout_rows']:,}, of which "
+                f"{badges['median_in_range']:.0%} have their median estimate inside their range; the table "
+                "above scores the exact rows only."
+            )
         if not metadata["active"]:
             for change in metadata["warnings"]:
                 self.stdout.write(f"Activating it would narrow what is accepted: {change}.")
