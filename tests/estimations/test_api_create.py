@@ -149,6 +149,15 @@ class TestBulkInsert:
 
 
 class TestModel:
+    def test_an_old_clients_answer_from_the_real_model_has_only_marketplace_added(self, api, active_model):
+        body = post_json(api, {"bestseller_rank": 1000, "category": "books"}).json()
+        before_issue_21 = {
+            "_id", "bestseller_rank", "category", "estimated_sales", "estimated_sales_low", "estimated_sales_high",
+            "extrapolated", "model_version", "_created", "_updated", "_etag", "_links", "_status",
+        }  # fmt: skip
+
+        assert set(body) == before_issue_21 | {"marketplace"} and body["marketplace"] == "us"
+
     def test_every_estimate_records_its_interval_and_model_version(self, api, active_model):
         body = post_json(api, {"bestseller_rank": 1000, "category": "books"}).json()
 
