@@ -6,7 +6,6 @@ More: docs/architecture.md, "estimations/validation.py".
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -277,7 +276,7 @@ NOT_JSON = object()
 def _price_issue(price: Any) -> str | None:
     if not isinstance(price, int | float) or isinstance(price, bool):
         return ISSUE_PRICE
-    if not math.isfinite(price) or not 0 < price <= MAX_PRICE:
+    if not 0 < price <= MAX_PRICE:  # compared, not converted: an int of any size, NaN and infinities fail here
         return ISSUE_PRICE
     exponent = Decimal(repr(price)).as_tuple().exponent
     if not isinstance(exponent, int) or exponent < -2:

@@ -162,7 +162,10 @@ class TestPrice:
 
         assert problems == {} and clean["price"] == price and isinstance(clean["price"], float)
 
-    @pytest.mark.parametrize("price", [0, -1, 0.001, 19.999, 1_000_000.01, 1e300, True, "19.99", [19.99]])
+    @pytest.mark.parametrize(
+        "price",
+        [0, -1, 0.001, 19.999, 1_000_000.01, 1e300, 10**400, float("nan"), float("inf"), True, "19.99", [19.99]],
+    )
     def test_the_rest_is_refused(self, price):
         assert issues({"bestseller_rank": 5, "price": price}) == {"price": validation.ISSUE_PRICE}
 
