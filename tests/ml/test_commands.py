@@ -123,7 +123,9 @@ def test_the_readmes_training_section_says_how_the_commands_run_and_the_rows_a_c
     section = readme.split("### Training on your own CSV", 1)[1].split("\n## ", 1)[0]
     commands = [line for line in section.splitlines() if "manage.py" in line and not line.startswith("`")]
 
-    assert commands and all(line.startswith(".venv/bin/python manage.py ") for line in commands), commands
+    assert commands and all(line.removeprefix("$ ").startswith(".venv/bin/python manage.py ") for line in commands), (
+        commands
+    )
     assert "`MONGO_URI`" in section and "`POST /models`" in section
     needs = f"at least {MIN_ROWS_PER_CATEGORY} rows left to fit after the random {HOLDOUT_FRACTION:.0%} holdout"
     assert needs in " ".join(section.split())  # the numbers ml/ checks, read from it
