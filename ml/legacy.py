@@ -96,8 +96,7 @@ class LegacyPredictor(CategoryRows):
         marketplace: str = DEFAULT_MARKETPLACE,
     ) -> Estimate:
         """A month at the history's time-weighted mean rate, as ml.predictor.Predictor.estimate_history."""
-        values = np.asarray(ranks, dtype=np.float64)
-        codes = np.full(len(values), self._code[marketplace, category], dtype=np.int64)
+        values, codes = self._history_rows(ranks, category, marketplace)
         weights = history.time_weights(seconds)
         rate = float(weights @ np.maximum(np.expm1(np.minimum(self.predict_log1p(values, codes), 700.0)), 0.0))
         beyond = self.beyond_training(values, codes)

@@ -120,6 +120,11 @@ class CategoryRows:
     def code(self, category: str, marketplace: str = DEFAULT_MARKETPLACE) -> int:
         return self._code[marketplace, category]
 
+    def _history_rows(self, ranks: Sequence[int], category: str, marketplace: str) -> tuple[np.ndarray, np.ndarray]:
+        """A rank history's ranks as floats, and its segment's code for each (KeyError if unknown)."""
+        values = np.asarray(ranks, dtype=np.float64)
+        return values, np.full(len(values), self._code[marketplace, category], dtype=np.int64)
+
 
 class Predictor(CategoryRows):
     """The Estimator the API calls, read out of a fitted Pipeline (ml.pipeline.build_pipeline)."""
@@ -207,8 +212,7 @@ class Predictor(CategoryRows):
         """The month at a rank history's mean rate (ml.history): its samples' rates weighted by time, and the
         quantiles of a month at that rate. Outside the trained ranks, the interval widens by the time-weighted
         distance."""
-        values = np.asarray(ranks, dtype=np.float64)
-        codes = np.full(len(values), self._code[marketplace, category], dtype=np.int64)
+        values, codes = self._history_rows(ranks, category, marketplace)
         weights = history.time_weights(seconds)
         x = np.log(values)
         rate = float(weights @ np.exp(self._log_rate(x, codes)))
